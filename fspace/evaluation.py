@@ -1,0 +1,259 @@
+"""Function vectors: a model's outputs on every probe input, concatenated.
+
+:func:`function_vector` is the pure computation; the :class:`~fspace.Recorder` calls it
+online and :func:`evaluate` calls it offline on stored weights, caching each result in
+the experiment so nothing is evaluated twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fspace.errors import (
+    CheckpointError,
+    ConfigError,
+    EmptyExperimentError,
+    ModelOutputError,
+    RunError,
+)
+from fspace.probes import ProbeSuite
+from fspace.store import CheckpointInfo, Experiment, RunInfo
+from fspace.vectors import OUTPUTS, FunctionVectors
+
+ModelFactory = Callable[..., nn.Module]
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ConfigError(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
+
+
+class _EvalMode:
+    """Put every submodule in eval mode, and restore each one's own mode afterwards."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc) -> None:
+        for m, mode in self.modes:
+            m.training = mode
+
+
+def _transform(logits: torch.Tensor, output: str) -> torch.Tensor:
+    if output == "prob":
+        return torch.softmax(logits, dim=-1)
+    if output == "logprob":
+        return torch.log_softmax(logits, dim=-1)
+    return logits
+
+
+@torch.no_grad()
+def function_vector(
+    model: nn.Module,
+    probes: ProbeSuite | torch.Tensor,
+    *,
+    output: str = "prob",
+    batch_size: int = 4096,
+    what: str = "model",
+) -> torch.Tensor:
+    """Outputs of ``model`` on every probe input, concatenated into one float32 vector.
+
+    The model runs in eval mode under ``no_grad``; each submodule's own train/eval mode
+    is restored afterwards. ``output`` picks softmax probabilities (``"prob"``, the
+    default), log-probabilities or raw logits of the model's ``(n, classes)`` output.
+
+    Example::
+
+        v = function_vector(model, suite)   # shape (len(suite) * n_classes,)
+    """
+    _check_output(output)
+    inputs = probes.inputs if isinstance(probes, ProbeSuite) else probes
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    chunks = []
+    with _EvalMode(model):
+        for start in range(0, inputs.shape[0], batch_size):
+            out = model(inputs[start : start + batch_size].to(device))
+            if not isinstance(out, torch.Tensor):
+                raise ModelOutputError(
+                    f"{what} returned {type(out).__name__}, not a tensor; a function "
+                    f"vector needs an (n, classes) tensor of logits"
+                )
+            if out.ndim != 2 or out.shape[0] != min(batch_size, inputs.shape[0] - start):
+                raise ModelOutputError(
+                    f"{what} returned shape {tuple(out.shape)} for "
+                    f"{min(batch_size, inputs.shape[0] - start)} probe inputs; expected "
+                    f"(n, classes) logits"
+                )
+            chunks.append(_transform(out.float(), output).to("cpu"))
+    v = torch.cat(chunks).reshape(-1)
+    if not torch.isfinite(v).all():
+        bad = int((~torch.isfinite(v)).sum())
+        raise ModelOutputError(f"{what} produced {bad} NaN or infinite outputs on the probes")
+    return v
+
+
+def resolve_factory(spec: str | ModelFactory) -> ModelFactory:
+    """Turn ``"package.module:function"`` into the callable it names."""
+    if callable(spec):
+        return spec
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ConfigError(f"model factory {spec!r} must be 'package.module:function'")
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"model factory {spec!r}: cannot import {module_name!r} ({e})") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"model factory {spec!r}: {module_name} has no function {attr!r}")
+    return factory
+
+
+def build_model(run: RunInfo, factory: str | ModelFactory | None = None) -> nn.Module:
+    """Instantiate the architecture of ``run`` with its recorded ``model_kwargs``."""
+    spec = factory or run.model_factory
+    if spec is None:
+        raise RunError(
+            f"run {run.id!r} recorded no model factory; pass one (model_factory='pkg.mod:fn' "
+            f"to the Recorder, or --model-factory to fspace evaluate)"
+        )
+    fn = resolve_factory(spec)
+    try:
+        inspect.signature(fn).bind(**run.model_kwargs)
+    except TypeError as e:
+        raise ConfigError(
+            f"model factory {spec!r} does not accept run {run.id!r}'s model_kwargs "
+            f"{run.model_kwargs}: {e}"
+        ) from None
+    model = fn(**run.model_kwargs)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model factory {spec!r} returned {type(model).__name__}, not a Module")
+    return model
+
+
+def load_into(model: nn.Module, weights: dict[str, torch.Tensor], ckpt: CheckpointInfo) -> None:
+    """Load stored weights into ``model``, naming the checkpoint if they do not fit."""
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0:3]
+        raise CheckpointError(
+            f"checkpoint {ckpt.key} ({ckpt.path}) does not fit the model factory's "
+            f"architecture: {' '.join(first)}"
+        ) from None
+
+
+def evaluate(
+    experiment: Experiment | str,
+    *,
+    probes: str | ProbeSuite | None = None,
+    output: str = "prob",
+    model_factory: str | ModelFactory | None = None,
+    runs: Sequence[str] | None = None,
+    progress: bool = True,
+) -> FunctionVectors:
+    """Function vectors of every checkpoint in ``experiment``, computing only missing ones.
+
+    Vectors already cached (recorded online, or by an earlier call) are read back; the
+    others are computed from stored weights with the run's model factory (or
+    ``model_factory``) and cached. Checkpoints whose model produces NaN or infinite
+    outputs are left out with a warning that names them.
+    """
+    exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
+    _check_output(output)
+    suite = probes if isinstance(probes, ProbeSuite) else exp.probes(probes)
+    ckpts = exp.require_checkpoints()
+    if runs is not None:
+        wanted = set(runs)
+        for r in wanted - {c.run for c in ckpts}:
+            exp.run(r)  # unknown run -> RunError naming it
+        ckpts = [c for c in ckpts if c.run in wanted]
+    vectors, kept, failed = _collect(exp, suite, output, ckpts, model_factory, progress)
+    if failed:
+        warnings.warn(
+            f"left out {len(failed)} checkpoints with NaN or infinite outputs: "
+            + ", ".join(failed[:5])
+            + (" ..." if len(failed) > 5 else ""),
+            stacklevel=2,
+        )
+    if not kept:
+        raise EmptyExperimentError(f"no checkpoint in {exp.path} has a finite function vector")
+    _check_lengths(vectors, kept)
+    matrix = np.stack([v.numpy() for v in vectors]).astype(np.float32, copy=False)
+    return FunctionVectors(matrix, points_frame(exp, kept), suite.fingerprint, output)
+
+
+def _collect(exp, suite, output, ckpts, factory, progress):
+    from tqdm.auto import tqdm
+
+    vectors, kept, failed = [], [], []
+    models: dict[str, nn.Module] = {}
+    bar = tqdm(ckpts, desc="function vectors", unit="ckpt", disable=not progress, leave=False)
+    for ckpt in bar:
+        v = exp.load_vector(ckpt, suite.fingerprint, output)
+        if v is None:
+            if ckpt.run not in models:
+                models[ckpt.run] = build_model(exp.run(ckpt.run), factory)
+            model = models[ckpt.run]
+            load_into(model, exp.load_weights(ckpt), ckpt)
+            try:
+                v = function_vector(model, suite, output=output, what=f"checkpoint {ckpt.key}")
+            except ModelOutputError as e:
+                if "NaN" not in str(e):
+                    raise
+                failed.append(ckpt.key)
+                continue
+            exp.save_vector(ckpt, suite.fingerprint, output, v)
+        vectors.append(v)
+        kept.append(ckpt)
+    return vectors, kept, failed
+
+
+def _check_lengths(vectors: list[torch.Tensor], ckpts: list[CheckpointInfo]) -> None:
+    lengths = {}
+    for v, c in zip(vectors, ckpts, strict=True):
+        lengths.setdefault(v.numel(), c)
+    if len(lengths) > 1:
+        detail = "; ".join(f"{c.key}: {n}" for n, c in lengths.items())
+        raise ModelOutputError(
+            f"function vectors differ in length on the same probe suite ({detail}): the "
+            f"models' output sizes differ, so they cannot be compared"
+        )
+
+
+def points_frame(exp: Experiment, ckpts: Sequence[CheckpointInfo]):
+    """One row per checkpoint: run, group, seed, epoch, step, checkpoint, metrics, config."""
+    import pandas as pd
+
+    runs = {r: exp.run(r) for r in {c.run for c in ckpts}}
+    rows = []
+    for c in ckpts:
+        run = runs[c.run]
+        row = {
+            "run": c.run,
+            "group": run.group,
+            "seed": -1 if run.seed is None else int(run.seed),
+            "epoch": c.epoch,
+            "step": c.step,
+            "checkpoint": c.key,
+        }
+        for k, v in run.config.items():
+            if isinstance(v, (str, int, float, bool)) and k not in row:
+                row[k] = v
+        for k, v in c.metrics.items():
+            row[k if k not in row else f"metric.{k}"] = v
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Adapters that connect the Recorder to training frameworks."""

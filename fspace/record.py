@@ -1,0 +1,264 @@
+"""The Recorder: saves checkpoints (and online function vectors) from a training loop.
+
+Example::
+
+    with fspace.Recorder("checkpoints/mnist", run="rand-s0", group="random", seed=0,
+                         probes=suite, model_factory="mypkg.models:make_mlp",
+                         model_kwargs={"hidden": [500, 500]}) as rec:
+        for epoch in range(10):
+            train_one_epoch(model)
+            rec.record(model, epoch=epoch + 1, metrics={"test_error": err})
+
+``record()`` copies the weights and, if a probe suite was given, computes the function
+vector while the model is in memory; the disk writes happen on a background thread.
+``close()`` waits for them and raises :class:`~fspace.errors.RecorderError` if any failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import torch
+from torch import nn
+
+from fspace.errors import ConfigError, ModelOutputError, RecorderError
+from fspace.evaluation import ModelFactory, function_vector
+from fspace.probes import ProbeSuite
+from fspace.store import CheckpointInfo, Experiment, RunInfo, files, layout
+from fspace.vectors import OUTPUTS
+
+
+def _as_suite(probes: Any) -> ProbeSuite | None:
+    if probes is None or isinstance(probes, ProbeSuite):
+        return probes
+    return ProbeSuite.from_array(probes)
+
+
+def _factory_name(factory: str | ModelFactory | None) -> str | None:
+    if factory is None or isinstance(factory, str):
+        return factory
+    name = f"{factory.__module__}:{factory.__qualname__}"
+    if "<" in name or factory.__module__ == "__main__":
+        raise ConfigError(
+            f"model_factory {factory!r} cannot be found again from another process; "
+            f"pass an importable 'package.module:function' string"
+        )
+    return name
+
+
+def _metrics(metrics: dict[str, Any] | None) -> dict[str, float]:
+    out = {}
+    for k, v in (metrics or {}).items():
+        try:
+            out[str(k)] = float(v.item() if isinstance(v, torch.Tensor) else v)
+        except (TypeError, ValueError, RuntimeError):
+            raise ConfigError(f"metric {k!r} must be a number, got {v!r}") from None
+    return out
+
+
+class Recorder:
+    """Record a run's checkpoints into an experiment directory (created if needed).
+
+    Args:
+        path: experiment directory.
+        run: id of this run, unique in the experiment (letters, digits, ``._=+-``).
+        group: the run's group, e.g. ``"pretrained"`` or ``"random"``.
+        seed: the run's seed, kept as a label.
+        config: free-form JSON-serialisable settings of the run.
+        probes: a :class:`ProbeSuite` (or array of inputs) to compute function vectors
+            on at every record; stored in the experiment.
+        output: what the function vectors hold: ``"prob"``, ``"logprob"`` or ``"logits"``.
+        model_factory: ``"package.module:function"`` that rebuilds the architecture,
+            called with ``model_kwargs``; needed to evaluate stored weights later.
+        max_pending: checkpoints allowed to wait for the writer before ``record`` blocks.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        run: str,
+        group: str = "default",
+        seed: int | None = None,
+        config: dict[str, Any] | None = None,
+        probes: ProbeSuite | Any = None,
+        output: str = "prob",
+        model_factory: str | ModelFactory | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        max_pending: int = 4,
+    ) -> None:
+        if output not in OUTPUTS:
+            raise ConfigError(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
+        if max_pending < 1:
+            raise ConfigError(f"max_pending must be at least 1, got {max_pending}")
+        self.output = output
+        self.max_pending = max_pending
+        self.experiment = Experiment.create(path)
+        info = RunInfo(
+            id=run,
+            group=group,
+            seed=None if seed is None else int(seed),
+            config=dict(config or {}),
+            model_factory=_factory_name(model_factory),
+            model_kwargs=dict(model_kwargs or {}),
+            created=time.time(),
+        )
+        self.run = self.experiment.create_run(info)
+        self.probes = _as_suite(probes)
+        if self.probes is not None:
+            self.experiment.add_probes(self.probes)
+        self._recorded = {(c.epoch, c.step) for c in self.experiment.checkpoints(run)}
+        self._vector_size: int | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspace-writer")
+        self._pending: deque[tuple[str, Future]] = deque()
+        self._failures: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def recorded(self) -> set[tuple[int, int]]:
+        """(epoch, step) pairs of this run already recorded, on disk or queued."""
+        return set(self._recorded)
+
+    def record(
+        self,
+        model: nn.Module,
+        *,
+        epoch: int,
+        step: int | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> bool:
+        """Save ``model``'s weights as the checkpoint at ``epoch`` (and ``step``).
+
+        Returns False, writing nothing, if this run already holds that checkpoint (so a
+        resumed loop can call it again safely). Raises RecorderError if an earlier write
+        failed.
+        """
+        self._check_open()
+        self._raise_failures()
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ConfigError(f"epoch must be a non-negative int, got {epoch!r}")
+        step = epoch if step is None else int(step)
+        if (epoch, step) in self._recorded:
+            return False
+        values = _metrics(metrics)
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        vector = self._vector(model, epoch, step)
+        name = layout.checkpoint_name(epoch, step)
+        meta = {
+            "kind": "checkpoint",
+            "run": self.run.id,
+            "group": self.run.group,
+            "epoch": epoch,
+            "step": step,
+            "metrics": values,
+            "created": time.time(),
+        }
+        self._wait_for_room()
+        future = self._pool.submit(self._write, name, weights, meta, vector)
+        self._pending.append((name, future))
+        self._recorded.add((epoch, step))
+        return True
+
+    def _vector(self, model: nn.Module, epoch: int, step: int) -> torch.Tensor | None:
+        if self.probes is None:
+            return None
+        what = f"run {self.run.id!r} at epoch {epoch}, step {step}"
+        try:
+            v = function_vector(model, self.probes, output=self.output, what=what)
+        except ModelOutputError as e:
+            if "NaN" not in str(e):
+                raise
+            warnings.warn(f"{e}; the weights are saved without a function vector", stacklevel=3)
+            return None
+        if self._vector_size is None:
+            self._vector_size = v.numel()
+        elif v.numel() != self._vector_size:
+            raise ModelOutputError(
+                f"{what}: function vector has {v.numel()} values, earlier checkpoints of this "
+                f"run have {self._vector_size}; the model's output size changed"
+            )
+        return v
+
+    def _write(self, name: str, weights, meta, vector) -> None:
+        ckpt = CheckpointInfo(
+            run=self.run.id,
+            epoch=meta["epoch"],
+            step=meta["step"],
+            metrics=meta["metrics"],
+            path=layout.checkpoint_path(self.experiment.path, self.run.id, name),
+        )
+        # The vector goes first: a listed checkpoint always has its online vector.
+        if vector is not None:
+            self.experiment.save_vector(ckpt, self.probes.fingerprint, self.output, vector)
+        # An earlier, interrupted process may have written it: the stored one stands.
+        with contextlib.suppress(FileExistsError):
+            files.write(ckpt.path, weights, meta, exclusive=True)
+
+    def _wait_for_room(self) -> None:
+        while len(self._pending) >= self.max_pending:
+            self._settle(self._pending.popleft())
+        while self._pending and self._pending[0][1].done():
+            self._settle(self._pending.popleft())
+
+    def _settle(self, item: tuple[str, Future]) -> None:
+        name, future = item
+        try:
+            future.result()
+        except Exception as e:  # any failure of the writer is reported, none is lost
+            self._failures.append(f"{self.run.id}/{name}: {type(e).__name__}: {e}")
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            lines = "\n  ".join(self._failures)
+            self._failures = []
+            raise RecorderError(
+                f"failed to write checkpoints into {self.experiment.path}:\n  {lines}"
+            )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RecorderError(f"recorder of run {self.run.id!r} is closed")
+
+    def flush(self) -> None:
+        """Wait until every queued checkpoint is on disk; raise RecorderError on failure."""
+        while self._pending:
+            self._settle(self._pending.popleft())
+        self._raise_failures()
+
+    def close(self) -> None:
+        """Finish all writes and release the writer thread. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except RecorderError as e:  # keep the training error primary, but report ours
+            warnings.warn(str(e), stacklevel=2)
+
+    def __repr__(self) -> str:
+        return (
+            f"Recorder({str(self.experiment.path)!r}, run={self.run.id!r}, "
+            f"group={self.run.group!r}, recorded={len(self._recorded)})"
+        )

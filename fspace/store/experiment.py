@@ -1,0 +1,330 @@
+"""The experiment store: runs, checkpoints, probe suites and cached function vectors.
+
+The files are the source of truth and there is no shared index: listing an experiment
+scans its directories and reads only the small headers of files it has not seen
+before, so several writers never contend for anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fspace import _atomic
+from fspace.errors import (
+    CheckpointError,
+    ConfigError,
+    EmptyExperimentError,
+    NotAnExperimentError,
+    ProbeMismatchError,
+    RunError,
+)
+from fspace.probes import ProbeSuite
+from fspace.store import files, layout
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One training run: its id, group, seed, free-form config and model factory."""
+
+    id: str
+    group: str
+    seed: int | None
+    config: dict[str, Any] = field(default_factory=dict)
+    model_factory: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "group": self.group,
+            "seed": self.seed,
+            "config": self.config,
+            "model_factory": self.model_factory,
+            "model_kwargs": self.model_kwargs,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Metadata of one stored checkpoint; its weights stay on disk until asked for."""
+
+    run: str
+    epoch: int
+    step: int
+    metrics: dict[str, float]
+    path: Path
+    created: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return layout.checkpoint_name(self.epoch, self.step)
+
+    @property
+    def key(self) -> str:
+        """Unique key of the checkpoint within its experiment: ``run/name``."""
+        return f"{self.run}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that could not be read while scanning; the rest of the scan goes on."""
+
+    path: Path
+    message: str
+
+
+class Experiment:
+    """An experiment directory. Open an existing one with ``Experiment(path)``.
+
+    Example::
+
+        exp = Experiment("checkpoints/mnist")
+        for ckpt in exp.checkpoints():
+            print(ckpt.key, ckpt.metrics)
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not (self.path / layout.MARKER).is_file():
+            hint = "it does not exist" if not self.path.exists() else "it holds no experiment"
+            raise NotAnExperimentError(
+                f"{self.path} is not an fspace experiment ({hint}); record into it with "
+                f"fspace.Recorder or create it with Experiment.create()"
+            )
+        self._header_cache: dict[Path, tuple[tuple[int, int], Any]] = {}
+        self.problems: list[Problem] = []
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, exist_ok: bool = True) -> Experiment:
+        """Create an experiment directory (or open it if it exists and ``exist_ok``)."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise NotAnExperimentError(f"{path} is a file, not an experiment directory")
+        marker = path / layout.MARKER
+        if not marker.exists():
+            body = {"format": "fspace-experiment", "version": files.FORMAT_VERSION}
+            body["created"] = time.time()
+            # Another process may create it first: same content, nothing to do.
+            with contextlib.suppress(FileExistsError):
+                _atomic.write_text(marker, json.dumps(body, indent=2), exclusive=True)
+        elif not exist_ok:
+            raise ConfigError(f"experiment {path} already exists")
+        return cls(path)
+
+    def __repr__(self) -> str:
+        return f"Experiment({str(self.path)!r})"
+
+    # runs ----------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        runs = self.path / "runs"
+        if not runs.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(runs) if e.is_dir() and e.name[0] != ".")
+
+    def runs(self) -> list[RunInfo]:
+        """All runs whose run.json is readable; unreadable ones are listed in ``problems``."""
+        out = []
+        for run_id in self.run_ids():
+            try:
+                out.append(self.run(run_id))
+            except RunError as e:
+                self._problem(layout.run_dir(self.path, run_id) / "run.json", str(e))
+        return out
+
+    def run(self, run_id: str) -> RunInfo:
+        """The run named ``run_id``; RunError if there is none."""
+        layout.check_name(run_id, "run id")
+        path = layout.run_dir(self.path, run_id) / "run.json"
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            return RunInfo(
+                id=body["id"],
+                group=body["group"],
+                seed=body.get("seed"),
+                config=dict(body.get("config") or {}),
+                model_factory=body.get("model_factory"),
+                model_kwargs=dict(body.get("model_kwargs") or {}),
+                created=float(body.get("created", 0.0)),
+            )
+        except FileNotFoundError:
+            known = ", ".join(self.run_ids()[:10]) or "none"
+            raise RunError(f"no run {run_id!r} in {self.path} (runs: {known})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise RunError(f"{path}: run description is malformed ({e!r})") from None
+
+    def create_run(self, info: RunInfo) -> RunInfo:
+        """Claim ``info.id`` for a new run, or reopen it if it was recorded with the same
+        group and seed. Two processes can never both create the same run."""
+        layout.check_name(info.id, "run id")
+        layout.check_name(info.group, "group")
+        path = layout.run_dir(self.path, info.id) / "run.json"
+        try:
+            _atomic.write_text(path, json.dumps(info.to_json(), indent=2), exclusive=True)
+            return info
+        except FileExistsError:
+            existing = self.run(info.id)
+        if (existing.group, existing.seed) != (info.group, info.seed):
+            raise RunError(
+                f"run {info.id!r} already exists in {self.path} with group "
+                f"{existing.group!r} and seed {existing.seed}; pick another run id to record "
+                f"group {info.group!r}, seed {info.seed}"
+            )
+        return existing
+
+    # checkpoints ---------------------------------------------------------------------
+
+    def checkpoints(self, run: str | None = None) -> list[CheckpointInfo]:
+        """Checkpoints in (run, epoch, step) order, read from their headers only.
+
+        A file that cannot be read is skipped with a warning and listed in
+        ``self.problems``; the others are returned.
+        """
+        self.problems = []
+        runs = [run] if run is not None else self.run_ids()
+        out: list[CheckpointInfo] = []
+        for run_id in runs:
+            directory = layout.run_dir(self.path, run_id) / "checkpoints"
+            if run is not None:
+                self.run(run)  # unknown run -> RunError
+            if not directory.is_dir():
+                continue
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+                if entry.name.startswith(".") or not entry.name.endswith(".safetensors"):
+                    continue
+                info = self._checkpoint_info(run_id, Path(entry.path), entry)
+                if info is not None:
+                    out.append(info)
+        for p in self.problems:
+            warnings.warn(f"skipping unreadable file: {p.message}", stacklevel=2)
+        return out
+
+    def _checkpoint_info(
+        self, run_id: str, path: Path, entry: os.DirEntry
+    ) -> CheckpointInfo | None:
+        st = entry.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._header_cache.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        try:
+            _, meta = files.read_header(path)
+            info = CheckpointInfo(
+                run=run_id,
+                epoch=int(meta["epoch"]),
+                step=int(meta["step"]),
+                metrics={str(k): float(v) for k, v in (meta.get("metrics") or {}).items()},
+                path=path,
+                created=float(meta.get("created", 0.0)),
+            )
+        except CheckpointError as e:
+            self._problem(path, str(e))
+            return None
+        except (KeyError, TypeError, ValueError) as e:
+            self._problem(path, f"{path}: checkpoint metadata is malformed ({e!r})")
+            return None
+        self._header_cache[path] = (stamp, info)
+        return info
+
+    def _problem(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def load_weights(self, ckpt: CheckpointInfo, *, verify: bool = True) -> dict[str, torch.Tensor]:
+        """The checkpoint's state dict (CPU tensors), checked against its checksum."""
+        tensors, _ = files.read(ckpt.path, verify=verify)
+        return tensors
+
+    def require_checkpoints(self) -> list[CheckpointInfo]:
+        """Like :meth:`checkpoints` but raise EmptyExperimentError when there are none."""
+        ckpts = self.checkpoints()
+        if not ckpts:
+            raise EmptyExperimentError(
+                f"experiment {self.path} holds no checkpoints yet "
+                f"({len(self.run_ids())} runs); record some with fspace.Recorder"
+            )
+        return ckpts
+
+    # probe suites --------------------------------------------------------------------
+
+    def add_probes(self, suite: ProbeSuite) -> ProbeSuite:
+        """Store a probe suite under its name. Re-adding identical inputs is a no-op;
+        different inputs under an existing name are refused."""
+        layout.check_name(suite.name, "probe suite name")
+        path = self.path / "probes" / f"{suite.name}.safetensors"
+        tensors = {"inputs": suite.inputs}
+        if suite.targets is not None:
+            tensors["targets"] = suite.targets
+        meta = {"kind": "probes", "name": suite.name, "fingerprint": suite.fingerprint}
+        try:
+            files.write(path, tensors, meta, exclusive=True)
+        except FileExistsError:
+            existing = self.probes(suite.name)
+            if existing.fingerprint != suite.fingerprint:
+                raise ProbeMismatchError(
+                    f"probe suite {suite.name!r} in {self.path} has fingerprint "
+                    f"{existing.fingerprint}, the given inputs have {suite.fingerprint}; "
+                    f"store them under another name"
+                ) from None
+        return suite
+
+    def probe_suites(self) -> dict[str, str]:
+        """Names of stored probe suites mapped to their fingerprints."""
+        directory = self.path / "probes"
+        if not directory.is_dir():
+            return {}
+        out = {}
+        for p in sorted(directory.glob("*.safetensors")):
+            if not p.name.startswith("."):
+                out[p.stem] = files.read_header(p)[1]["fingerprint"]
+        return out
+
+    def probes(self, name: str | None = None) -> ProbeSuite:
+        """The probe suite named (or fingerprinted) ``name``; the only one if None."""
+        suites = self.probe_suites()
+        if name is None:
+            if len(suites) != 1:
+                what = "no probe suite" if not suites else f"{len(suites)} probe suites"
+                raise ProbeMismatchError(
+                    f"experiment {self.path} has {what}; "
+                    + ("name one of: " + ", ".join(suites) if suites else "add one first")
+                )
+            name = next(iter(suites))
+        by_fp = {fp: n for n, fp in suites.items()}
+        stem = name if name in suites else by_fp.get(name)
+        if stem is None:
+            raise ProbeMismatchError(
+                f"no probe suite {name!r} in {self.path} (have: {', '.join(suites) or 'none'})"
+            )
+        tensors, meta = files.read(self.path / "probes" / f"{stem}.safetensors")
+        suite = ProbeSuite(inputs=tensors["inputs"], name=stem, targets=tensors.get("targets"))
+        suite.require(meta["fingerprint"], f"stored probe suite {stem!r}")
+        return suite
+
+    # function vectors ----------------------------------------------------------------
+
+    def save_vector(self, ckpt: CheckpointInfo, suite: str, output: str, v: torch.Tensor) -> None:
+        """Cache the function vector of ``ckpt`` on the suite with fingerprint ``suite``."""
+        path = layout.vector_path(self.path, ckpt.run, suite, output, ckpt.name)
+        meta = {"kind": "vector", "fingerprint": suite, "output": output, "checkpoint": ckpt.key}
+        files.write(path, {"vector": v.reshape(-1)}, meta)
+
+    def load_vector(self, ckpt: CheckpointInfo, suite: str, output: str) -> torch.Tensor | None:
+        """The cached function vector of ``ckpt``, or None if it was never computed."""
+        path = layout.vector_path(self.path, ckpt.run, suite, output, ckpt.name)
+        if not path.exists():
+            return None
+        tensors, meta = files.read(path)
+        if meta.get("fingerprint") != suite:
+            raise ProbeMismatchError(f"{path}: cached for probe suite {meta.get('fingerprint')}")
+        return tensors["vector"]

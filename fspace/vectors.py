@@ -1,0 +1,64 @@
+"""Function vectors of many checkpoints, with the labels of each one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fspace.errors import ProbeMismatchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OUTPUTS = ("prob", "logprob", "logits")
+"""What a function vector holds per probe input: softmax probabilities (default),
+log-probabilities, or raw logits."""
+
+
+@dataclass(frozen=True)
+class FunctionVectors:
+    """Function vectors of ``n`` checkpoints on one probe suite.
+
+    ``matrix[i]`` is the function vector of the checkpoint described by row ``i`` of
+    ``points`` (columns ``run, group, seed, epoch, step, checkpoint`` and one column per
+    recorded metric and scalar config value).
+    """
+
+    matrix: np.ndarray
+    points: pd.DataFrame
+    fingerprint: str
+    output: str = "prob"
+
+    def __post_init__(self) -> None:
+        if self.matrix.ndim != 2:
+            raise ProbeMismatchError(
+                f"function vectors must form a 2-D matrix, got shape {self.matrix.shape}"
+            )
+        if len(self.points) != self.matrix.shape[0]:
+            raise ProbeMismatchError(
+                f"{self.matrix.shape[0]} function vectors but {len(self.points)} point labels"
+            )
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    def check_compatible(self, other: FunctionVectors) -> None:
+        """Raise unless ``other`` was computed on the same probe suite and output."""
+        if other.fingerprint != self.fingerprint:
+            raise ProbeMismatchError(
+                f"function vectors were computed on different probe suites "
+                f"({self.fingerprint} vs {other.fingerprint}); they cannot be compared"
+            )
+        if other.output != self.output:
+            raise ProbeMismatchError(
+                f"function vectors hold different outputs ({self.output!r} vs "
+                f"{other.output!r}); evaluate both with the same --output"
+            )
+        if other.matrix.shape[1] != self.matrix.shape[1]:
+            raise ProbeMismatchError(
+                f"function vectors differ in length ({self.matrix.shape[1]} vs "
+                f"{other.matrix.shape[1]}) on the same probe suite: the models' output "
+                f"sizes differ"
+            )
