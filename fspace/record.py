@@ -115,7 +115,11 @@ class Recorder:
         if self.probes is not None:
             self.experiment.add_probes(self.probes)
         self._recorded = {(c.epoch, c.step) for c in self.experiment.checkpoints(run)}
-        self._vector_size: int | None = None
+        self._vector_size = (
+            None
+            if self.probes is None
+            else self.experiment.vector_size(self.probes.fingerprint, output)
+        )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspace-writer")
         self._pending: deque[tuple[str, Future]] = deque()
         self._failures: list[str] = []
@@ -184,8 +188,9 @@ class Recorder:
             self._vector_size = v.numel()
         elif v.numel() != self._vector_size:
             raise ModelOutputError(
-                f"{what}: function vector has {v.numel()} values, earlier checkpoints of this "
-                f"run have {self._vector_size}; the model's output size changed"
+                f"{what}: function vector has {v.numel()} values on probe suite "
+                f"{self.probes.name!r}, but the experiment's checkpoints have "
+                f"{self._vector_size}; the model's output size differs from the experiment's"
             )
         return v
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _models import make_mlp
 
 from fspace import ProbeSuite, Recorder
-from _models import make_mlp
 
 
 @pytest.fixture
@@ -29,8 +29,9 @@ def train_step(model: torch.nn.Module, seed: int, lr: float = 0.05) -> None:
             p -= lr * p.grad
 
 
-def record_experiment(path, suite, *, groups=("pretrained", "random"), seeds=(0, 1, 2), epochs=4,
-                      online=True):
+def record_experiment(
+    path, suite, *, groups=("pretrained", "random"), seeds=(0, 1, 2), epochs=4, online=True
+):
     """Record groups x seeds runs of ``epochs + 1`` checkpoints each (epoch 0 included)."""
     for g, group in enumerate(groups):
         for seed in seeds:

@@ -319,6 +319,20 @@ class Experiment:
         meta = {"kind": "vector", "fingerprint": suite, "output": output, "checkpoint": ckpt.key}
         files.write(path, {"vector": v.reshape(-1)}, meta)
 
+    def vector_size(self, suite: str, output: str) -> int | None:
+        """Length of the function vectors already cached for ``suite`` and ``output``
+        in any run (read from one file header), or None if there are none yet."""
+        pattern = f"runs/*/vectors/{suite}-{output}/*.safetensors"
+        for path in self.path.glob(pattern):
+            if path.name.startswith("."):
+                continue
+            try:
+                header, _ = files.read_header(path)
+            except CheckpointError:
+                continue
+            return int(header["vector"]["shape"][0])
+        return None
+
     def load_vector(self, ckpt: CheckpointInfo, suite: str, output: str) -> torch.Tensor | None:
         """The cached function vector of ``ckpt``, or None if it was never computed."""
         path = layout.vector_path(self.path, ckpt.run, suite, output, ckpt.name)

@@ -1,0 +1,147 @@
+"""The Recorder in a plain training loop: background writes, guards and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _models import make_mlp
+from conftest import train_step
+
+from fspace import Experiment, ProbeSuite, Recorder, evaluate
+from fspace.errors import ConfigError, ModelOutputError, ProbeMismatchError, RecorderError
+from fspace.store import files
+
+
+def test_plain_training_loop_records_every_epoch(tmp_path, suite):
+    model = make_mlp(seed=1)
+    with Recorder(tmp_path / "exp", run="r", group="g", seed=1, probes=suite) as rec:
+        for epoch in range(5):
+            train_step(model, seed=epoch)
+            rec.record(model, epoch=epoch, step=10 * epoch, metrics={"loss": torch.tensor(0.5)})
+    exp = Experiment(tmp_path / "exp")
+    ckpts = exp.checkpoints()
+    assert [(c.epoch, c.step) for c in ckpts] == [(e, 10 * e) for e in range(5)]
+    assert all(c.metrics == {"loss": 0.5} for c in ckpts)
+    assert all(exp.load_vector(c, suite.fingerprint, "prob") is not None for c in ckpts)
+
+
+def test_record_copies_weights_before_training_goes_on(tmp_path):
+    model = make_mlp(seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with Recorder(tmp_path / "exp", run="r", group="g") as rec:
+        rec.record(model, epoch=0)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)  # training continues while the writer works
+    exp = Experiment(tmp_path / "exp")
+    stored = exp.load_weights(exp.checkpoints()[0])
+    for k, v in before.items():
+        torch.testing.assert_close(stored[k], v)
+
+
+def test_same_epoch_is_never_saved_twice_and_resume_skips(tmp_path):
+    model = make_mlp()
+    with Recorder(tmp_path / "exp", run="r", group="g", seed=0) as rec:
+        assert rec.record(model, epoch=0) is True
+        assert rec.record(model, epoch=0) is False
+        rec.record(model, epoch=1)
+    with Recorder(tmp_path / "exp", run="r", group="g", seed=0) as rec:
+        assert rec.record(model, epoch=1) is False
+        assert rec.record(model, epoch=2) is True
+    assert [c.epoch for c in Experiment(tmp_path / "exp").checkpoints()] == [0, 1, 2]
+
+
+def test_close_reports_a_failed_write(tmp_path, monkeypatch):
+    rec = Recorder(tmp_path / "exp", run="r", group="g")
+    rec.record(make_mlp(), epoch=0)
+    rec.flush()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "write", disk_full)
+    rec.record(make_mlp(), epoch=1)
+    with pytest.raises(RecorderError, match=r"r/e000001.*No space left"):
+        rec.close()
+    assert [c.epoch for c in Experiment(tmp_path / "exp").checkpoints()] == [0]
+
+
+def test_record_after_close_is_an_error(tmp_path):
+    rec = Recorder(tmp_path / "exp", run="r", group="g")
+    rec.close()
+    rec.close()  # twice is fine
+    with pytest.raises(RecorderError, match="closed"):
+        rec.record(make_mlp(), epoch=0)
+
+
+def test_training_mode_is_restored(tmp_path, suite):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 3))
+    model.train()
+    model[1].eval()  # mixed modes must come back exactly as they were
+    with Recorder(tmp_path / "exp", run="r", group="g", probes=suite) as rec:
+        rec.record(model, epoch=0)
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, value: float, n_out: int = 3) -> None:
+        super().__init__()
+        self.value, self.n_out = value, n_out
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], self.n_out), self.value) + self.w
+
+
+def test_nan_outputs_keep_the_weights_and_are_left_out(tmp_path, suite):
+    with Recorder(tmp_path / "exp", run="r", group="g", probes=suite) as rec:
+        rec.record(_Constant(0.0), epoch=0)
+        with pytest.warns(UserWarning, match="NaN"):
+            rec.record(_Constant(float("nan")), epoch=1)
+    exp = Experiment(tmp_path / "exp")
+    assert [c.epoch for c in exp.checkpoints()] == [0, 1]
+    with pytest.warns(UserWarning, match="r/e000001"):
+        fv = evaluate(exp, model_factory=lambda: _Constant(float("nan")), progress=False)
+    assert list(fv.points["epoch"]) == [0]
+
+
+def test_output_size_differing_from_the_experiment(tmp_path, suite):
+    with Recorder(tmp_path / "exp", run="a", group="g", probes=suite) as rec:
+        rec.record(_Constant(0.0, n_out=3), epoch=0)
+    with Recorder(tmp_path / "exp", run="b", group="g", probes=suite) as rec:
+        with pytest.raises(ModelOutputError, match="100 values.*have 60"):
+            rec.record(_Constant(0.0, n_out=5), epoch=0)
+    assert len(Experiment(tmp_path / "exp").checkpoints()) == 1
+
+
+def test_probe_suite_name_clash_is_refused(tmp_path, suite):
+    Recorder(tmp_path / "exp", run="a", group="g", probes=suite).close()
+    other = ProbeSuite.from_array(np.ones((20, 4)), name=suite.name)
+    with pytest.raises(ProbeMismatchError, match="fingerprint"):
+        Recorder(tmp_path / "exp", run="b", group="g", probes=other)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        pytest.param({"epoch": -1}, "epoch", id="negative-epoch"),
+        pytest.param({"epoch": 1.5}, "epoch", id="float-epoch"),
+        pytest.param({"epoch": 0, "metrics": {"acc": "high"}}, "metric 'acc'", id="bad-metric"),
+    ],
+)
+def test_bad_record_arguments(tmp_path, kwargs, match):
+    with Recorder(tmp_path / "exp", run="r", group="g") as rec:
+        with pytest.raises(ConfigError, match=match):
+            rec.record(make_mlp(), **kwargs)
+
+
+def test_not_a_model_is_refused(tmp_path):
+    with Recorder(tmp_path / "exp", run="r", group="g") as rec:
+        with pytest.raises(ConfigError, match="dict"):
+            rec.record({"w": torch.zeros(2)}, epoch=0)
+
+
+def test_unimportable_factory_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="importable"):
+        Recorder(tmp_path / "exp", run="r", group="g", model_factory=lambda: make_mlp())
