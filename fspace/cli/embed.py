@@ -1,0 +1,36 @@
+"""``fspace embed EXP``: embed the function vectors in 2-D."""
+
+from __future__ import annotations
+
+import argparse
+
+from fspace.cli._args import add_embedding, add_experiment, add_vectors, embed_from_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="embed the function vectors in 2-D (t-SNE, PCA or UMAP)",
+        description="Evaluate any checkpoints that need it, embed all function vectors in "
+        "2-D and cache the map in the experiment.",
+    )
+    add_experiment(p)
+    add_vectors(p)
+    add_embedding(p)
+    p.add_argument("--csv", metavar="FILE", help="also write the coordinates with their labels")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    emb = embed_from_args(args)
+    frame = emb.frame
+    print(
+        f"{len(frame)} checkpoints of {frame['run'].nunique()} runs embedded with "
+        f"{emb.method} {emb.params}"
+    )
+    if args.csv:
+        from fspace._atomic import write_text
+
+        write_text(args.csv, frame.to_csv(index=False))
+        print(f"wrote {args.csv}")
+    return 0

@@ -1,0 +1,104 @@
+"""``fspace experiment pretraining``: record the pre-training experiment."""
+
+from __future__ import annotations
+
+import argparse
+
+from fspace.cli._args import positive_float, positive_int
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of ints"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one value")
+    return values
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="run a ready-made experiment (pretraining)",
+        description="Run a ready-made experiment, recording every run into an experiment "
+        "directory. A rerun skips completed runs and finishes interrupted ones.",
+    )
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    pre = kinds.add_parser(
+        "pretraining",
+        help="unsupervised pre-training + fine-tuning vs random initialisation",
+        description="For every depth and seed, fine-tune one MLP initialised from a greedily "
+        "pre-trained stack (RBMs or denoising autoencoders) and one from small random "
+        "weights, with the same minibatches, recording every epoch in function space.",
+    )
+    add_pretraining_options(pre)
+    pre.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    pre.set_defaults(func=run)
+
+
+def add_pretraining_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o",
+        "--out",
+        default="checkpoints/pretraining",
+        metavar="EXP",
+        help="experiment directory (default: checkpoints/pretraining)",
+    )
+    p.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds 0..N-1")
+    p.add_argument("--depths", type=int_list, default=(1, 2, 3), help="e.g. 1,2,3,4")
+    p.add_argument("--method", choices=("rbm", "dae"), default="rbm", help="default: rbm")
+    p.add_argument("--width", type=positive_int, default=500, help="hidden units per layer")
+    p.add_argument(
+        "--dataset",
+        default="mnist5k",
+        help="mnist5k (default, shipped), digits (8x8), or a directory of IDX files",
+    )
+    p.add_argument("--n-probe", type=positive_int, default=1000, help="held-out probe digits")
+    p.add_argument("--n-train", type=positive_int, help="limit the training digits")
+    p.add_argument("--pretrain-epochs", type=int, default=10, help="per layer (default: 10)")
+    p.add_argument("--finetune-epochs", type=positive_int, default=20, help="default: 20")
+    p.add_argument("--lr", type=positive_float, default=0.1, help="fine-tuning SGD step")
+    p.add_argument("--pretrain-lr", type=positive_float, default=0.05)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--no-distort", action="store_true", help="train on the plain digits")
+
+
+def config_from_args(args: argparse.Namespace, **overrides):
+    from fspace.experiments.pretraining import PretrainingConfig
+
+    values = dict(
+        dataset=args.dataset,
+        seeds=tuple(range(args.seeds)),
+        depths=tuple(args.depths),
+        method=args.method,
+        width=args.width,
+        n_probe=args.n_probe,
+        n_train=args.n_train,
+        pretrain_epochs=args.pretrain_epochs,
+        pretrain_lr=args.pretrain_lr,
+        finetune_epochs=args.finetune_epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        distort=not args.no_distort,
+    )
+    values.update(overrides)
+    return PretrainingConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from fspace.experiments.pretraining import run_pretraining
+
+    cfg = config_from_args(args)
+    start = time.perf_counter()
+    counts = run_pretraining(args.out, cfg, progress=not args.quiet)
+    took = time.perf_counter() - start
+    print(
+        f"{args.out}: {counts['recorded']} runs recorded, {counts['resumed']} resumed, "
+        f"{counts['skipped']} already complete ({took:.0f} s)"
+    )
+    return 0

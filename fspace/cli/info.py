@@ -1,0 +1,70 @@
+"""``fspace info EXP``: what an experiment holds."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from collections import Counter
+
+from fspace.cli._args import add_experiment
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "info",
+        help="show what an experiment holds",
+        description="Show the runs, groups, checkpoints, probe suites and cached maps of an "
+        "experiment, and any file that cannot be read.",
+    )
+    add_experiment(p)
+    p.add_argument("--runs", action="store_true", help="list every run")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fspace.store import Experiment
+
+    exp = Experiment(args.experiment)
+    runs = exp.runs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ckpts = exp.checkpoints()
+    problems = list(exp.problems)
+    per_run = Counter(c.run for c in ckpts)
+    print(f"experiment  {exp.path}")
+    groups = Counter(r.group for r in runs)
+    print(f"runs        {len(runs)}" + (f"  ({_counts(groups)})" if groups else ""))
+    print(f"checkpoints {len(ckpts)}", end="")
+    if ckpts:
+        epochs = [c.epoch for c in ckpts]
+        print(f"  (epochs {min(epochs)}-{max(epochs)})", end="")
+    print()
+    metrics = sorted({m for c in ckpts for m in c.metrics})
+    if metrics:
+        print(f"metrics     {', '.join(metrics)}")
+    for name, fp in exp.probe_suites().items():
+        suite = exp.probes(name)
+        print(
+            f"probes      {name}: {len(suite)} inputs of shape "
+            f"{tuple(suite.inputs.shape[1:])}, fingerprint {fp}"
+        )
+    maps = sorted((exp.path / "embeddings").glob("*.safetensors"))
+    if maps:
+        print(
+            f"maps        {len(maps)} cached ({', '.join(p.stem for p in maps[:4])}"
+            + (", ..." if len(maps) > 4 else "")
+            + ")"
+        )
+    if args.runs:
+        for r in runs:
+            print(
+                f"  {r.id:<28} group={r.group:<12} seed={r.seed!s:<5} "
+                f"checkpoints={per_run.get(r.id, 0)}"
+            )
+    for p in problems:
+        print(f"unreadable  {p.message}")
+    return 1 if problems else 0
+
+
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items()))

@@ -1,0 +1,361 @@
+"""The embedding step: 2-D coordinates of function vectors, and the registry of methods.
+
+A method is a subclass of :class:`EmbeddingMethod` in its own module, registered by
+name with :func:`register`; :func:`embed` looks it up, validates its parameters and
+wraps what it fitted in an :class:`Embedding`.
+
+Example::
+
+    emb = embed(vectors, "tsne", perplexity=20, random_state=1)
+    emb.frame  # the points with x and y columns
+    emb = emb.transform(more_vectors)  # place new checkpoints without re-fitting
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from fspace._atomic import write_bytes
+from fspace.errors import ConfigError, EmbeddingError, ProbeMismatchError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from fspace.vectors import FunctionVectors
+
+_METHODS: dict[str, type[EmbeddingMethod]] = {}
+_FORMAT = "fspace.embedding"
+_FORMAT_VERSION = 1
+
+
+class EmbeddingMethod(ABC):
+    """One way of mapping function vectors to 2-D; subclass it in a new module.
+
+    ``defaults`` lists every parameter the method accepts with its default; a value of
+    ``None`` means "decided from the data" in :meth:`resolve`.
+    """
+
+    name: ClassVar[str] = ""
+    min_points: ClassVar[int] = 2
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def resolve(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
+        """Merge ``params`` into the defaults, validate them, and adapt them to ``n_points``."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"embedding method {self.name!r} has no parameter(s) {', '.join(unknown)}; "
+                f"it accepts {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        if n_points < self.min_points:
+            raise EmbeddingError(
+                f"method {self.name!r} needs at least {self.min_points} checkpoints, "
+                f"got {n_points}; use method='pca' for so few"
+            )
+        resolved = {**self.defaults, **params}
+        self.check(resolved)
+        return self.adapt(resolved, n_points)
+
+    def check(self, params: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`ConfigError` for a parameter value the method cannot use."""
+
+    def adapt(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
+        """Return ``params`` adjusted to a data set of ``n_points`` (warn about changes)."""
+        return params
+
+    @abstractmethod
+    def fit(
+        self, matrix: np.ndarray, params: dict[str, Any], *, progress: bool
+    ) -> tuple[np.ndarray, Any]:
+        """Fit to ``matrix`` (n, d); return (n, 2) coordinates and the fitted state."""
+
+    @abstractmethod
+    def transform(self, state: Any, matrix: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        """Place the rows of ``matrix`` into the map held by ``state``; return (m, 2)."""
+
+
+def register(name: str) -> Callable[[type[EmbeddingMethod]], type[EmbeddingMethod]]:
+    """Class decorator that makes an :class:`EmbeddingMethod` available as ``name``."""
+
+    def decorate(cls: type[EmbeddingMethod]) -> type[EmbeddingMethod]:
+        if name in _METHODS and _METHODS[name] is not cls:
+            raise ConfigError(f"embedding method {name!r} is already registered")
+        cls.name = name
+        _METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def methods() -> tuple[str, ...]:
+    """Names of the registered embedding methods."""
+    return tuple(sorted(_METHODS))
+
+
+def get_method(name: str) -> EmbeddingMethod:
+    """An instance of the method registered as ``name``."""
+    if name not in _METHODS:
+        raise ConfigError(
+            f"unknown embedding method {name!r}; choose one of {', '.join(methods())}"
+        )
+    return _METHODS[name]()
+
+
+# Checks shared by the method modules; each names the argument it rejects.
+def check_positive(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+
+
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """Raise unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def warn_lowered(name: str, old: Any, new: Any, n_points: int, method: str) -> None:
+    """Warn that a parameter was lowered to fit only ``n_points`` checkpoints."""
+    warnings.warn(
+        f"{method}: {name}={old} is too large for {n_points} checkpoints; "
+        f"using {name}={new} instead",
+        UserWarning,
+        stacklevel=5,
+    )
+
+
+def _check_finite(vectors: FunctionVectors) -> None:
+    bad = ~np.isfinite(vectors.matrix).all(axis=1)
+    if bad.any():
+        keys = vectors.points["checkpoint"].to_numpy()[bad].tolist()
+        shown = ", ".join(map(str, keys[:10])) + (" ..." if len(keys) > 10 else "")
+        raise EmbeddingError(
+            f"{len(keys)} function vector(s) contain NaN or infinite values: {shown}; "
+            f"re-evaluate or drop these checkpoints"
+        )
+
+
+def _fit_result(coords: Any, n: int, method: str) -> np.ndarray:
+    coords = np.array(coords, dtype=np.float64).reshape(n, 2)
+    if not np.isfinite(coords).all():
+        raise EmbeddingError(f"{method} produced non-finite coordinates; try other parameters")
+    coords.setflags(write=False)
+    return coords
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Embedding:
+    """2-D coordinates of checkpoints, with how they were made.
+
+    ``coords[i]`` places the checkpoint in row ``i`` of ``points``. ``params`` holds the
+    parameters actually used (defaults and small-data adjustments included).
+    """
+
+    coords: np.ndarray
+    points: pd.DataFrame
+    method: str
+    params: dict[str, Any]
+    fingerprint: str
+    output: str
+    dimension: int
+    _state: Any = field(default=None, repr=False)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The points with the coordinates as columns ``x`` and ``y``."""
+        frame = self.points.copy()
+        frame["x"] = self.coords[:, 0]
+        frame["y"] = self.coords[:, 1]
+        return frame
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def __repr__(self) -> str:
+        return (
+            f"Embedding(method={self.method!r}, checkpoints={len(self)}, "
+            f"fingerprint={self.fingerprint!r}, output={self.output!r}, params={self.params})"
+        )
+
+    def transform(self, new: FunctionVectors) -> Embedding:
+        """Place ``new`` checkpoints into this map without re-fitting it.
+
+        Returns an embedding of the old points (coordinates unchanged) followed by the
+        new ones.
+        """
+        import pandas as pd
+
+        self._check_compatible(new)
+        if self._state is None:
+            raise EmbeddingError(
+                f"this {self.method} embedding was loaded from a file and has no fitted "
+                f"state; re-fit it with embed(vectors, {self.method!r}) to add checkpoints"
+            )
+        _check_finite(new)
+        clash = sorted(set(new.points["checkpoint"]) & set(self.points["checkpoint"]))
+        if clash:
+            raise EmbeddingError(
+                f"checkpoints already in the embedding: {', '.join(map(str, clash[:10]))}; "
+                f"pass only new checkpoints to transform"
+            )
+        try:
+            placed = get_method(self.method).transform(self._state, new.matrix, self.params)
+        except ValueError as err:
+            raise EmbeddingError(
+                f"{self.method} could not place {len(new)} new checkpoints: {err}"
+            ) from err
+        placed = _fit_result(placed, len(new), self.method)
+        coords = np.concatenate([self.coords, placed])
+        coords.setflags(write=False)
+        points = pd.concat([self.points, new.points], ignore_index=True)
+        return Embedding(
+            coords,
+            points,
+            self.method,
+            dict(self.params),
+            self.fingerprint,
+            self.output,
+            self.dimension,
+            self._state,
+        )
+
+    def _check_compatible(self, new: FunctionVectors) -> None:
+        if new.fingerprint != self.fingerprint or new.output != self.output:
+            raise ProbeMismatchError(
+                f"cannot add function vectors of probe suite {new.fingerprint} "
+                f"(output {new.output!r}) to an embedding of probe suite {self.fingerprint} "
+                f"(output {self.output!r}); evaluate them on the same probe suite"
+            )
+        if new.matrix.shape[1] != self.dimension:
+            raise ProbeMismatchError(
+                f"function vectors of length {new.matrix.shape[1]} cannot be added to an "
+                f"embedding of length-{self.dimension} vectors (probe suite "
+                f"{self.fingerprint}); the models' output sizes differ"
+            )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the coordinates and provenance to a safetensors file, atomically."""
+        from safetensors.numpy import save
+
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "method": self.method,
+            "params": self.params,
+            "fingerprint": self.fingerprint,
+            "output": self.output,
+            "dimension": self.dimension,
+            "dtypes": self.points.dtypes.astype(str).to_dict(),
+            "points": _records(self.points),
+        }
+        try:
+            text = json.dumps(meta, default=_json_scalar, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise EmbeddingError(f"cannot save embedding to {path}: {err}") from err
+        data = save({"coords": np.ascontiguousarray(self.coords)}, metadata={_FORMAT: text})
+        return write_bytes(path, data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Embedding:
+        """Read an embedding written by :meth:`save` (without its fitted state)."""
+        import pandas as pd
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                text = (f.metadata() or {}).get(_FORMAT)
+                coords = f.get_tensor("coords") if text is not None else None
+        except (OSError, SafetensorError) as err:
+            raise EmbeddingError(f"cannot read embedding file {path}: {err}") from err
+        if text is None:
+            raise EmbeddingError(f"{path} is a safetensors file but not an fspace embedding")
+        meta = json.loads(text)
+        if meta.get("version") != _FORMAT_VERSION:
+            raise EmbeddingError(
+                f"{path} has embedding format version {meta.get('version')}; this fspace "
+                f"reads version {_FORMAT_VERSION}"
+            )
+        dtypes = meta["dtypes"]
+        points = pd.DataFrame.from_records(meta["points"], columns=list(dtypes))
+        points = points.astype(dtypes)
+        return cls(
+            _fit_result(coords, len(points), meta["method"]),
+            points,
+            meta["method"],
+            meta["params"],
+            meta["fingerprint"],
+            meta["output"],
+            meta["dimension"],
+        )
+
+
+def _records(points: pd.DataFrame) -> list[dict[str, Any]]:
+    # NaN is not JSON; store missing values as null, restored by the saved dtypes.
+    return points.astype(object).where(points.notna(), None).to_dict(orient="records")
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} value {value!r} is not JSON serialisable")
+
+
+def embed(
+    vectors: FunctionVectors,
+    method: str = "tsne",
+    *,
+    random_state: int = 0,
+    progress: bool = False,
+    **params: Any,
+) -> Embedding:
+    """Embed function vectors in 2-D with a registered method (``tsne``, ``pca``, ``umap``).
+
+    ``params`` are the method's own parameters (e.g. ``perplexity`` for t-SNE,
+    ``n_neighbors`` for UMAP); the same ``random_state`` gives the same coordinates.
+    """
+    impl = get_method(method)
+    check_int("random_state", random_state, 0)
+    n = len(vectors)
+    if n == 0:
+        raise EmbeddingError("no function vectors to embed; evaluate some checkpoints first")
+    taken = sorted({"x", "y"} & set(vectors.points.columns))
+    if taken:
+        raise EmbeddingError(
+            f"the points already have column(s) {', '.join(taken)}, which the embedding "
+            f"adds; rename them before embedding"
+        )
+    _check_finite(vectors)
+    resolved = {**impl.resolve(params, n), "random_state": int(random_state)}
+    try:
+        coords, state = impl.fit(vectors.matrix, resolved, progress=progress)
+    except ValueError as err:
+        raise EmbeddingError(
+            f"{method} failed on {n} function vectors of length {vectors.matrix.shape[1]} "
+            f"with {resolved}: {err}"
+        ) from err
+    return Embedding(
+        _fit_result(coords, n, method),
+        vectors.points.reset_index(drop=True),
+        method,
+        resolved,
+        vectors.fingerprint,
+        vectors.output,
+        int(vectors.matrix.shape[1]),
+        state,
+    )

@@ -1,0 +1,1 @@
+"""Ready-made experiments that record into an fspace experiment directory."""
