@@ -87,7 +87,8 @@ def embed_vectors(
     path = exp.path / "embeddings" / f"{method}-{key}.safetensors"
     if cache and path.exists():
         return Embedding.load(path)
-    result = embed(vectors, method, random_state=random_state, progress=progress, **params)
+    # openTSNE's progress output is a log of KL values, not a bar: keep it quiet
+    result = embed(vectors, method, random_state=random_state, progress=False, **params)
     if cache:
         result.save(path)
     return result

@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from fspace.data import Digits, DistortedDigits, DistortionParams, distort, load_sklearn_digits
-from fspace.data.distort import _smooth, draw_randomness, warp
+from fspace.data import Digits, DistortedDigits, DistortionParams, load_sklearn_digits
+from fspace.data.distort import _smooth, distort, draw_randomness, warp
 from fspace.errors import ConfigError
 
 NONE = DistortionParams(alpha=0, max_rotation=0, max_scale=0, max_shear=0, max_translation=0)

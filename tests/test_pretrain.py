@@ -102,6 +102,8 @@ def test_pretrain_errors_name_the_layer(digits64):
         pretrain_stack(digits64, [4], method="vae")
     with pytest.raises(ConfigError, match="hidden_sizes"):
         pretrain_stack(digits64, [])
+    with pytest.raises(ConfigError, match=r"unknown rbm layer parameter\(s\) \['corruption'\]"):
+        pretrain_stack(digits64, [4], corruption=0.5)
     with pytest.raises(ConfigError, match=r"layer 0 \(dae, 4 units\): corruption"):
         pretrain_stack(digits64, [4], method="dae", corruption=2.0)
 

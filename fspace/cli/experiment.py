@@ -60,8 +60,9 @@ def add_pretraining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-train", type=positive_int, help="limit the training digits")
     p.add_argument("--pretrain-epochs", type=int, default=10, help="per layer (default: 10)")
     p.add_argument("--finetune-epochs", type=positive_int, default=20, help="default: 20")
-    p.add_argument("--lr", type=positive_float, default=0.1, help="fine-tuning SGD step")
+    p.add_argument("--lr", type=positive_float, default=0.3, help="fine-tuning SGD step")
     p.add_argument("--pretrain-lr", type=positive_float, default=0.05)
+    p.add_argument("--pretrain-batch-size", type=positive_int, default=50)
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--no-distort", action="store_true", help="train on the plain digits")
 
@@ -79,6 +80,7 @@ def config_from_args(args: argparse.Namespace, **overrides):
         n_train=args.n_train,
         pretrain_epochs=args.pretrain_epochs,
         pretrain_lr=args.pretrain_lr,
+        pretrain_batch_size=args.pretrain_batch_size,
         finetune_epochs=args.finetune_epochs,
         lr=args.lr,
         batch_size=args.batch_size,

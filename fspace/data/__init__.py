@@ -1,4 +1,8 @@
-"""Digit datasets and the distorted-digit stream."""
+"""Digit datasets and the distorted-digit stream.
+
+The pure distortion function is ``fspace.data.distort.distort`` (not re-exported here,
+so that ``fspace.data.distort`` stays the module).
+"""
 
 from fspace.data.digits import (
     DATASETS,
@@ -8,7 +12,7 @@ from fspace.data.digits import (
     load_sklearn_digits,
     split_heldout,
 )
-from fspace.data.distort import DistortedDigits, DistortionParams, distort
+from fspace.data.distort import DistortedDigits, DistortionParams
 from fspace.data.idx import load_idx, read_idx, write_idx
 
 __all__ = [
@@ -16,7 +20,6 @@ __all__ = [
     "Digits",
     "DistortedDigits",
     "DistortionParams",
-    "distort",
     "load_dataset",
     "load_idx",
     "load_mnist5k",

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fspace.errors import ConfigError
+from fspace.errors import ConfigError, RunError
 from fspace.probes import ProbeSuite
 from fspace.record import Recorder
 from fspace.store import Experiment
@@ -48,8 +48,9 @@ class PretrainingConfig:
     n_train: int | None = None
     pretrain_epochs: int = 10
     pretrain_lr: float = 0.05
+    pretrain_batch_size: int = 50
     finetune_epochs: int = 20
-    lr: float = 0.1
+    lr: float = 0.3
     batch_size: int = 32
     distort: bool = True
     split_seed: int = 0
@@ -63,7 +64,7 @@ class PretrainingConfig:
         bad = [d for d in self.depths if not 1 <= int(d) <= 5]
         if bad or not self.depths:
             raise ConfigError(f"depths must be between 1 and 5 hidden layers, got {self.depths}")
-        for name in ("width", "n_probe", "finetune_epochs", "batch_size"):
+        for name in ("width", "n_probe", "finetune_epochs", "batch_size", "pretrain_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("pretrain_epochs",):
@@ -101,8 +102,9 @@ def load_data(cfg: PretrainingConfig) -> _Data:
 
     digits = load_dataset(cfg.dataset)
     train, heldout = split_heldout(digits, cfg.n_probe, seed=cfg.split_seed)
-    if cfg.n_train is not None:
-        train = train.subset(np.arange(min(cfg.n_train, len(train))))
+    if cfg.n_train is not None and cfg.n_train < len(train):
+        # a stratified sample: the shipped digits are sorted by label
+        train = split_heldout(train, cfg.n_train, seed=cfg.split_seed)[1]
     suite = ProbeSuite.from_array(heldout.images, name="heldout", targets=heldout.labels)
     return _Data(
         train_x=torch.from_numpy(np.ascontiguousarray(train.images)),
@@ -177,7 +179,7 @@ def finetune_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(p.grad, alpha=-lr)
-        total += float(loss) * len(y[start : start + bs])
+        total += float(loss.detach()) * len(y[start : start + bs])
     return total / len(x)
 
 
@@ -196,6 +198,7 @@ def _pretrained_stack(cfg, data, seed, depth, stacks, progress):
             method=cfg.method,
             epochs=cfg.pretrain_epochs,
             learning_rate=cfg.pretrain_lr,
+            batch_size=cfg.pretrain_batch_size,
             random_state=seed * 100 + len(have),
             progress=progress,
         )
@@ -230,7 +233,18 @@ def train_run(
     config = {k: v for k, v in cfg.to_json().items() if k not in ("seeds", "depths")}
     config["depth"] = depth
     exp = Experiment.create(path)
-    done = exp.checkpoints(run_id) if run_id in exp.run_ids() else []
+    done = []
+    if run_id in exp.run_ids():
+        recorded = exp.run(run_id).config
+        if recorded != config:
+            changed = sorted(
+                k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k)
+            )
+            raise RunError(
+                f"run {run_id!r} in {path} was recorded with other settings "
+                f"({', '.join(changed)}); record this configuration into another experiment"
+            )
+        done = exp.checkpoints(run_id)
     last = max((c.epoch for c in done), default=-1)
     if last >= cfg.finetune_epochs:
         return "skipped"

@@ -53,12 +53,14 @@ def pretrain_stack(
         raise ConfigError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if not hidden_sizes:
         raise ConfigError("hidden_sizes is empty: give at least one layer size")
+    cls = METHODS[method]
+    _check_layer_params(cls, method, {*layer_params, *(first_layer or {})})
     seeds = np.random.SeedSequence(random_state).generate_state(len(hidden_sizes))
     inputs = as_matrix(X, torch.device(layer_params.get("device", "cpu")))
     stack: list[LayerEstimator] = []
     for i, size in enumerate(hidden_sizes):
         params = {**layer_params, **(first_layer or {})} if i == 0 else dict(layer_params)
-        layer = METHODS[method](n_hidden=size, epochs=epochs, random_state=int(seeds[i]), **params)
+        layer = cls(n_hidden=size, epochs=epochs, random_state=int(seeds[i]), **params)
         try:
             layer.fit(inputs, progress=_layer_progress(progress, i))
         except ConfigError as error:
@@ -69,6 +71,14 @@ def pretrain_stack(
         if i + 1 < len(hidden_sizes):
             inputs = layer.transform(inputs)
     return stack
+
+
+def _check_layer_params(cls: type[LayerEstimator], method: str, names: set[str]) -> None:
+    # pretrain_stack sets these itself, per layer.
+    allowed = [p for p in cls._params if p not in ("n_hidden", "epochs", "random_state")]
+    unknown = sorted(names - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown {method} layer parameter(s) {unknown}; choose from {allowed}")
 
 
 def _layer_progress(progress: StackProgress, layer: int) -> Progress:
