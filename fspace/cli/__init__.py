@@ -32,13 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fspace`` command."""
+    import warnings
+
     from fspace.errors import FspaceError
 
     args = build_parser().parse_args(argv)
+    prefix = f"fspace {args.command}"
+    # Warnings are advice to the user here, not a developer's stack location.
+    warnings.formatwarning = lambda message, *_, **__: f"{prefix}: warning: {message}\n"
     try:
         return int(args.func(args) or 0)
     except FspaceError as e:
-        print(f"fspace {args.command}: error: {e}", file=sys.stderr)
+        print(f"{prefix}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
