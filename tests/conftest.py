@@ -10,6 +10,15 @@ from _models import make_mlp
 from fspace import ProbeSuite, Recorder
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny test models run fastest on one thread, and CI machines are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def suite() -> ProbeSuite:
     gen = np.random.default_rng(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fspace.cli._args import positive_float, positive_int
+from fspace.cli.evaluate import add_ray_option
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -22,7 +23,7 @@ def int_list(text: str) -> tuple[int, ...]:
 def register(sub) -> None:
     p = sub.add_parser(
         "experiment",
-        help="run a ready-made experiment (pretraining)",
+        help="run a ready-made experiment (pretraining, generative)",
         description="Run a ready-made experiment, recording every run into an experiment "
         "directory. A rerun skips completed runs and finishes interrupted ones.",
     )
@@ -36,7 +37,19 @@ def register(sub) -> None:
     )
     add_pretraining_options(pre)
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_ray_option(pre, "train the runs as tasks on a Ray cluster")
     pre.set_defaults(func=run)
+    from fspace.cli import generative
+
+    gen = kinds.add_parser(
+        "generative",
+        help="backprop vs wake-sleep fine-tuning, rectified and convolutional nets",
+        description="Record the training regimes of the generative experiment (random init, "
+        "pre-training + backprop, pre-training + contrastive wake-sleep, rectified units, a "
+        "convolutional net) into one experiment, so they share one function-space map.",
+    )
+    generative.add_generative_options(gen)
+    gen.set_defaults(func=generative.run)
 
 
 def add_pretraining_options(p: argparse.ArgumentParser) -> None:
@@ -97,7 +110,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     start = time.perf_counter()
-    counts = run_pretraining(args.out, cfg, progress=not args.quiet)
+    if args.ray is not None:
+        from fspace.distributed import record_pretraining_on_ray
+
+        counts = record_pretraining_on_ray(args.out, cfg, address=args.ray, progress=not args.quiet)
+    else:
+        counts = run_pretraining(args.out, cfg, progress=not args.quiet)
     took = time.perf_counter() - start
     print(
         f"{args.out}: {counts['recorded']} runs recorded, {counts['resumed']} resumed, "

@@ -1,7 +1,7 @@
 """How each group is drawn: marker symbol, line dash and colour, the same in every figure.
 
-"pretrained" and "random" have fixed styles; any other group name is styled by a hash of
-the name, so a group looks the same whichever other groups are shown with it.
+The groups of the built-in experiments have fixed styles; any other group name is styled
+by a hash of the name, so a group looks the same whichever other groups are shown with it.
 """
 
 from __future__ import annotations
@@ -29,11 +29,20 @@ class GroupStyle:
 FIXED = {
     "pretrained": GroupStyle("circle", "solid", COLORS[0]),
     "random": GroupStyle("square", "dash", COLORS[1]),
+    # The training regimes of the generative experiment (fspace.experiments.generative).
+    "random+backprop": GroupStyle("square", "dash", COLORS[1]),
+    "pretrained+backprop": GroupStyle("circle", "solid", COLORS[0]),
+    "pretrained+wake-sleep": GroupStyle("diamond", "solid", COLORS[2]),
+    "wake-sleep+backprop": GroupStyle("triangle-up", "dot", COLORS[3]),
+    "relu-random+backprop": GroupStyle("x", "dash", COLORS[5]),
+    "relu-pretrained+backprop": GroupStyle("cross", "solid", COLORS[4]),
+    "conv-random+backprop": GroupStyle("star", "dashdot", COLORS[6]),
 }
 
 
 def group_style(group: str) -> GroupStyle:
-    """The style of ``group``: fixed for "pretrained"/"random", hashed for other names.
+    """The style of ``group``: fixed for the groups of the built-in experiments, hashed
+    for other names.
 
     >>> group_style("pretrained").symbol
     'circle'

@@ -1,0 +1,320 @@
+"""The training regimes of :mod:`fspace.experiments.generative`: how each run's model is
+built, where it starts and how one epoch trains it. A new regime is one more entry in
+:data:`REGIMES` plus, if it starts or trains differently, a branch below."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fspace.errors import RunError
+
+if TYPE_CHECKING:
+    from fspace.experiments.generative import GenerativeConfig
+    from fspace.experiments.pretraining import _Data, _EpochData
+    from fspace.models.rbm import RBM
+    from fspace.store import Experiment
+
+COMMON_KEYS = ("dataset", "n_probe", "n_train", "split_seed", "distort", "epochs", "extra")
+_PRETRAIN = ("pretrain_epochs", "pretrain_lr", "pretrain_batch_size")
+_WAKE_SLEEP = ("wake_sleep_lr", "wake_sleep_cd_k", "wake_sleep_batch_size")
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One training regime: its model, starting point and fine-tuning, and the config
+    fields it uses (recorded with its runs; a rerun with other values is refused)."""
+
+    name: str
+    architecture: str  # "mlp", "dbn" (the joint model) or "conv"
+    units: str  # "logistic" or "relu"
+    init: str  # "random", "pretrained" or "wake-sleep"
+    fine_tuning: str  # "backprop" or "wake-sleep"
+    keys: tuple[str, ...]
+
+
+def _regime(name: str, *args: str, keys: tuple[str, ...]) -> tuple[str, Regime]:
+    return name, Regime(name, *args, keys=keys)
+
+
+_MLP = ("hidden", "n_top", "batch_size")
+REGIMES: dict[str, Regime] = dict(
+    [
+        _regime("random+backprop", "mlp", "logistic", "random", "backprop", keys=(*_MLP, "lr")),
+        _regime(
+            "pretrained+backprop",
+            "mlp",
+            "logistic",
+            "pretrained",
+            "backprop",
+            keys=(*_MLP, "lr", *_PRETRAIN),
+        ),
+        _regime(
+            "pretrained+wake-sleep",
+            "dbn",
+            "logistic",
+            "pretrained",
+            "wake-sleep",
+            keys=("hidden", "n_top", *_PRETRAIN, *_WAKE_SLEEP),
+        ),
+        _regime(
+            "wake-sleep+backprop",
+            "dbn",
+            "logistic",
+            "wake-sleep",
+            "backprop",
+            keys=(*_MLP, *_PRETRAIN, *_WAKE_SLEEP, "dbn_lr"),
+        ),
+        _regime(
+            "relu-random+backprop", "mlp", "relu", "random", "backprop", keys=(*_MLP, "relu_lr")
+        ),
+        _regime(
+            "relu-pretrained+backprop",
+            "mlp",
+            "relu",
+            "pretrained",
+            "backprop",
+            keys=(*_MLP, "relu_lr", "pretrain_epochs", "relu_pretrain_lr", "pretrain_batch_size"),
+        ),
+        _regime(
+            "conv-random+backprop",
+            "conv",
+            "relu",
+            "random",
+            "backprop",
+            keys=("conv_channels", "conv_lr", "batch_size"),
+        ),
+    ]
+)
+"""Every regime by name (= the runs' group), in the order they are recorded."""
+
+FACTORIES = {
+    "mlp": "fspace.models.mlp:make_mlp",
+    "dbn": "fspace.models.dbn:make_dbn",
+    "conv": "fspace.models.conv:make_convnet",
+}
+
+
+class SeedState:
+    """What the runs of one seed share: minibatches and the pre-trained stacks, each
+    trained once, on first use."""
+
+    def __init__(self, cfg: GenerativeConfig, data: _Data, seed: int, batches: _EpochData):
+        self.cfg, self.data, self.seed, self.batches = cfg, data, seed, batches
+        self._logistic: list[RBM] = []
+        self._relu: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def logistic_stack(self, depth: int) -> list[RBM]:
+        """The first ``depth`` binary RBMs of the seed's stack ``hidden + [n_top]``."""
+        from fspace.models.pretrain import pretrain_stack
+
+        have, cfg = self._logistic, self.cfg
+        sizes = [*cfg.hidden, cfg.n_top]
+        if len(have) < depth:
+            below = self.data.train_x
+            for layer in have:
+                below = layer.transform(below)
+            have += pretrain_stack(
+                below,
+                sizes[len(have) : depth],
+                epochs=cfg.pretrain_epochs,
+                learning_rate=cfg.pretrain_lr,
+                batch_size=cfg.pretrain_batch_size,
+                random_state=self.seed * 100 + len(have),
+            )
+        return have[:depth]
+
+    def greedy_dbn(self) -> nn.Module:
+        """The joint model: the seed's lower RBMs, then a top RBM fitted with the labels."""
+        from fspace.models.wakesleep import dbn_from_stack, fit_top
+
+        cfg = self.cfg
+        stack = self.logistic_stack(len(cfg.hidden))
+        model = dbn_from_stack(stack, cfg.n_top, self.data.n_classes, seed=self.seed)
+        fit_top(
+            model.top,
+            model.penultimate(self.data.train_x),
+            self.data.train_y,
+            epochs=cfg.pretrain_epochs,
+            learning_rate=cfg.pretrain_lr,
+            batch_size=cfg.pretrain_batch_size,
+            random_state=self.seed * 100 + 50,
+        )
+        return model
+
+    def relu_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The seed's Gaussian-NReLU stack ``hidden + [n_top]``, as raw-input weights."""
+        if self._relu is None:
+            cfg = self.cfg
+            self._relu = relu_stack(
+                self.data.train_x,
+                [*cfg.hidden, cfg.n_top],
+                epochs=cfg.pretrain_epochs,
+                learning_rate=cfg.relu_pretrain_lr,
+                batch_size=cfg.pretrain_batch_size,
+                random_state=self.seed * 100 + 70,
+            )
+        return self._relu
+
+
+@torch.no_grad()
+def relu_stack(
+    X: torch.Tensor,
+    sizes: list[int],
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    random_state: int,
+    min_scale: float = 0.1,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Greedily train RBMs with Gaussian visible and NReLU hidden units (Nair & Hinton
+    2010), each on the standardised activations of the layer below.
+
+    Each layer's standardisation ``(x - mean) / scale`` (``scale`` = the feature's
+    standard deviation, at least ``min_scale`` so that near-constant border pixels
+    are not blown up) is folded into its weights, so layer ``i`` is returned as
+    ``(W (n_in, n_out), b)`` with ``relu(x W + b)`` on the raw activations below.
+    """
+    from fspace.models.rbm import RBM
+
+    seeds = np.random.SeedSequence(random_state).generate_state(len(sizes))
+    layers = []
+    below = X
+    for size, seed in zip(sizes, seeds, strict=True):
+        mean, scale = below.mean(0), below.std(0).clamp_min(min_scale)
+        rbm = RBM(
+            size,
+            visible="gaussian",
+            hidden="nrelu",
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            random_state=int(seed),
+        ).fit((below - mean) / scale)
+        weight = rbm.weight_ / scale[:, None]
+        bias = rbm.hbias_ - (mean / scale) @ rbm.weight_
+        layers.append((weight, bias))
+        below = torch.relu(below @ weight + bias)
+    return layers
+
+
+def factory(
+    cfg: GenerativeConfig, data: _Data, spec: Regime, seed: int
+) -> tuple[str, dict[str, Any]]:
+    """The model factory and its keyword arguments for a run of ``spec``."""
+    n_in, n_classes = int(data.train_x.shape[1]), int(data.n_classes)
+    if spec.architecture == "dbn":
+        kwargs = {"n_in": n_in, "hidden": list(cfg.hidden), "n_top": cfg.n_top}
+    elif spec.architecture == "conv":
+        kwargs = {"image_shape": list(data.image_shape), "channels": list(cfg.conv_channels)}
+    else:
+        activation = "relu" if spec.units == "relu" else "sigmoid"
+        kwargs = {"n_in": n_in, "hidden": [*cfg.hidden, cfg.n_top], "activation": activation}
+    return FACTORIES[spec.architecture], {**kwargs, "n_classes": n_classes, "seed": seed}
+
+
+def build(spec: str, kwargs: dict[str, Any]) -> nn.Module:
+    from fspace.evaluation import resolve_factory
+
+    return resolve_factory(spec)(**kwargs)
+
+
+@torch.no_grad()
+def start_model(
+    cfg: GenerativeConfig,
+    data: _Data,
+    spec: Regime,
+    seed: int,
+    state: SeedState,
+    exp: Experiment,
+) -> nn.Module:
+    """The model of a run at epoch 0."""
+    if spec.architecture == "dbn":
+        return (
+            state.greedy_dbn() if spec.init == "pretrained" else _after_wake_sleep(cfg, seed, exp)
+        )
+    model = build(*factory(cfg, data, spec, seed))
+    if spec.init != "pretrained":
+        return model
+    if spec.units == "relu":
+        for (weight, bias), layer in zip(state.relu_layers(), model.hidden_layers, strict=True):
+            layer.weight.copy_(weight.T)
+            layer.bias.copy_(bias)
+        return model
+    from fspace.models.pretrain import init_from_stack
+
+    return init_from_stack(model, state.logistic_stack(len(cfg.hidden) + 1))
+
+
+def _after_wake_sleep(cfg: GenerativeConfig, seed: int, exp: Experiment) -> nn.Module:
+    source = cfg.run_id("pretrained+wake-sleep", seed)
+    done = (
+        [c for c in exp.checkpoints(source) if c.epoch == cfg.epochs]
+        if source in exp.run_ids()
+        else []
+    )
+    if not done:
+        raise RunError(
+            f"run {cfg.run_id('wake-sleep+backprop', seed)!r} starts from the last epoch "
+            f"({cfg.epochs}) of run {source!r}, which {exp.path} does not hold; record it first"
+        )
+    info = exp.run(source)
+    model = build(info.model_factory, info.model_kwargs)
+    model.load_state_dict(exp.load_weights(done[-1]))
+    return model
+
+
+def train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: GenerativeConfig,
+    spec: Regime,
+    seed: int,
+    epoch: int,
+) -> dict[str, float]:
+    """Train ``model`` for one epoch on ``x, y`` as ``spec`` says; return its metrics."""
+    if spec.fine_tuning == "wake-sleep":
+        from fspace.models.wakesleep import up_down_epoch
+
+        # Seeded by (seed, epoch): a resumed run draws the same samples.
+        entropy = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        error = up_down_epoch(
+            model,
+            x,
+            y,
+            learning_rate=cfg.wake_sleep_lr,
+            cd_k=cfg.wake_sleep_cd_k,
+            batch_size=cfg.wake_sleep_batch_size,
+            generator=torch.Generator().manual_seed(int(entropy)),
+        )
+        return {"train_generative_error": error}
+    rates = {"dbn": cfg.dbn_lr, "conv": cfg.conv_lr}
+    lr = rates.get(spec.architecture, cfg.relu_lr if spec.units == "relu" else cfg.lr)
+    return {"train_loss": sgd_epoch(model, x, y, lr, cfg.batch_size)}
+
+
+def sgd_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, bs: int) -> float:
+    """One epoch of plain minibatch SGD on cross-entropy; returns the mean training loss.
+
+    As :func:`fspace.experiments.pretraining.finetune_epoch`, except that parameters
+    the loss does not reach (the joint model's generative weights) are left alone.
+    """
+    model.train()
+    total = 0.0
+    for start in range(0, len(x), bs):
+        xb, yb = x[start : start + bs], y[start : start + bs]
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-lr)
+        total += float(loss.detach()) * len(yb)
+    return total / len(x)
