@@ -25,7 +25,9 @@ def _fsync_dir(directory: Path) -> None:
 
 def temp_path_for(path: Path) -> Path:
     """A unique hidden temporary path beside ``path``."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # Cut long names so the temporary one stays within the usual 255-byte limit.
+    stem = path.name.encode()[:200].decode(errors="ignore")
+    return path.with_name(f".{stem}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, *, exclusive: bool = False) -> Path:

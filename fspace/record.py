@@ -17,18 +17,27 @@ vector while the model is in memory; the disk writes happen on a background thre
 from __future__ import annotations
 
 import contextlib
+import json
+import numbers
 import os
 import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
 from torch import nn
 
-from fspace.errors import ConfigError, ModelOutputError, RecorderError
+from fspace.errors import (
+    ConfigError,
+    FspaceError,
+    ModelOutputError,
+    ProbeMismatchError,
+    RecorderError,
+)
 from fspace.evaluation import ModelFactory, function_vector
 from fspace.probes import ProbeSuite
 from fspace.store import CheckpointInfo, Experiment, RunInfo, files, layout
@@ -38,12 +47,26 @@ from fspace.vectors import OUTPUTS
 def _as_suite(probes: Any) -> ProbeSuite | None:
     if probes is None or isinstance(probes, ProbeSuite):
         return probes
-    return ProbeSuite.from_array(probes)
+    try:
+        return ProbeSuite.from_array(probes)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(
+            f"probes must be a ProbeSuite or an array of numbers, got {type(probes).__name__} ({e})"
+        ) from None
 
 
 def _factory_name(factory: str | ModelFactory | None) -> str | None:
-    if factory is None or isinstance(factory, str):
+    if factory is None:
+        return None
+    if isinstance(factory, str):
+        if factory.count(":") != 1 or not all(factory.split(":")):
+            raise ConfigError(f"model_factory {factory!r} must be 'package.module:function'")
         return factory
+    if not callable(factory):
+        raise ConfigError(
+            f"model_factory must be a 'package.module:function' string or a function, "
+            f"got {type(factory).__name__}"
+        )
     name = f"{factory.__module__}:{factory.__qualname__}"
     if "<" in name or factory.__module__ == "__main__":
         raise ConfigError(
@@ -53,7 +76,47 @@ def _factory_name(factory: str | ModelFactory | None) -> str | None:
     return name
 
 
-def _metrics(metrics: dict[str, Any] | None) -> dict[str, float]:
+def _whole(value: Any, what: str) -> int:
+    """``value`` as an int >= 0; numpy integers count, bools and floats do not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigError(f"{what} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _json_dict(value: Any, what: str) -> dict[str, Any]:
+    """A copy of ``value`` if it is a dict that JSON can store, else ConfigError."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a dict, got {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"{what} keys must be strings, got {k!r}")
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"{what}[{k!r}] = {v!r} cannot be stored as JSON ({e}); use numbers, strings, "
+                f"lists or dicts"
+            ) from None
+    return dict(value)
+
+
+def _run_info(run, group, seed, config, model_factory, model_kwargs) -> RunInfo:
+    return RunInfo(
+        id=layout.check_name(run, "run id"),
+        group=layout.check_name(group, "group"),
+        seed=None if seed is None else _whole(seed, "seed"),
+        config=_json_dict(config, "config"),
+        model_factory=_factory_name(model_factory),
+        model_kwargs=_json_dict(model_kwargs, "model_kwargs"),
+        created=time.time(),
+    )
+
+
+def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise ConfigError(f"metrics must be a dict of numbers, got {type(metrics).__name__}")
     out = {}
     for k, v in (metrics or {}).items():
         try:
@@ -94,24 +157,22 @@ class Recorder:
         model_kwargs: dict[str, Any] | None = None,
         max_pending: int = 4,
     ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"path must be a directory path, got {type(path).__name__}")
         if output not in OUTPUTS:
             raise ConfigError(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
-        if max_pending < 1:
+        if _whole(max_pending, "max_pending") < 1:
             raise ConfigError(f"max_pending must be at least 1, got {max_pending}")
+        info = _run_info(run, group, seed, config, model_factory, model_kwargs)
+        probes = _as_suite(probes)
+        if probes is not None:
+            layout.check_name(probes.name, "probe suite name")
+        # Everything above is checked before the first file is written.
         self.output = output
         self.max_pending = max_pending
         self.experiment = Experiment.create(path)
-        info = RunInfo(
-            id=run,
-            group=group,
-            seed=None if seed is None else int(seed),
-            config=dict(config or {}),
-            model_factory=_factory_name(model_factory),
-            model_kwargs=dict(model_kwargs or {}),
-            created=time.time(),
-        )
         self.run = self.experiment.create_run(info)
-        self.probes = _as_suite(probes)
+        self.probes = probes
         if self.probes is not None:
             self.experiment.add_probes(self.probes)
         self._recorded = {(c.epoch, c.step) for c in self.experiment.checkpoints(run)}
@@ -121,7 +182,7 @@ class Recorder:
             else self.experiment.vector_size(self.probes.fingerprint, output)
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspace-writer")
-        self._pending: deque[tuple[str, Future]] = deque()
+        self._pending: deque[tuple[tuple[int, int], str, Future]] = deque()
         self._failures: list[str] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -137,7 +198,7 @@ class Recorder:
         *,
         epoch: int,
         step: int | None = None,
-        metrics: dict[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
     ) -> bool:
         """Save ``model``'s weights as the checkpoint at ``epoch`` (and ``step``).
 
@@ -149,9 +210,8 @@ class Recorder:
         self._raise_failures()
         if not isinstance(model, nn.Module):
             raise ConfigError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ConfigError(f"epoch must be a non-negative int, got {epoch!r}")
-        step = epoch if step is None else int(step)
+        epoch = _whole(epoch, "epoch")
+        step = epoch if step is None else _whole(step, "step")
         if (epoch, step) in self._recorded:
             return False
         values = _metrics(metrics)
@@ -169,7 +229,7 @@ class Recorder:
         }
         self._wait_for_room()
         future = self._pool.submit(self._write, name, weights, meta, vector)
-        self._pending.append((name, future))
+        self._pending.append(((epoch, step), name, future))
         self._recorded.add((epoch, step))
         return True
 
@@ -184,6 +244,15 @@ class Recorder:
                 raise
             warnings.warn(f"{e}; the weights are saved without a function vector", stacklevel=3)
             return None
+        except FspaceError:
+            raise
+        except Exception as e:  # the model's own forward failed on the probe inputs
+            raise ProbeMismatchError(
+                f"{what}: the model raised {type(e).__name__} on probe suite "
+                f"{self.probes.name!r} ({len(self.probes)} inputs of shape "
+                f"{tuple(self.probes.inputs.shape[1:])}): {e}; the probe inputs must be what "
+                f"the model's forward takes"
+            ) from e
         if self._vector_size is None:
             self._vector_size = v.numel()
         elif v.numel() != self._vector_size:
@@ -212,14 +281,15 @@ class Recorder:
     def _wait_for_room(self) -> None:
         while len(self._pending) >= self.max_pending:
             self._settle(self._pending.popleft())
-        while self._pending and self._pending[0][1].done():
+        while self._pending and self._pending[0][2].done():
             self._settle(self._pending.popleft())
 
-    def _settle(self, item: tuple[str, Future]) -> None:
-        name, future = item
+    def _settle(self, item: tuple[tuple[int, int], str, Future]) -> None:
+        key, name, future = item
         try:
             future.result()
         except Exception as e:  # any failure of the writer is reported, none is lost
+            self._recorded.discard(key)  # so that recording it again retries the write
             self._failures.append(f"{self.run.id}/{name}: {type(e).__name__}: {e}")
 
     def _raise_failures(self) -> None:

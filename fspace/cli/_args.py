@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from fspace.vectors import OUTPUTS
 
@@ -14,8 +15,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
     return value
 
 
@@ -61,6 +62,16 @@ def add_embedding(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="re-fit even if a cached map exists")
 
 
+def open_experiment(path: str):
+    """The experiment at ``path``, refusing one without checkpoints up front (before a
+    missing probe suite or model factory could be blamed instead)."""
+    from fspace.store import Experiment
+
+    exp = Experiment(path)
+    exp.require_checkpoints()
+    return exp
+
+
 def embedding_params(args: argparse.Namespace) -> dict:
     params = {}
     if args.perplexity is not None:
@@ -85,7 +96,7 @@ def embed_from_args(args: argparse.Namespace):
     except argparse.ArgumentTypeError as e:
         raise ConfigError(str(e)) from None
     return embed_experiment(
-        args.experiment,
+        open_experiment(args.experiment),
         method=args.method,
         probes=args.probes,
         output=args.output,

@@ -30,7 +30,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.csv:
         from fspace._atomic import write_text
+        from fspace.errors import ExportError
 
-        write_text(args.csv, frame.to_csv(index=False))
+        try:
+            write_text(args.csv, frame.to_csv(index=False))
+        except OSError as e:
+            raise ExportError(f"cannot write {args.csv}: {e.strerror or e}") from None
         print(f"wrote {args.csv}")
     return 0

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import add_embedding, add_experiment, add_vectors, embed_from_args
+from fspace.cli._args import (
+    add_embedding,
+    add_experiment,
+    add_vectors,
+    embed_from_args,
+    positive_int,
+)
 
 
 def register(sub) -> None:
@@ -21,17 +27,24 @@ def register(sub) -> None:
     add_embedding(p)
     fig = p.add_argument_group("figure")
     fig.add_argument("--title", help="figure title (default: the experiment's name)")
-    fig.add_argument("--width", type=int, default=1000, help="pixels (default: 1000)")
-    fig.add_argument("--height", type=int, default=750, help="pixels (default: 750)")
+    fig.add_argument("--width", type=positive_int, default=1000, help="pixels (default: 1000)")
+    fig.add_argument("--height", type=positive_int, default=750, help="pixels (default: 750)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fspace.export import write_figure
+    from fspace.errors import ExportError
+    from fspace.export import FORMATS, write_figure
     from fspace.plot import trajectory_figure
 
+    suffix = Path(args.out).suffix
+    if suffix.lower().lstrip(".") not in FORMATS:  # refuse before the slow part, not after
+        raise ExportError(
+            f"cannot export {args.out}: unknown suffix {suffix!r}; use one of "
+            f"{', '.join('.' + f for f in FORMATS)}"
+        )
     emb = embed_from_args(args)
     title = args.title or f"{Path(args.experiment).name}: function space ({emb.method})"
     fig = trajectory_figure(emb.frame, title=title)

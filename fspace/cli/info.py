@@ -26,10 +26,11 @@ def run(args: argparse.Namespace) -> int:
 
     exp = Experiment(args.experiment)
     runs = exp.runs()
+    problems = list(exp.problems)  # checkpoints() starts a new list
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ckpts = exp.checkpoints()
-    problems = list(exp.problems)
+    problems += exp.problems
     per_run = Counter(c.run for c in ckpts)
     print(f"experiment  {exp.path}")
     groups = Counter(r.group for r in runs)
@@ -42,12 +43,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = sorted({m for c in ckpts for m in c.metrics})
     if metrics:
         print(f"metrics     {', '.join(metrics)}")
-    for name, fp in exp.probe_suites().items():
-        suite = exp.probes(name)
-        print(
-            f"probes      {name}: {len(suite)} inputs of shape "
-            f"{tuple(suite.inputs.shape[1:])}, fingerprint {fp}"
-        )
+    _print_probes(exp, problems)
     maps = sorted((exp.path / "embeddings").glob("*.safetensors"))
     if maps:
         print(
@@ -64,6 +60,28 @@ def run(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"unreadable  {p.message}")
     return 1 if problems else 0
+
+
+def _print_probes(exp, problems: list) -> None:
+    from fspace.errors import CheckpointError, ProbeMismatchError
+    from fspace.store import Problem
+
+    # A broken probe file is reported with the rest, not allowed to hide everything else.
+    try:
+        suites = exp.probe_suites()
+    except CheckpointError as e:
+        problems.append(Problem(exp.path / "probes", str(e)))
+        return
+    for name, fp in suites.items():
+        try:
+            suite = exp.probes(name)
+        except (CheckpointError, ProbeMismatchError) as e:
+            problems.append(Problem(exp.path / "probes" / name, str(e)))
+            continue
+        print(
+            f"probes      {name}: {len(suite)} inputs of shape "
+            f"{tuple(suite.inputs.shape[1:])}, fingerprint {fp}"
+        )
 
 
 def _counts(counter: Counter) -> str:

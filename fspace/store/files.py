@@ -2,9 +2,11 @@
 
 Every tensor file fspace writes is a plain safetensors file whose ``__metadata__`` holds
 one JSON document under the key ``"fspace"``: what the file is, and a SHA-256 checksum
-of its tensors. The header is parsed here by hand, with size limits, so that metadata
-can be read without touching the tensors and a hostile header cannot make us allocate
-gigabytes. Nothing is ever unpickled.
+of its tensors and of that document itself. The header is parsed here by hand, with
+size limits and type checks, so that metadata can be read without touching the tensors
+and a hostile header cannot make us allocate gigabytes, hang or crash the caller: every
+problem with a file is a :class:`~fspace.errors.CheckpointError` naming it. Nothing is
+ever unpickled.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from fspace import _atomic
 from fspace.errors import CheckpointError
 
-FORMAT_VERSION = 1
+# Version 1 checksums covered the tensors only; version 2 covers the metadata as well.
+FORMAT_VERSION = 2
 MAX_HEADER_BYTES = 64 * 1024 * 1024  # safetensors' own limit is 100 MB; ours are tiny
 _DTYPES = {
     "F64": torch.float64,
@@ -37,13 +41,18 @@ _DTYPES = {
 }
 
 
-def checksum(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+def checksum(tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> str:
+    """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order, then
+    over ``meta`` (as sorted JSON, leaving out its own ``"checksum"``) if given."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1) first: a 0-dim tensor (BatchNorm's num_batches_tracked) has no byte view
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if meta is not None:
+        body = {k: v for k, v in meta.items() if k != "checksum"}
+        h.update(b"meta|" + json.dumps(body, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -52,7 +61,9 @@ def dumps(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> bytes:
     from safetensors.torch import save
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    meta = {**meta, "format_version": FORMAT_VERSION, "checksum": checksum(tensors)}
+    # Checksum the metadata as a reader will parse it back, so both sides hash the same.
+    meta = json.loads(json.dumps({**meta, "format_version": FORMAT_VERSION}))
+    meta["checksum"] = checksum(tensors, meta)
     return save(tensors, metadata={"fspace": json.dumps(meta, sort_keys=True)})
 
 
@@ -67,7 +78,24 @@ def write(
     return _atomic.write_bytes(path, dumps(tensors, meta), exclusive=exclusive)
 
 
-def _header(path: Path, head: bytes, size: int) -> dict[str, Any]:
+def _open(path: Path) -> tuple[BinaryIO, int]:
+    """Open a regular file for reading and return it with its size.
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer;
+    anything but a regular file (FIFO, device, directory) is then refused.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CheckpointError(f"{path}: not a regular file; a checkpoint must be a plain file")
+    return os.fdopen(fd, "rb"), st.st_size
+
+
+def _header_length(path: Path, head: bytes, size: int) -> int:
     if len(head) < 8:
         raise CheckpointError(f"{path}: truncated ({size} bytes); not a safetensors file")
     (n,) = struct.unpack("<Q", head[:8])
@@ -76,16 +104,16 @@ def _header(path: Path, head: bytes, size: int) -> dict[str, Any]:
             f"{path}: header claims {n} bytes but the file holds {size}; "
             f"the file is truncated or not a safetensors file"
         )
-    return {"length": n}
+    return n
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(tensor_index, fspace_meta)`` of a tensor file without reading its tensors."""
     path = Path(path)
+    f, size = _open(path)
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            n = _header(path, f.read(8), size)["length"]
+        with f:
+            n = _header_length(path, f.read(8), size)
             raw = f.read(n)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
@@ -99,30 +127,84 @@ def _parse_header(path: Path, raw: bytes, data_size: int) -> tuple[dict, dict]:
             raise ValueError("not an object")
         meta_raw = (header.pop("__metadata__", None) or {}).get("fspace")
         meta = json.loads(meta_raw) if meta_raw is not None else None
-    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as e:
+    except (ValueError, TypeError, AttributeError, RecursionError) as e:
+        # RecursionError: deeply nested JSON; UnicodeDecodeError is a ValueError.
         raise CheckpointError(f"{path}: the header is not valid JSON ({e})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: not written by fspace (no fspace metadata in its header)")
+    _check_meta(path, meta)
     for name, info in header.items():
         _check_entry(path, name, info, data_size)
+    _check_layout(path, header, data_size)
     return header, meta
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_metrics(x: Any) -> bool:
+    return isinstance(x, dict) and all(_is_number(v) for v in x.values())
+
+
+# Fields fspace itself writes, and what each must be; other fields are left alone.
+_FIELDS = {
+    "checksum": (lambda x: isinstance(x, str), "a string"),
+    "epoch": (lambda x: _is_int(x) and x >= 0, "an int >= 0"),
+    "step": (lambda x: _is_int(x) and x >= 0, "an int >= 0"),
+    "metrics": (_is_metrics, "an object of numbers"),
+    "created": (_is_number, "a number"),
+}
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+    version = meta.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise CheckpointError(f"{path}: fspace metadata has no valid format_version")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer fspace (format {version}; this one reads up to "
+            f"{FORMAT_VERSION}); upgrade fspace to read it"
+        )
+    for key, (ok, what) in _FIELDS.items():
+        if key in meta and not ok(meta[key]):
+            raise CheckpointError(f"{path}: metadata field {key!r} must be {what}")
 
 
 def _check_entry(path: Path, name: str, info: Any, data_size: int) -> None:
     try:
-        dtype = _DTYPES[info["dtype"]]
-        begin, end = (int(x) for x in info["data_offsets"])
-        shape = [int(s) for s in info["shape"]]
+        dtype = _DTYPES.get(info["dtype"])
+        begin, end = info["data_offsets"]
+        shape = list(info["shape"])
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry") from None
+    if dtype is None:
+        raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']!r}")
+    if not all(_is_int(x) for x in [begin, end, *shape]):
+        raise CheckpointError(f"{path}: tensor {name!r} has non-integer shape or offsets")
+    if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_size:
+        raise CheckpointError(f"{path}: tensor {name!r} lies outside the file; it is truncated")
     numel = 1
     for s in shape:
         numel *= s
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_size:
-        raise CheckpointError(f"{path}: tensor {name!r} lies outside the file; it is truncated")
-    if end - begin != numel * itemsize:
+    if end - begin != numel * dtype.itemsize:
         raise CheckpointError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {shape}")
+
+
+def _check_layout(path: Path, header: dict[str, Any], data_size: int) -> None:
+    # As safetensors requires: the tensors tile the data exactly, with no overlap, gap or
+    # trailing bytes. Checked here too, so that every reader agrees on which files are valid.
+    position = 0
+    for begin, end, name in sorted((*info["data_offsets"], name) for name, info in header.items()):
+        if begin != position:
+            raise CheckpointError(f"{path}: tensor {name!r} overlaps another or follows a gap")
+        position = end
+    if position != data_size:
+        raise CheckpointError(f"{path}: {data_size - position} bytes follow the last tensor")
 
 
 def read(path: str | os.PathLike, *, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
@@ -130,17 +212,21 @@ def read(path: str | os.PathLike, *, verify: bool = True) -> tuple[dict[str, tor
     from safetensors.torch import load
 
     path = Path(path)
+    f, _ = _open(path)
     try:
-        data = path.read_bytes()
+        with f:
+            data = f.read()
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    n = _header(path, data[:8], len(data))["length"]
+    n = _header_length(path, data[:8], len(data))
     _, meta = _parse_header(path, data[8 : 8 + n], len(data) - 8 - n)
     try:
         tensors = load(data)
     except Exception as e:  # safetensors raises its own error types for bad bytes
         raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
-    if verify and meta.get("checksum") != checksum(tensors):
+    # Version 1 files were checksummed without their metadata.
+    covered = None if meta["format_version"] == 1 else meta
+    if verify and meta.get("checksum") != checksum(tensors, covered):
         raise CheckpointError(
             f"{path}: checksum mismatch; the file was corrupted after it was written"
         )

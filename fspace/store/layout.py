@@ -23,12 +23,13 @@ from pathlib import Path
 from fspace.errors import ConfigError
 
 MARKER = "fspace-experiment.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}")
 
 
 def check_name(value: object, what: str) -> str:
     """Return ``value`` if it is a safe file name component, else raise ConfigError."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    # fullmatch, not match with "$": "$" also matches before a trailing newline
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
         raise ConfigError(
             f"{what} {value!r} is not allowed: use 1-128 letters, digits and . _ = + - "
             f"starting with a letter or digit (no path separators)"
