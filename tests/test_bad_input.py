@@ -331,11 +331,6 @@ def test_evaluate_an_empty_experiment(empty_path):
         fspace.evaluate(empty_path, progress=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="Experiment(path) passes a non-path straight to pathlib (store/experiment.py)",
-)
 @pytest.mark.parametrize("experiment", [123, None], ids=["an-int", "none"])
 def test_evaluate_something_that_is_not_a_path(experiment):
     with pytest.raises(FspaceError, match="experiment"):
@@ -350,7 +345,6 @@ def test_evaluate_something_that_is_not_a_path(experiment):
 @pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda s: fspace.embed("vectors", "pca"), id="embed-a-string"),
         pytest.param(lambda s: fspace.function_vector(make_mlp(), "probes"), id="fv-probes"),
     ],
 )

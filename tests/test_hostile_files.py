@@ -219,14 +219,7 @@ def _special(kind: str, path: Path) -> None:
         "fifo",
         "directory",
         "link-to-dev-zero",
-        pytest.param(
-            "dangling-link",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=FileNotFoundError,
-                reason="Experiment._checkpoint_info lets the OSError of entry.stat() escape",
-            ),
-        ),
+        "dangling-link",
     ],
 )
 def test_not_a_regular_file_is_named_and_skipped(exp_path, reference, kind):

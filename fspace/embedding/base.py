@@ -24,13 +24,12 @@ import numpy as np
 
 from fspace._atomic import write_bytes
 from fspace.errors import ConfigError, EmbeddingError, ProbeMismatchError
+from fspace.vectors import FunctionVectors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pandas as pd
-
-    from fspace.vectors import FunctionVectors
 
 _METHODS: dict[str, type[EmbeddingMethod]] = {}
 _FORMAT = "fspace.embedding"
@@ -329,6 +328,10 @@ def embed(
     ``params`` are the method's own parameters (e.g. ``perplexity`` for t-SNE,
     ``n_neighbors`` for UMAP); the same ``random_state`` gives the same coordinates.
     """
+    if not isinstance(vectors, FunctionVectors):
+        raise ConfigError(
+            f"embed() needs FunctionVectors (from fspace.evaluate), got {type(vectors).__name__}"
+        )
     impl = get_method(method)
     check_int("random_state", random_state, 0)
     n = len(vectors)

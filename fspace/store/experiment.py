@@ -29,6 +29,7 @@ from fspace.errors import (
 )
 from fspace.probes import ProbeSuite
 from fspace.store import files, layout
+from fspace.store import vectors as vector_files
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class Experiment:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"an experiment path must be a str or Path, got {path!r}")
         self.path = Path(path)
         if not (self.path / layout.MARKER).is_file():
             hint = "it does not exist" if not self.path.exists() else "it holds no experiment"
@@ -137,6 +140,8 @@ class Experiment:
         """All runs whose run.json is readable; unreadable ones are listed in ``problems``."""
         out = []
         for run_id in self.run_ids():
+            if not (layout.run_dir(self.path, run_id) / "run.json").exists():
+                continue  # a run being created this instant: its run.json comes next
             try:
                 out.append(self.run(run_id))
             except RunError as e:
@@ -213,7 +218,11 @@ class Experiment:
     def _checkpoint_info(
         self, run_id: str, path: Path, entry: os.DirEntry
     ) -> CheckpointInfo | None:
-        st = entry.stat()
+        try:
+            st = entry.stat()
+        except OSError as e:  # e.g. a dangling symbolic link
+            self._problem(path, f"{path}: cannot be read ({e.strerror})")
+            return None
         stamp = (st.st_mtime_ns, st.st_size)
         cached = self._header_cache.get(path)
         if cached and cached[0] == stamp:
@@ -314,31 +323,23 @@ class Experiment:
     # function vectors ----------------------------------------------------------------
 
     def save_vector(self, ckpt: CheckpointInfo, suite: str, output: str, v: torch.Tensor) -> None:
-        """Cache the function vector of ``ckpt`` on the suite with fingerprint ``suite``."""
-        path = layout.vector_path(self.path, ckpt.run, suite, output, ckpt.name)
-        meta = {"kind": "vector", "fingerprint": suite, "output": output, "checkpoint": ckpt.key}
-        files.write(path, {"vector": v.reshape(-1)}, meta)
+        """Cache the function vector of ``ckpt`` on the suite with fingerprint ``suite``
+        (probabilities as float16; see :mod:`fspace.store.vectors`)."""
+        vector_files.save(self.path, ckpt, suite, output, v)
 
     def vector_size(self, suite: str, output: str) -> int | None:
         """Length of the function vectors already cached for ``suite`` and ``output``
         in any run (read from one file header), or None if there are none yet."""
-        pattern = f"runs/*/vectors/{suite}-{output}/*.safetensors"
-        for path in self.path.glob(pattern):
-            if path.name.startswith("."):
-                continue
-            try:
-                header, _ = files.read_header(path)
-            except CheckpointError:
-                continue
-            return int(header["vector"]["shape"][0])
-        return None
+        return vector_files.size(self.path, suite, output)
 
-    def load_vector(self, ckpt: CheckpointInfo, suite: str, output: str) -> torch.Tensor | None:
-        """The cached function vector of ``ckpt``, or None if it was never computed."""
-        path = layout.vector_path(self.path, ckpt.run, suite, output, ckpt.name)
-        if not path.exists():
-            return None
-        tensors, meta = files.read(path)
-        if meta.get("fingerprint") != suite:
-            raise ProbeMismatchError(f"{path}: cached for probe suite {meta.get('fingerprint')}")
-        return tensors["vector"]
+    def load_vector(
+        self,
+        ckpt: CheckpointInfo,
+        suite: str,
+        output: str,
+        *,
+        out: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """The cached function vector of ``ckpt`` (float32), or None if it was never
+        computed; with ``out`` it is written into that float32 tensor instead."""
+        return vector_files.load(self.path, ckpt, suite, output, out=out)
