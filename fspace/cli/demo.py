@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"total {done - start:.0f} s")
     if args.no_serve:
         return 0
+    from pathlib import Path
+
     from app import serve
 
-    serve(out, port=args.port)
+    serve(root=str(Path(out).parent), port=args.port, open_experiment=Path(out).name)
     return 0

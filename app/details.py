@@ -1,0 +1,304 @@
+"""What the page shows about one checkpoint: its run's metrics over epochs and its
+first-layer receptive fields, built with the result figures' own builders."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fspace.errors import CheckpointError, RunError
+from fspace.plot.results import mosaic
+from fspace.plot.style import COLORS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+    from app.state import ExperimentHandle, Scan
+    from fspace.store import CheckpointInfo, RunInfo
+
+N_FIELDS = 16
+MIN_IMAGE_SIDE = 8  # a flat input of 64 values or more that is a square is an image
+FIRST_LAYER = "hidden_layers.0.weight"  # fspace.models.mlp's first weight matrix
+
+
+@dataclass(frozen=True)
+class Details:
+    """One checkpoint, its run and the run's other checkpoints in epoch order."""
+
+    checkpoint: CheckpointInfo
+    run: RunInfo
+    history: tuple[CheckpointInfo, ...]
+
+
+def find_checkpoint(handle: ExperimentHandle, key: str) -> Details:
+    """The checkpoint ``key`` ("run/name", or a run id for its last checkpoint).
+
+    Looks in the latest scan first (a rescan of a large experiment takes a while) and
+    scans again only if the checkpoint is not there.
+    """
+    scan = handle.last_scan
+    if scan is not None:
+        try:
+            return _find(scan, handle.name, key)
+        except (RunError, CheckpointError):
+            pass
+    return _find(handle.scan(), handle.name, key)
+
+
+def _find(scan: Scan, experiment: str, key: str) -> Details:
+    run_id, _, name = str(key).partition("/")
+    if run_id not in scan.runs:
+        known = ", ".join(sorted(scan.runs)[:8]) or "none"
+        more = " ..." if len(scan.runs) > 8 else ""
+        raise RunError(f"no run {run_id!r} in experiment {experiment!r} (runs: {known}{more})")
+    history = tuple(c for c in scan.checkpoints if c.run == run_id)
+    if not history:
+        raise CheckpointError(f"run {run_id!r} has no checkpoints yet")
+    if not name:
+        return Details(history[-1], scan.runs[run_id], history)
+    for ckpt in history:
+        if ckpt.name == name:
+            return Details(ckpt, scan.runs[run_id], history)
+    epochs = f"epochs {history[0].epoch}-{history[-1].epoch}"
+    raise CheckpointError(f"run {run_id!r} has no checkpoint {name!r} (it has {epochs})")
+
+
+def metrics_table(history: tuple[CheckpointInfo, ...]) -> pd.DataFrame:
+    """One row per checkpoint: epoch, step and every recorded metric."""
+    import pandas as pd
+
+    rows = [{"epoch": c.epoch, "step": c.step, **c.metrics} for c in history]
+    return pd.DataFrame(rows)
+
+
+def _panels(n: int, gap: float = 0.08) -> list[tuple[float, float]]:
+    width = (1 - gap * (n - 1)) / n
+    return [(k * (width + gap), k * (width + gap) + width) for k in range(n)]
+
+
+def _title_annotation(text: str, domain: tuple[float, float]) -> dict[str, Any]:
+    return {
+        "text": text,
+        "x": sum(domain) / 2,
+        "y": 1.0,
+        "xref": "paper",
+        "yref": "paper",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 14},
+    }
+
+
+def metrics_figure(table: pd.DataFrame, *, epoch: int | None = None) -> dict[str, Any]:
+    """Each metric of a run against epoch, one panel per metric, with the selected
+    ``epoch`` marked by a dashed line (a plain figure dict: it is redrawn on every click)."""
+    names = [c for c in table.columns if c not in ("epoch", "step")]
+    if not names:
+        from app.figures import note_figure
+
+        return note_figure("this run recorded no metrics")
+    layout: dict[str, Any] = {
+        "template": "plotly_white",
+        "height": 240,
+        "showlegend": False,
+        "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+        "annotations": [],
+        "shapes": [],
+    }
+    traces = []
+    for k, (name, domain) in enumerate(zip(names, _panels(len(names)), strict=True)):
+        suffix = "" if k == 0 else str(k + 1)
+        layout[f"xaxis{suffix}"] = {
+            "domain": domain,
+            "anchor": f"y{suffix}",
+            "title": {"text": "epoch"},
+            "zeroline": False,
+            "dtick": max(1, -(-int(table["epoch"].max() - table["epoch"].min()) // 10)),
+        }
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}"}
+        layout["annotations"].append(_title_annotation(_title(name), domain))
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": table["epoch"].tolist(),
+                "y": table[name].astype(float).where(table[name].notna(), None).tolist(),
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "name": name,
+                "line": {"color": COLORS[k % len(COLORS)]},
+                "hovertemplate": f"epoch %{{x}}<br>{_title(name)} %{{y:.4g}}<extra></extra>",
+            }
+        )
+        if epoch is not None:
+            layout["shapes"].append(
+                {
+                    "type": "line",
+                    "x0": epoch,
+                    "x1": epoch,
+                    "xref": f"x{suffix}",
+                    "y0": 0,
+                    "y1": 1,
+                    "yref": f"y{suffix} domain",
+                    "line": {"dash": "dash", "color": "grey"},
+                }
+            )
+    return {"data": traces, "layout": layout}
+
+
+def _title(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def image_shape(input_shape: tuple[int, ...] | None) -> tuple[int, int] | None:
+    """Height and width of a probe input that is an image; None if it is not one."""
+    if not input_shape:
+        return None
+    shape = tuple(input_shape)
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) == 2 and min(shape) >= MIN_IMAGE_SIDE:
+        return int(shape[0]), int(shape[1])
+    if len(shape) == 1:
+        side = math.isqrt(shape[0])
+        if side * side == shape[0] and side >= MIN_IMAGE_SIDE:
+            return side, side
+    return None
+
+
+def first_layer(weights: dict[str, torch.Tensor], n_inputs: int) -> np.ndarray | None:
+    """The first layer's weight matrix ``(units, n_inputs)``: fspace's MLP layout, or
+    else the first 2-D weight (in natural name order) that reads ``n_inputs`` values."""
+    if FIRST_LAYER in weights and tuple(weights[FIRST_LAYER].shape)[1:] == (n_inputs,):
+        return weights[FIRST_LAYER].float().numpy()
+    candidates = [
+        k for k, w in weights.items() if w.ndim == 2 and w.shape[1] == n_inputs and "weight" in k
+    ]
+    if not candidates:
+        return None
+    return weights[min(candidates, key=_natural)].float().numpy()
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def fields_figure(handle: ExperimentHandle, details: Details) -> dict | str:
+    """The run's first-layer receptive fields at its first checkpoint and at this one
+    (the units strongest at the start), or the reason there are none."""
+    shape = image_shape(handle.input_shape())
+    if shape is None:
+        return "no receptive fields: the probe inputs are not images"
+    exp, first, ckpt = handle.experiment, details.history[0], details.checkpoint
+    n_inputs = shape[0] * shape[1]
+    before = first_layer(exp.load_weights(first), n_inputs)
+    after = first_layer(exp.load_weights(ckpt), n_inputs)
+    if before is None or after is None or before.shape != after.shape:
+        return "no receptive fields: no first-layer weight matrix reads the image"
+    units = np.argsort(-np.linalg.norm(before.astype(np.float64), axis=1), kind="stable")
+    units = units[:N_FIELDS]
+    titles = (f"epoch {first.epoch} (first checkpoint)", f"epoch {ckpt.epoch} (this checkpoint)")
+    return fields_dict(before[units].reshape(-1, *shape), after[units].reshape(-1, *shape), titles)
+
+
+def fields_dict(before: np.ndarray, after: np.ndarray, titles: tuple[str, str]) -> dict:
+    """Two mosaics of filters side by side, drawn as
+    :func:`~fspace.plot.results.receptive_fields_figure` draws them (grey, each filter
+    scaled around 0, square pixels), as a plain figure dict."""
+    from plotly.colors import make_colorscale, sequential
+
+    from app.figures import typed
+
+    # plotly.js knows the "gray" scale only through plotly.py: spell it out.
+    grey = make_colorscale(sequential.gray)
+    hidden = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": ""}
+    layout: dict[str, Any] = {
+        "template": "plotly_white",
+        "plot_bgcolor": "white",
+        "height": 300,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "annotations": [],
+    }
+    traces = []
+    for k, (filters, domain) in enumerate(zip((before, after), _panels(2, 0.04), strict=True)):
+        suffix = "" if k == 0 else "2"
+        traces.append(
+            {
+                "type": "heatmap",
+                "z": typed(mosaic(filters)),
+                "colorscale": grey,
+                "zmin": -1,
+                "zmax": 1,
+                "showscale": False,
+                "hoverongaps": False,
+                "hovertemplate": "%{z:.2f}<extra></extra>",
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+            }
+        )
+        layout[f"xaxis{suffix}"] = {
+            **hidden,
+            "domain": domain,
+            "anchor": f"y{suffix}",
+            "constrain": "domain",
+            "scaleanchor": f"y{suffix}",
+        }
+        layout[f"yaxis{suffix}"] = {
+            **hidden,
+            "anchor": f"x{suffix}",
+            "autorange": "reversed",
+            "constrain": "domain",
+        }
+        layout["annotations"].append(_title_annotation(titles[k], domain))
+    return {"data": traces, "layout": layout}
+
+
+def details_panel(handle: ExperimentHandle, key: str) -> Any:
+    """The details box of checkpoint ``key``: facts, metrics over epochs, receptive fields."""
+    from dash import html
+
+    from app import ids
+    from app.components import GRAPH_CONFIG, card, message
+
+    details = find_checkpoint(handle, key)
+    ckpt, run = details.checkpoint, details.run
+    facts = {"group": run.group, "seed": run.seed, "epoch": ckpt.epoch, "step": ckpt.step}
+    facts.update({_title(k): f"{v:.4g}" for k, v in ckpt.metrics.items()})
+    facts.update({k: v for k, v in run.config.items() if isinstance(v, (str, int, float))})
+    fields = fields_figure(handle, details)
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H2(f"{run.id} · epoch {ckpt.epoch}"),
+                    html.Button("×", id=ids.CLOSE_DETAILS, className="fs-close", title="close"),
+                ],
+                className="fs-details-head",
+            ),
+            html.Dl([part for k, v in facts.items() for part in (html.Dt(k), html.Dd(str(v)))]),
+            card(
+                "Metrics of the run",
+                _graph(
+                    metrics_figure(metrics_table(details.history), epoch=ckpt.epoch), GRAPH_CONFIG
+                ),
+            ),
+            card(
+                "First-layer receptive fields",
+                _graph(fields, GRAPH_CONFIG)
+                if not isinstance(fields, str)
+                else message(fields, "info"),
+            ),
+        ],
+        **{"data-checkpoint": ckpt.key},
+    )
+
+
+def _graph(fig: Any, config: dict[str, Any]) -> Any:
+    from dash import dcc
+
+    return dcc.Graph(figure=fig, config=config)

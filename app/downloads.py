@@ -1,0 +1,80 @@
+"""Downloads of the trajectories page: the figure as shown, and its coordinates as CSV.
+
+Files are written into the server's export folder (:mod:`app.exports`) and sent to
+the browser through ``dcc.Download``.
+"""
+
+from __future__ import annotations
+
+from dash import ALL, Input, Output, State, dcc, no_update
+
+from app import ids
+from app.components import message
+from app.exports import export_figure, export_table
+from app.pages.trajectories import entry_of, filters_of
+from app.state import current
+from app.wiring import Callbacks, guarded
+from fspace.errors import EmbeddingError
+
+callback = Callbacks()
+
+
+def current_frame(token, filters, epochs):
+    """The rows the page shows, with the map's entry (FspaceError if there is no map)."""
+    entry = entry_of(token)
+    if entry is None:
+        raise EmbeddingError("there is no map to export yet; wait until it is computed")
+    rows = entry.plot.mask(filters_of(filters), epochs)
+    return entry, entry.plot.labels()[rows]
+
+
+def _export_error(text: str):
+    return no_update, message(text)
+
+
+@callback(
+    Output(ids.DOWNLOAD, "data"),
+    Output(ids.EXPORT_MESSAGE, "children"),
+    Input(ids.EXPORT, "n_clicks"),
+    State(ids.EXPORT_FORMAT, "value"),
+    State(ids.EXP, "data"),
+    State(ids.MAP_TOKEN, "data"),
+    State({"type": "filter", "column": ALL}, "value"),
+    State(ids.EPOCHS, "value"),
+    State(ids.SELECTED, "data"),
+    prevent_initial_call=True,
+    running=[(Output(ids.EXPORT, "disabled"), True, False)],
+)
+@guarded(_export_error)
+def export(_n, fmt, exp, token, filters, epochs, selected):
+    """Write the figure as shown (filters, epoch window, highlighted run) and send it."""
+    from fspace.plot import trajectory_figure
+
+    entry, frame = current_frame(token, filters, epochs)
+    if frame.empty:
+        raise EmbeddingError("no checkpoint matches the filters and epoch window")
+    run = str(selected).partition("/")[0] if selected else None
+    run = run if run in set(frame["run"]) else None
+    title = f"{exp}: function space ({entry.spec.label}), coloured by epoch"
+    fig = trajectory_figure(frame, title=title, highlight_run=run)
+    stem = f"{exp}-{entry.spec.method}-trajectories"
+    path = export_figure(fig, current().export_dir, stem, fmt)
+    return dcc.send_file(str(path)), f"exported {path.name}"
+
+
+@callback(
+    Output(ids.DOWNLOAD, "data", allow_duplicate=True),
+    Output(ids.EXPORT_MESSAGE, "children", allow_duplicate=True),
+    Input(ids.EXPORT_CSV, "n_clicks"),
+    State(ids.EXP, "data"),
+    State(ids.MAP_TOKEN, "data"),
+    State({"type": "filter", "column": ALL}, "value"),
+    State(ids.EPOCHS, "value"),
+    prevent_initial_call=True,
+)
+@guarded(_export_error)
+def export_csv(_n, exp, token, filters, epochs):
+    """The coordinates and labels of the checkpoints shown, as CSV."""
+    entry, frame = current_frame(token, filters, epochs)
+    path = export_table(frame, current().export_dir, f"{exp}-{entry.spec.method}-coordinates")
+    return dcc.send_file(str(path)), f"exported {path.name} ({len(frame):,} checkpoints)"

@@ -1,0 +1,160 @@
+"""Precomputed plotting arrays of one map, so that every redraw is a few numpy masks.
+
+:class:`PlotFrame` sorts an embedding's frame once (group, run, epoch, step) and keeps
+each column the trajectory figure needs as a numpy array, the filter columns as integer
+codes. Filtering and the epoch window are boolean masks over those arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fspace.plot.style import group_order
+
+# Columns a page can filter by, when the experiment has them.
+FILTERS = ("group", "depth", "method", "seed")
+ERROR = "test_error"
+MISSING = "(none)"  # filter value of runs that lack the column
+
+
+@dataclass(frozen=True, eq=False)
+class PlotFrame:
+    """The rows of one map in drawing order, as arrays.
+
+    ``frame`` keeps every label column plus ``row``, the row of the checkpoint in the
+    embedding; ``codes[c][i]`` indexes ``values[c]`` for each filter column ``c``.
+    """
+
+    frame: pd.DataFrame
+    groups: tuple[str, ...]
+    group_code: np.ndarray
+    runs: np.ndarray
+    run_code: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    epoch: np.ndarray
+    seed: np.ndarray
+    error: np.ndarray | None
+    codes: dict[str, np.ndarray]
+    values: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame) -> PlotFrame:
+        """Sort ``frame`` (an embedding's frame) and extract its arrays."""
+        groups = tuple(group_order(frame["group"].astype(str).tolist()))
+        rank = {g: i for i, g in enumerate(groups)}
+        frame = frame.assign(row=np.arange(len(frame)), _g=frame["group"].astype(str).map(rank))
+        frame = frame.sort_values(["_g", "run", "epoch", "step"], kind="stable")
+        frame = frame.drop(columns="_g").reset_index(drop=True)
+        run_code, runs = pd.factorize(frame["run"].astype(str))
+        codes, values = {}, {}
+        for column in FILTERS:
+            if column in frame.columns:
+                codes[column], values[column] = _codes(frame[column])
+        error = frame[ERROR].to_numpy(np.float32) if ERROR in frame.columns else None
+        return cls(
+            frame=frame,
+            groups=groups,
+            group_code=frame["group"].astype(str).map(rank).to_numpy(np.int16),
+            runs=np.asarray(runs, dtype=object),
+            run_code=run_code.astype(np.int32),
+            x=frame["x"].to_numpy(np.float32),
+            y=frame["y"].to_numpy(np.float32),
+            epoch=frame["epoch"].to_numpy(np.int64),
+            seed=frame["seed"].to_numpy(np.float32),
+            error=error,
+            codes=codes,
+            values=values,
+        )
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def epoch_range(self) -> tuple[int, int]:
+        """Smallest and largest epoch (0, 0 when empty)."""
+        if not len(self):
+            return 0, 0
+        return int(self.epoch.min()), int(self.epoch.max())
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """x and y ranges of every point, padded by 5%, so the axes stay put while the
+        epoch window moves."""
+        if not len(self):
+            return -1.0, 1.0, -1.0, 1.0
+        out = []
+        for values in (self.x, self.y):
+            lo, hi = float(values.min()), float(values.max())
+            pad = (hi - lo) * 0.05 or 1.0
+            out += [lo - pad, hi + pad]
+        return tuple(out)
+
+    def options(self) -> dict[str, tuple[str, ...]]:
+        """Values each present filter column can take, in display order."""
+        return dict(self.values)
+
+    def mask(
+        self,
+        filters: Mapping[str, Sequence[str]] | None = None,
+        epochs: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Rows to draw: every filter's chosen values (none chosen: all), epochs in
+        ``[lo, hi]``. Filter values a column does not have select nothing."""
+        keep = np.ones(len(self), dtype=bool)
+        for column, chosen in (filters or {}).items():
+            if not chosen or column not in self.codes:
+                continue
+            index = {v: i for i, v in enumerate(self.values[column])}
+            wanted = [index[str(v)] for v in chosen if str(v) in index]
+            keep &= np.isin(self.codes[column], wanted)
+        if epochs is not None:
+            lo, hi = epochs
+            keep &= (self.epoch >= lo) & (self.epoch <= hi)
+        return keep
+
+    def rows_of_run(self, run: str) -> np.ndarray:
+        """Indices (in drawing order) of ``run``'s checkpoints; empty if it is absent."""
+        hit = np.flatnonzero(self.runs == run)
+        if not hit.size:
+            return hit
+        return np.flatnonzero(self.run_code == hit[0])
+
+    def key_of(self, row: int) -> str | None:
+        """Checkpoint key of embedding row ``row``; None if out of range."""
+        if not 0 <= row < len(self):
+            return None
+        position = np.flatnonzero(self.frame["row"].to_numpy() == row)
+        return str(self.frame["checkpoint"].iloc[position[0]]) if position.size else None
+
+    def position_of(self, key: str) -> int | None:
+        """Drawing-order index of checkpoint ``key``; None if it is not in the map."""
+        hit = np.flatnonzero(self.frame["checkpoint"].to_numpy() == key)
+        return int(hit[0]) if hit.size else None
+
+    def labels(self) -> pd.DataFrame:
+        """The rows as a table of labels and coordinates, in drawing order."""
+        return self.frame.drop(columns="row")
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes of ``column``'s values as text, the values sorted naturally."""
+    if column.dtype.kind == "f" and np.allclose(column.dropna() % 1, 0):
+        # A column of whole numbers turns float when some runs lack it: show 2, not 2.0.
+        column = column.astype("Int64")
+    text = column.astype(str).where(column.notna(), MISSING)
+    uniques = sorted(set(text), key=_natural)
+    index = {v: i for i, v in enumerate(uniques)}
+    return text.map(index).to_numpy(np.int32), tuple(uniques)
+
+
+def _natural(value: str) -> tuple:
+    # Depths and seeds sort as numbers (2 before 10); other labels as text.
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)

@@ -1,0 +1,63 @@
+"""Component ids shared by layouts, callbacks and tests: one name per component."""
+
+from __future__ import annotations
+
+# shell
+NAV = "nav-location"
+EXP_SELECT = "experiment-select"
+
+# trajectories page
+EXP = "trajectories-experiment"
+POLL = "trajectories-poll"
+MAP_TOKEN = "map-token"
+MAP_STATUS = "map-status"
+MAP_METHOD = "map-method"
+PERPLEXITY = "map-perplexity"
+NEIGHBORS = "map-neighbors"
+MAP_SEED = "map-seed"
+REFIT = "map-refit"
+PERPLEXITY_ROW = "map-perplexity-row"
+NEIGHBORS_ROW = "map-neighbors-row"
+PROBLEMS = "experiment-problems"
+GRAPH = "trajectory-graph"
+EPOCHS = "epoch-window"
+EPOCHS_LABEL = "epoch-window-label"
+PLAY = "play"
+PLAY_TIMER = "play-timer"
+SELECTED = "selected-checkpoint"
+DETAILS = "checkpoint-details"
+CLOSE_DETAILS = "close-details"
+VIEW_QUERY = "view-query"
+URL_SINK = "url-sink"
+EXPORT_FORMAT = "export-format"
+EXPORT = "export-figure"
+EXPORT_CSV = "export-csv"
+EXPORT_MESSAGE = "export-message"
+DOWNLOAD = "download"
+PAGE_MESSAGES = "page-messages"
+PENDING = "pending-view"
+GRAPH_READY = "graph-ready"
+
+
+def filter_id(column: str) -> dict[str, str]:
+    """Pattern-matching id of the filter dropdown of ``column``."""
+    return {"type": "filter", "column": column}
+
+
+def filter_box_id(column: str) -> dict[str, str]:
+    """Pattern-matching id of the box around the filter of ``column`` (hidden if absent)."""
+    return {"type": "filter-box", "column": column}
+
+
+# results page
+RESULTS_EXP = "results-experiment"
+RESULTS_POLL = "results-poll"
+RESULTS_TOKEN = "results-token"
+RESULTS_STATUS = "results-status"
+RESULTS_SUMMARY = "results-summary"
+RESULTS_TABLE = "results-table"
+RESULTS_HISTOGRAMS = "results-histograms"
+RESULTS_DEPTH = "results-depth"
+RESULTS_FIELDS = "results-fields"
+RESULTS_FIELDS_RUN = "results-fields-run"
+RESULTS_CHANGE = "results-change"

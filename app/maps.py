@@ -1,0 +1,330 @@
+"""Maps of experiments, computed in the background and kept in memory.
+
+A map is an experiment embedded with one :class:`MapSpec` (method and its main
+parameters). :class:`MapStore` keeps one :class:`MapEntry` per experiment and spec:
+the first request starts a fit on a worker thread (reading the on-disk embedding cache
+of :mod:`fspace.pipeline` when it holds this exact map), later requests only look at
+the entry, so no callback ever waits for a fit. When the experiment changes, the new
+checkpoints are placed into the existing map (:meth:`Embedding.transform`) instead of
+re-fitting it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from app.frames import PlotFrame
+from app.jobs import Job, Jobs
+from app.placement import place_by_neighbours
+from app.vectors import checkpoint_vectors
+from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
+
+if TYPE_CHECKING:
+    from app.state import ExperimentHandle, Scan
+    from fspace.embedding import Embedding
+    from fspace.vectors import FunctionVectors
+
+log = logging.getLogger("app")
+LABELS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
+# The parameter of each method that the page lets one change.
+MAIN_PARAMS = {"tsne": "perplexity", "umap": "n_neighbors", "pca": None}
+MAX_ENTRIES = 12
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """Which map: method, its main parameter (None: the method's default) and seed."""
+
+    method: str = "tsne"
+    param: float | int | None = None
+    random_state: int = 0
+
+    @classmethod
+    def make(cls, method: str = "tsne", param: Any = None, random_state: Any = 0) -> MapSpec:
+        """Validate and normalise; a parameter equal to the default is dropped, so the
+        page shares the on-disk cache with ``fspace embed``'s defaults."""
+        from fspace.embedding.base import check_int, check_positive, get_method
+
+        if method not in MAIN_PARAMS:
+            raise ConfigError(f"unknown map method {method!r}; choose one of tsne, umap, pca")
+        name = MAIN_PARAMS[method]
+        if random_state is None:
+            random_state = 0
+        check_int("map seed", random_state, 0)
+        if name is None or param is None or param == get_method(method).defaults[name]:
+            return cls(method, None, int(random_state))
+        if name == "n_neighbors":
+            check_int("neighbours", param, 2)
+            return cls(method, int(param), int(random_state))
+        check_positive(name, param)
+        return cls(method, float(param), int(random_state))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters passed to the embedding method."""
+        name = MAIN_PARAMS[self.method]
+        return {} if name is None or self.param is None else {name: self.param}
+
+    @property
+    def label(self) -> str:
+        """Short description, e.g. "t-SNE (perplexity 50, seed 1)"."""
+        names = {"perplexity": "perplexity", "n_neighbors": "neighbours"}
+        parts = [f"{names[k]} {v:g}" for k, v in self.params.items()]
+        if self.random_state:
+            parts.append(f"seed {self.random_state}")
+        return LABELS[self.method] + (f" ({', '.join(parts)})" if parts else "")
+
+
+@dataclass(frozen=True)
+class MapStatus:
+    """What the page shows about a map: a token that changes with every new version
+    (None while there is nothing to draw), a status line, and whether work is running."""
+
+    token: str | None
+    message: str
+    busy: bool
+    error: bool = False
+
+
+class MapEntry:
+    """One map of one experiment, and the job computing it."""
+
+    def __init__(self, handle: ExperimentHandle, spec: MapSpec, uid: int) -> None:
+        self.handle = handle
+        self.spec = spec
+        self.uid = uid
+        self.embedding: Embedding | None = None
+        self.plot: PlotFrame | None = None
+        self.vectors: FunctionVectors | None = None  # of the embedding's rows, if loaded
+        self.version = 0
+        self.signature: tuple | None = None
+        self.failed: set[str] = set()  # checkpoints whose vectors are not finite
+        self.note = ""
+        self.error: str | None = None
+        self.error_signature: tuple | None = None
+        self.future: Job | None = None
+        self.stage = ""
+        self.started = 0.0
+        self.lock = threading.Lock()
+
+    @property
+    def token(self) -> str | None:
+        return None if self.plot is None else f"{self.uid}.{self.version}"
+
+    @property
+    def busy(self) -> bool:
+        return self.future is not None and not self.future.done()
+
+
+class MapStore:
+    """Every map the server has computed, with a small pool of worker threads."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._jobs = Jobs(workers, "fspace-map")
+        self._entries: OrderedDict[tuple, MapEntry] = OrderedDict()
+        self._by_uid: dict[int, MapEntry] = {}
+        self._lock = threading.Lock()
+        self._next = 1
+
+    def entry(self, handle: ExperimentHandle, spec: MapSpec) -> MapEntry:
+        """The entry of ``spec`` for ``handle``, created empty if new."""
+        key = (handle.path, spec)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = MapEntry(handle, spec, self._next)
+                self._by_uid[self._next] = entry
+                self._next += 1
+                self._evict()
+            self._entries.move_to_end(key)
+            return entry
+
+    def _evict(self) -> None:
+        while len(self._entries) > MAX_ENTRIES:
+            _, old = self._entries.popitem(last=False)
+            self._by_uid.pop(old.uid, None)
+
+    def find(self, token: str | None) -> MapEntry | None:
+        """The entry a page's token refers to (its current version), if still kept."""
+        try:
+            uid = int(str(token).split(".")[0])
+        except ValueError:
+            return None
+        return self._by_uid.get(uid)
+
+    def ready(self, handle: ExperimentHandle) -> list[MapEntry]:
+        """Entries of ``handle`` that have a map."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.handle is handle and e.plot]
+
+    def status(self, handle: ExperimentHandle, spec: MapSpec, *, refit: bool = False) -> MapStatus:
+        """Start whatever work the map needs (never waits for it) and describe it."""
+        entry = self.entry(handle, spec)
+        with entry.lock:
+            if not entry.busy:
+                signature = handle.signature()
+                if refit:
+                    self._submit(entry, self._fit, True)
+                elif entry.plot is None:
+                    if entry.error is None or entry.error_signature != signature:
+                        self._submit(entry, self._fit, False)
+                elif entry.signature != signature and entry.error_signature != signature:
+                    self._submit(entry, self._update)
+        return describe(entry)
+
+    def _submit(self, entry: MapEntry, job, *args) -> None:
+        entry.stage, entry.started = "starting", time.monotonic()
+        entry.future = self._jobs.submit(self._run, entry, job, *args)
+
+    def _run(self, entry: MapEntry, job, *args) -> None:
+        try:
+            job(entry, *args)
+        except FspaceError as err:
+            entry.error = str(err)
+            entry.error_signature = entry.handle.signature()
+        except Exception as err:  # a worker must report, never die silently
+            log.exception("map job for %s failed", entry.handle.name)
+            from app.wiring import internal_error_message
+
+            entry.error = internal_error_message(err)
+            entry.error_signature = entry.handle.signature()
+        finally:
+            entry.stage = ""
+
+    def _fit(self, entry: MapEntry, refit: bool) -> None:
+        handle, spec = entry.handle, entry.spec
+        entry.stage = "reading the experiment"
+        scan = handle.scan()
+        if not scan.checkpoints:
+            raise EmptyExperimentError(_empty_message(handle.name, scan))
+        embedding = None if refit else cached_embedding(handle, scan, spec)
+        if embedding is None:
+            vectors = self._vectors(entry, list(scan.checkpoints))
+            entry.stage = f"fitting {spec.label} on {len(vectors):,} checkpoints"
+            embedding = embed(handle, vectors, spec)
+            entry.vectors = vectors
+        else:
+            entry.vectors = None
+        self._publish(entry, embedding, scan, "")
+
+    def _update(self, entry: MapEntry) -> None:
+        scan = entry.handle.scan()
+        known = set(entry.embedding.points["checkpoint"])
+        new = [c for c in scan.checkpoints if c.key not in known and c.key not in entry.failed]
+        if not new:
+            entry.signature = scan.signature
+            return
+        if len(new) > len(known):
+            # Placing more points than the map was fitted on would distort it: re-fit.
+            return self._fit(entry, False)
+        entry.stage = f"placing {len(new):,} new checkpoints"
+        vectors = self._vectors(entry, new)
+        embedding, note = self._place(entry, vectors)
+        self._publish(entry, embedding, scan, note)
+
+    def _place(self, entry: MapEntry, new: FunctionVectors) -> tuple[Embedding, str]:
+        embedding = entry.embedding
+        # A map read from the cache has no fitted state (Embedding.load); place new
+        # checkpoints where openTSNE's transform starts them: among their neighbours.
+        if embedding._state is not None:
+            return embedding.transform(new), ""
+        if entry.vectors is None:
+            entry.stage = "reading the map's function vectors"
+            keys = set(embedding.points["checkpoint"])
+            ckpts = [c for c in entry.handle.scan().checkpoints if c.key in keys]
+            entry.vectors = self._vectors(entry, ckpts)
+        placed = place_by_neighbours(embedding, entry.vectors, new)
+        entry.vectors = _concat(entry.vectors, new)
+        return placed, (
+            f"{len(new):,} new checkpoints were placed next to their nearest neighbours "
+            f"(this map was read from the cache); re-fit for an exact map"
+        )
+
+    def _vectors(self, entry: MapEntry, ckpts: list) -> FunctionVectors:
+        def progress(done: int, total: int) -> None:
+            entry.stage = f"function vectors {done:,}/{total:,}"
+
+        vectors, failed = checkpoint_vectors(entry.handle.experiment, ckpts, progress=progress)
+        entry.failed.update(failed)
+        return vectors
+
+    def _publish(self, entry: MapEntry, embedding: Embedding, scan: Scan, note: str) -> None:
+        entry.stage = "preparing the plot"
+        plot = PlotFrame.build(embedding.frame)
+        with entry.lock:
+            entry.embedding, entry.plot = embedding, plot
+            entry.signature, entry.note = scan.signature, note
+            entry.error = entry.error_signature = None
+            entry.version += 1
+
+    def close(self) -> None:
+        self._jobs.close()
+
+
+def describe(entry: MapEntry) -> MapStatus:
+    """The status line of ``entry``."""
+    if entry.busy:
+        elapsed = time.monotonic() - entry.started
+        return MapStatus(entry.token, f"{entry.stage or 'working'}… ({elapsed:.0f} s)", True)
+    if entry.error is not None:
+        return MapStatus(entry.token, entry.error, False, error=True)
+    if entry.plot is None:
+        return MapStatus(None, "waiting to start", True)
+    runs = len(entry.plot.runs)
+    text = f"{entry.spec.label}: {len(entry.plot):,} checkpoints of {runs:,} runs"
+    return MapStatus(entry.token, f"{text}. {entry.note}" if entry.note else text, False)
+
+
+def _empty_message(name: str, scan: Scan) -> str:
+    starting = f"; {len(scan.waiting)} runs are starting" if scan.waiting else ""
+    return (
+        f"experiment {name!r} has no checkpoints yet{starting}. This page shows them "
+        f"as soon as a training process records some."
+    )
+
+
+def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Embedding | None:
+    """The map of exactly these checkpoints from the experiment's embedding cache, read
+    without loading any function vector; None if it was never computed."""
+    from fspace.embedding import Embedding
+    from fspace.pipeline import cache_key
+
+    suites = handle.experiment.probe_suites()
+    if len(suites) != 1:
+        return None
+    fingerprint = next(iter(suites.values()))
+    params = {**spec.params, "random_state": spec.random_state}
+    keys = [c.key for c in scan.checkpoints]
+    key = cache_key(spec.method, params, fingerprint, "prob", keys)
+    # The file name embed_vectors gives its cache entries.
+    path = handle.path / "embeddings" / f"{spec.method}-{key}.safetensors"
+    return Embedding.load(path) if path.is_file() else None
+
+
+def embed(handle: ExperimentHandle, vectors: FunctionVectors, spec: MapSpec) -> Embedding:
+    """Fit (or read from the on-disk cache) the map of ``vectors``."""
+    from fspace.pipeline import embed_vectors
+
+    return embed_vectors(
+        handle.experiment,
+        vectors,
+        method=spec.method,
+        random_state=spec.random_state,
+        params=spec.params,
+        progress=False,
+    )
+
+
+def _concat(a: FunctionVectors, b: FunctionVectors) -> FunctionVectors:
+    import numpy as np
+    import pandas as pd
+
+    from fspace.vectors import FunctionVectors
+
+    points = pd.concat([a.points, b.points], ignore_index=True)
+    return FunctionVectors(np.concatenate([a.matrix, b.matrix]), points, a.fingerprint, a.output)

@@ -1,0 +1,349 @@
+"""Trajectories page: the map of every checkpoint, one line per run.
+
+The layout reads the view from the URL (:mod:`app.views`); callbacks are thin and call
+pure builders (:mod:`app.figures`, :mod:`app.controls`, :mod:`app.details`). A timer
+polls the map's status, which also notices new checkpoints and has them placed into
+the map in the background; the figure is redrawn only when the map's token changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dash
+from dash import ALL, Input, Output, State, dcc, html, no_update
+
+from app import ids
+from app.components import graph, header, message, scan_messages, status_line
+from app.controls import (
+    epoch_controls,
+    export_controls,
+    filter_controls,
+    filter_state,
+    map_controls,
+    marks,
+    param_styles,
+    window,
+)
+from app.details import details_panel
+from app.figures import clicked_key, message_dict, trajectory_dict
+from app.frames import FILTERS
+from app.maps import MapEntry, MapSpec, MapStatus
+from app.state import current
+from app.views import View, parse_view, view_query
+from app.wiring import Callbacks, guarded, triggered
+from fspace.errors import FspaceError
+
+callback = Callbacks()
+PAGE = "trajectories"
+WAITING = "the map is being computed; its progress is shown on the left"
+
+
+def layout(**query: Any) -> html.Div:
+    """The page for the view in the URL's query parameters."""
+    state = current()
+    view, notes = parse_view(query)
+    names = state.registry.names()
+    exp = view.exp or state.default_name()
+    top = header(PAGE, exp, names)
+    if exp is None:
+        root = state.registry.root
+        text = f"no experiments under {root} yet; record one with fspace.Recorder"
+        return html.Div([top, message(text, "info")], className="fs-page")
+    try:
+        handle = state.registry.get(exp)
+        status = state.maps.status(handle, view.spec)
+    except FspaceError as err:
+        return html.Div([top, message(str(err))], className="fs-page")
+    entry = state.maps.find(status.token)
+    plot = entry.plot if entry is not None else None
+    selected = view.checkpoint or view.run
+    sidebar = [
+        map_controls(view.spec, status),
+        filter_controls(view, plot),
+        export_controls(),
+        html.Div(scan_messages(handle.last_scan), id=ids.PROBLEMS),
+    ]
+    main = [
+        graph(ids.GRAPH, figure=message_dict(WAITING), className="fs-map"),
+        epoch_controls(view, plot),
+        html.Div(id=ids.DETAILS, className="fs-details"),
+    ]
+    stores = [
+        dcc.Store(id=ids.EXP, data=exp),
+        dcc.Store(id=ids.MAP_TOKEN, data=status.token),
+        dcc.Store(id=ids.SELECTED, data=selected),
+        # Filters and window from the URL wait here until the map (and its choices) exists.
+        dcc.Store(id=ids.PENDING, data=None if plot is not None else pending(view)),
+        dcc.Store(id=ids.VIEW_QUERY),
+        dcc.Store(id=ids.GRAPH_READY, data=False),
+        html.Div(id=ids.URL_SINK, hidden=True),
+        dcc.Interval(id=ids.POLL, interval=state.poll_ms),
+    ]
+    notes_box = html.Div([message(n, "warning") for n in notes], id=ids.PAGE_MESSAGES)
+    body = html.Div(
+        [html.Aside(sidebar, className="fs-sidebar"), html.Main(main, className="fs-main")],
+        className="fs-body",
+    )
+    return html.Div([top, notes_box, body, *stores], className="fs-page")
+
+
+def spec_of(method: str, perplexity: Any, neighbors: Any, seed: Any) -> MapSpec:
+    """The map the controls ask for (ConfigError for a value the method cannot use)."""
+    param = {"tsne": perplexity, "umap": neighbors}.get(method)
+    return MapSpec.make(method, param, seed)
+
+
+def _status_error(text: str):
+    return no_update, status_line(MapStatus(None, text, False, error=True)), no_update
+
+
+@callback(
+    Output(ids.MAP_TOKEN, "data"),
+    Output(ids.MAP_STATUS, "children"),
+    Output(ids.PROBLEMS, "children"),
+    Input(ids.POLL, "n_intervals"),
+    Input(ids.MAP_METHOD, "value"),
+    Input(ids.PERPLEXITY, "value"),
+    Input(ids.NEIGHBORS, "value"),
+    Input(ids.MAP_SEED, "value"),
+    Input(ids.REFIT, "n_clicks"),
+    State(ids.EXP, "data"),
+    State(ids.MAP_TOKEN, "data"),
+    prevent_initial_call=True,
+)
+@guarded(_status_error)
+def poll(_n, method, perplexity, neighbors, seed, _refit, exp, token):
+    """Ask for the map the controls describe; new token only when the map changed."""
+    state = current()
+    handle = state.registry.get(exp)
+    spec = spec_of(method, perplexity, neighbors, seed)
+    status = state.maps.status(handle, spec, refit=triggered() == ids.REFIT)
+    new_token = status.token if status.token != token else no_update
+    return new_token, status_line(status), scan_messages(handle.last_scan)
+
+
+@callback(
+    Output(ids.PERPLEXITY_ROW, "style"),
+    Output(ids.NEIGHBORS_ROW, "style"),
+    Input(ids.MAP_METHOD, "value"),
+    prevent_initial_call=True,
+)
+def show_params(method):
+    """Show the parameter of the chosen method only."""
+    return param_styles(method)
+
+
+def entry_of(token: str | None) -> MapEntry | None:
+    """The map a page's token names, if it is still kept and drawable."""
+    entry = current().maps.find(token)
+    return entry if entry is not None and entry.plot is not None else None
+
+
+def pending(view: View) -> dict[str, Any]:
+    """What the URL asked for that can only be applied once the map is ready."""
+    return {"epochs": view.epochs, "filters": [list(view.filter(c)) for c in FILTERS]}
+
+
+@callback(
+    Output({"type": "filter", "column": ALL}, "options"),
+    Output({"type": "filter-box", "column": ALL}, "style"),
+    Output({"type": "filter", "column": ALL}, "value"),
+    Output(ids.EPOCHS, "min"),
+    Output(ids.EPOCHS, "max"),
+    Output(ids.EPOCHS, "marks"),
+    Output(ids.EPOCHS, "value", allow_duplicate=True),
+    Output(ids.PENDING, "data"),
+    Input(ids.MAP_TOKEN, "data"),
+    State(ids.EPOCHS, "value"),
+    State(ids.EPOCHS, "max"),
+    State(ids.PENDING, "data"),
+    prevent_initial_call=True,
+)
+def refresh_controls(token, value, old_max, wanted):
+    """Filter choices and epoch range of a new map version (and, the first time, the
+    filters and window the URL asked for)."""
+    entry = entry_of(token)
+    if entry is None:
+        raise dash.exceptions.PreventUpdate
+    options, styles = filter_state(entry.plot)
+    values = [no_update] * len(FILTERS)
+    if wanted:
+        values = wanted["filters"]
+        value, old_max = wanted["epochs"], None
+    lo, hi, value = window(entry.plot, value, old_max)
+    return options, styles, values, lo, hi, marks(lo, hi), value, None
+
+
+def filters_of(values: Sequence[Any]) -> dict[str, list[str]]:
+    """The filter dropdowns' values (in :data:`FILTERS` order) by column, as text."""
+    return {c: [str(v) for v in (vals or [])] for c, vals in zip(FILTERS, values, strict=False)}
+
+
+# The graph's first plot is followed by a resize that draws it again; the map is sent
+# only once the light placeholder has had that first plot, so it is drawn once. The
+# resize reports itself as relayoutData; the poll timer is the fallback.
+callback.clientside(
+    """
+    function(relayout, polls, ready) {
+        if (ready) { return window.dash_clientside.no_update; }
+        return Boolean(relayout) || (polls || 0) >= 2;
+    }
+    """,
+    Output(ids.GRAPH_READY, "data"),
+    Input(ids.GRAPH, "relayoutData"),
+    Input(ids.POLL, "n_intervals"),
+    State(ids.GRAPH_READY, "data"),
+)
+
+
+@callback(
+    Output(ids.GRAPH, "figure"),
+    Input(ids.MAP_TOKEN, "data"),
+    Input({"type": "filter", "column": ALL}, "value"),
+    Input(ids.EPOCHS, "value"),
+    Input(ids.SELECTED, "data"),
+    Input(ids.GRAPH_READY, "data"),
+)
+@guarded(message_dict)
+def draw(token, filters, epochs, selected, ready=True):
+    """The trajectory figure of the current map, filters and epoch window."""
+    if not ready:
+        raise dash.exceptions.PreventUpdate
+    entry = entry_of(token)
+    if entry is None:
+        return message_dict(WAITING)
+    plot = entry.plot
+    mask = plot.mask(filters_of(filters), epochs)
+    if not mask.any():
+        return message_dict("no checkpoint matches the filters and epoch window")
+    key = str(selected) if selected else None
+    position = plot.position_of(key) if key else None
+    run = key.partition("/")[0] if key else None
+    run = run if run is not None and plot.rows_of_run(run).size else None
+    return trajectory_dict(
+        plot, mask, highlight=run, selected=position, uirevision=f"map-{entry.uid}"
+    )
+
+
+@callback(
+    Output(ids.SELECTED, "data"),
+    Input(ids.GRAPH, "clickData"),
+    State(ids.MAP_TOKEN, "data"),
+    prevent_initial_call=True,
+)
+def select(click, token):
+    """The checkpoint a click on the map chose."""
+    entry = entry_of(token)
+    key = clicked_key(entry.plot, click) if entry is not None else None
+    if key is None:
+        raise dash.exceptions.PreventUpdate
+    return key
+
+
+@callback(
+    Output(ids.SELECTED, "data", allow_duplicate=True),
+    Input(ids.CLOSE_DETAILS, "n_clicks"),
+    prevent_initial_call=True,
+)
+def close_details(n_clicks):
+    """Close the details (the button exists only while they are shown)."""
+    if not n_clicks:  # the button was just drawn, not clicked
+        raise dash.exceptions.PreventUpdate
+    return None
+
+
+@callback(
+    Output(ids.DETAILS, "children"),
+    Input(ids.SELECTED, "data"),
+    State(ids.EXP, "data"),
+)
+@guarded(lambda text: message(text))
+def details(selected, exp):
+    """The details of the selected checkpoint, or a hint to click one."""
+    if not selected:
+        return html.P(
+            "Click a point to see its run's metrics and receptive fields.", className="fs-hint"
+        )
+    return details_panel(current().registry.get(exp), str(selected))
+
+
+@callback(
+    Output(ids.PLAY_TIMER, "disabled"),
+    Output(ids.PLAY, "children"),
+    Output(ids.EPOCHS, "value", allow_duplicate=True),
+    Input(ids.PLAY, "n_clicks"),
+    State(ids.PLAY_TIMER, "disabled"),
+    State(ids.EPOCHS, "value"),
+    State(ids.EPOCHS, "max"),
+    prevent_initial_call=True,
+)
+def play(_n, stopped, value, top):
+    """Start or stop the animation; starting at the end replays from the window start."""
+    if not stopped:
+        return True, "▶ play", no_update
+    lo, hi = value or (0, top)
+    return False, "❚❚ pause", [lo, lo] if hi >= top else no_update
+
+
+@callback(
+    Output(ids.EPOCHS, "value", allow_duplicate=True),
+    Output(ids.PLAY_TIMER, "disabled", allow_duplicate=True),
+    Output(ids.PLAY, "children", allow_duplicate=True),
+    Input(ids.PLAY_TIMER, "n_intervals"),
+    State(ids.EPOCHS, "value"),
+    State(ids.EPOCHS, "max"),
+    prevent_initial_call=True,
+)
+def step(_n, value, top):
+    """Move the window's upper end one epoch on; stop at the last epoch."""
+    lo, hi = value or (0, top)
+    hi = min(hi + 1, top)
+    done = hi >= top
+    return [lo, hi], done, "▶ play" if done else no_update
+
+
+@callback(
+    Output(ids.VIEW_QUERY, "data"),
+    Input(ids.MAP_METHOD, "value"),
+    Input(ids.PERPLEXITY, "value"),
+    Input(ids.NEIGHBORS, "value"),
+    Input(ids.MAP_SEED, "value"),
+    Input({"type": "filter", "column": ALL}, "value"),
+    Input(ids.EPOCHS, "value"),
+    Input(ids.SELECTED, "data"),
+    State(ids.EXP, "data"),
+    State(ids.EPOCHS, "min"),
+    State(ids.EPOCHS, "max"),
+    State(ids.PENDING, "data"),
+)
+def query(method, perplexity, neighbors, seed, filters, epochs, selected, exp, lo, hi, wanted):
+    """The URL query of what the page shows, for sharing (written by the script below)."""
+    try:
+        spec = spec_of(method, perplexity, neighbors, seed)
+    except FspaceError:
+        spec = MapSpec(method if method in ("tsne", "umap", "pca") else "tsne")
+    if wanted:  # the map is not there yet: keep what the URL asked for
+        filters, epochs, lo = wanted["filters"], wanted["epochs"], None
+    chosen = tuple((c, tuple(v)) for c, v in filters_of(filters).items() if v)
+    window_ = tuple(epochs) if epochs and list(epochs) != [lo, hi] else None
+    view = View(exp=exp, spec=spec, filters=chosen, epochs=window_, checkpoint=selected)
+    return view_query(view)
+
+
+callback.clientside(
+    """
+    function(query) {
+        if (typeof query === "string" && window.location.pathname.endsWith("/trajectories")) {
+            window.history.replaceState(window.history.state, "", window.location.pathname + query);
+        }
+        return "";
+    }
+    """,
+    Output(ids.URL_SINK, "children"),
+    Input(ids.VIEW_QUERY, "data"),
+)
+
+
+dash.register_page(__name__, path="/trajectories", name="Trajectories", order=1, layout=layout)

@@ -1,0 +1,161 @@
+"""Building the Dash app and serving it.
+
+:func:`create_app` builds one dashboard for a root folder (several may live in one
+process: their state hangs off their own Flask app); :func:`serve` runs it with
+waitress, with Dash's debug mode off so a browser never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dash import Input, Output, State
+
+from app import ids
+from app.components import page_href
+from app.state import EXTENSION, ServerState
+from app.wiring import Callbacks
+from fspace.errors import ConfigError
+
+PAGES = (
+    "app.pages.home",
+    "app.pages.trajectories",
+    "app.pages.results",
+    "app.pages.generative",
+    "app.pages.not_found_404",
+)
+# Callbacks that belong to a page but live in their own module.
+EXTRAS = ("app.downloads",)
+ASSETS = Path(__file__).parent / "assets"
+THREADS = 8
+
+shell = Callbacks()
+
+
+@shell(
+    Output(ids.NAV, "href"),
+    Input(ids.EXP_SELECT, "value"),
+    State("_pages_location", "pathname"),
+    State("_pages_location", "search"),
+    prevent_initial_call=True,
+)
+def choose_experiment(name: str | None, pathname: str | None, search: str | None) -> str:
+    """Open the chosen experiment on the same page (trajectories from the home page).
+
+    The dropdown also reports the value a page renders it with; that is no choice.
+    """
+    from urllib.parse import parse_qs
+
+    from dash.exceptions import PreventUpdate
+
+    from app.state import current
+
+    shown = parse_qs((search or "").lstrip("?")).get("exp", [None])[-1]
+    if not name or name == (shown or current().default_name()):
+        raise PreventUpdate
+    page = "results" if str(pathname or "").rstrip("/").endswith("results") else "trajectories"
+    return page_href(page, name)
+
+
+def create_app(
+    root: str | os.PathLike = "checkpoints",
+    *,
+    default_experiment: str | None = None,
+    export_dir: str | os.PathLike | None = None,
+    poll_ms: int = 1000,
+):
+    """The dashboard of the experiments under ``root`` (or of ``root``, if it is one).
+
+    ``default_experiment`` is shown when a URL names none; exports go to ``export_dir``
+    (default: a new temporary folder); pages check for new checkpoints every
+    ``poll_ms`` milliseconds.
+    """
+    import dash
+    from dash import dcc, html
+
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        title="fspace",
+        update_title=None,
+    )
+    state = ServerState(
+        root, default_experiment=default_experiment, export_dir=export_dir, poll_ms=poll_ms
+    )
+    app.server.extensions[EXTENSION] = state
+    # Pages register themselves on import, which needs the app to exist first.
+    modules = [importlib.import_module(name) for name in PAGES + EXTRAS]
+    app.layout = html.Div([dcc.Location(id=ids.NAV, refresh="callback-nav"), dash.page_container])
+    for module in modules:
+        if hasattr(module, "callback"):
+            module.callback.attach(app)
+    shell.attach(app)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    root: str | os.PathLike = "checkpoints",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    open_experiment: str | None = None,
+    threads: int = THREADS,
+) -> None:
+    """Serve the dashboard of ``root`` on ``host:port`` until interrupted.
+
+    ``open_experiment`` is the experiment shown first (its URL is printed).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder; pass an experiment or a folder of experiments")
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"port must be between 1 and 65535, got {port}")
+    app = create_app(root, default_experiment=open_experiment)
+    state: ServerState = app.server.extensions[EXTENSION]
+    if open_experiment is not None:
+        state.registry.get(open_experiment)  # NotAnExperimentError naming the choices
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not is_loopback(host):
+        print(
+            f"warning: the dashboard has no authentication; anyone who can reach "
+            f"{host}:{port} can browse these experiments",
+            file=sys.stderr,
+        )
+    shown = state.default_name()
+    where = f"[{host}]" if ":" in host else host
+    url = f"http://{where}:{port}" + (page_href("trajectories", shown) if shown else "/")
+    print(f"fspace dashboard of {root}: {url}  (Ctrl+C stops it)", flush=True)
+    _run(app, state, host, int(port), threads)
+
+
+def _run(app, state: ServerState, host: str, port: int, threads: int) -> None:
+    from waitress import serve as waitress_serve
+
+    try:
+        waitress_serve(app.server, host=host, port=port, threads=threads, ident="fspace")
+    except OSError as err:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({err.strerror or err}); pick another --port"
+        ) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        state.close()
