@@ -22,7 +22,6 @@ callback = Callbacks()
 PAGE = "generative"
 BODY = "generative-body"
 URL = "generative-url"
-CONFIG = {"displaylogo": False}
 
 
 def layout(exp: str | None = None, **query: Any) -> html.Div:
