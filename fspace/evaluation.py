@@ -21,6 +21,7 @@ from fspace.errors import (
     ConfigError,
     EmptyExperimentError,
     ModelOutputError,
+    ProbeMismatchError,
     RunError,
 )
 from fspace.probes import ProbeSuite
@@ -164,13 +165,18 @@ def evaluate(
     model_factory: str | ModelFactory | None = None,
     runs: Sequence[str] | None = None,
     progress: bool = True,
+    device: torch.device | str | None = None,
 ) -> FunctionVectors:
     """Function vectors of every checkpoint in ``experiment``, computing only missing ones.
 
     Vectors already cached (recorded online, or by an earlier call) are read back; the
     others are computed from stored weights with the run's model factory (or
-    ``model_factory``) and cached. Checkpoints whose model produces NaN or infinite
-    outputs are left out with a warning that names them.
+    ``model_factory``), many checkpoints of one architecture at a time
+    (:mod:`fspace.batched`; on ``device``, by default the GPU if there is one), and
+    cached. The values returned are the cached ones (rounded to the storage dtype of
+    :mod:`fspace.store.vectors`), so a second call returns the same matrix.
+    Checkpoints whose model produces NaN or infinite outputs are left out with a
+    warning that names them.
     """
     exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
     _check_output(output)
@@ -181,57 +187,108 @@ def evaluate(
         for r in wanted - {c.run for c in ckpts}:
             exp.run(r)  # unknown run -> RunError naming it
         ckpts = [c for c in ckpts if c.run in wanted]
-    vectors, kept, failed = _collect(exp, suite, output, ckpts, model_factory, progress)
-    if failed:
+    rows = _collect(exp, suite, output, ckpts, model_factory, progress, device)
+    if rows.failed:
         warnings.warn(
-            f"left out {len(failed)} checkpoints with NaN or infinite outputs: "
-            + ", ".join(failed[:5])
-            + (" ..." if len(failed) > 5 else ""),
+            f"left out {len(rows.failed)} checkpoints with NaN or infinite outputs: "
+            + ", ".join(rows.failed[:5])
+            + (" ..." if len(rows.failed) > 5 else ""),
             stacklevel=2,
         )
+    matrix, kept = rows.finish()
     if not kept:
         raise EmptyExperimentError(f"no checkpoint in {exp.path} has a finite function vector")
-    _check_lengths(vectors, kept)
-    matrix = np.stack([v.numpy() for v in vectors]).astype(np.float32, copy=False)
     return FunctionVectors(matrix, points_frame(exp, kept), suite.fingerprint, output)
 
 
-def _collect(exp, suite, output, ckpts, factory, progress):
+class _Rows:
+    """Function vectors gathered straight into one float32 matrix (allocated when the
+    first vector gives the length), in checkpoint order."""
+
+    def __init__(self, ckpts: Sequence[CheckpointInfo]) -> None:
+        self.ckpts = list(ckpts)
+        self.matrix: np.ndarray | None = None
+        self.filled = np.zeros(len(self.ckpts), dtype=bool)
+        self.failed: list[str] = []
+        self._first: CheckpointInfo | None = None
+
+    def load(self, i: int, exp: Experiment, fingerprint: str, output: str) -> bool:
+        """Read the cached vector of checkpoint ``i`` into its row; False if none."""
+        ckpt = self.ckpts[i]
+        if self.matrix is None:
+            v = exp.load_vector(ckpt, fingerprint, output)
+            if v is not None:
+                self.put(i, v)
+            return v is not None
+        try:
+            row = torch.from_numpy(self.matrix[i])
+            found = exp.load_vector(ckpt, fingerprint, output, out=row) is not None
+        except ProbeMismatchError:  # another length, or another suite: raise either
+            self.put(i, exp.load_vector(ckpt, fingerprint, output))
+            found = True
+        self.filled[i] = found
+        return found
+
+    def put(self, i: int, v: torch.Tensor) -> None:
+        """Store ``v`` as the vector of checkpoint ``i``."""
+        if self.matrix is None:
+            self.matrix = np.empty((len(self.ckpts), v.numel()), dtype=np.float32)
+            self._first = self.ckpts[i]
+        if v.numel() != self.matrix.shape[1]:
+            raise ModelOutputError(
+                f"function vectors differ in length on the same probe suite "
+                f"({self._first.key}: {self.matrix.shape[1]}; {self.ckpts[i].key}: "
+                f"{v.numel()}): the models' output sizes differ, so they cannot be compared"
+            )
+        self.matrix[i] = v.reshape(-1).numpy()
+        self.filled[i] = True
+
+    def finish(self) -> tuple[np.ndarray, list[CheckpointInfo]]:
+        """The matrix of the filled rows (in place, no copy) and their checkpoints."""
+        keep = np.flatnonzero(self.filled)
+        kept = [self.ckpts[i] for i in keep]
+        if self.matrix is None or len(keep) == len(self.ckpts):
+            return self.matrix, kept
+        for j, i in enumerate(keep):  # move rows up over the left-out ones
+            if i != j:
+                self.matrix[j] = self.matrix[i]
+        return self.matrix[: len(keep)], kept
+
+
+def _collect(exp, suite, output, ckpts, factory, progress, device) -> _Rows:
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
-    vectors, kept, failed = [], [], []
-    models: dict[str, nn.Module] = {}
-    bar = tqdm(ckpts, desc="function vectors", unit="ckpt", disable=not progress, leave=False)
-    for ckpt in bar:
-        v = exp.load_vector(ckpt, suite.fingerprint, output)
-        if v is None:
-            if ckpt.run not in models:
-                models[ckpt.run] = build_model(exp.run(ckpt.run), factory)
-            model = models[ckpt.run]
-            load_into(model, exp.load_weights(ckpt), ckpt)
-            try:
-                v = function_vector(model, suite, output=output, what=f"checkpoint {ckpt.key}")
-            except ModelOutputError as e:
-                if "NaN" not in str(e):
-                    raise
-                failed.append(ckpt.key)
-                continue
-            exp.save_vector(ckpt, suite.fingerprint, output, v)
-        vectors.append(v)
-        kept.append(ckpt)
-    return vectors, kept, failed
+    from fspace.batched import compute_vectors
+    from fspace.store.vectors import as_stored
 
-
-def _check_lengths(vectors: list[torch.Tensor], ckpts: list[CheckpointInfo]) -> None:
-    lengths = {}
-    for v, c in zip(vectors, ckpts, strict=True):
-        lengths.setdefault(v.numel(), c)
-    if len(lengths) > 1:
-        detail = "; ".join(f"{c.key}: {n}" for n, c in lengths.items())
-        raise ModelOutputError(
-            f"function vectors differ in length on the same probe suite ({detail}): the "
-            f"models' output sizes differ, so they cannot be compared"
-        )
+    rows = _Rows(ckpts)
+    bar = tqdm(total=len(ckpts), desc="function vectors", unit="ckpt", disable=not progress)
+    missing = []
+    for i in range(len(ckpts)):
+        if rows.load(i, exp, suite.fingerprint, output):
+            bar.update(1)
+        else:
+            missing.append(i)
+    if missing:
+        index = {ckpts[i].key: i for i in missing}
+        todo = [ckpts[i] for i in missing]
+        # Writes (each with an fsync) overlap the computation on their own threads.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fspace-vectors") as pool:
+            writes = []
+            for ckpt, v in compute_vectors(
+                exp, suite, output, todo, factory, device=device, on_done=bar.update
+            ):
+                if v is None:
+                    rows.failed.append(ckpt.key)
+                    continue
+                writes.append(pool.submit(exp.save_vector, ckpt, suite.fingerprint, output, v))
+                rows.put(index[ckpt.key], as_stored(v, output))
+            for w in writes:
+                w.result()
+    bar.close()
+    return rows
 
 
 def points_frame(exp: Experiment, ckpts: Sequence[CheckpointInfo]):

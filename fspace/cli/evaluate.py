@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import add_experiment, add_vectors
+from fspace.cli._args import add_experiment, add_vectors, open_experiment
 
 
 def register(sub) -> None:
@@ -17,20 +17,49 @@ def register(sub) -> None:
     add_experiment(p)
     add_vectors(p)
     p.add_argument("--runs", nargs="+", metavar="RUN", help="only these runs")
+    add_ray_option(p, "compute the missing function vectors on a Ray cluster")
     p.set_defaults(func=run)
+
+
+def add_ray_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what}: 'auto', 'ray://HEAD:10001' or 'HEAD:6379'; alone, the cluster in "
+        f"RAY_ADDRESS or a local one. The experiment must be on a filesystem every node "
+        f"mounts at the same path. Needs `pip install 'fspace[ray]'`; write --ray=ADDRESS "
+        f"before positional arguments",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from fspace.evaluation import evaluate
 
-    vectors = evaluate(
-        args.experiment,
-        probes=args.probes,
-        output=args.output,
-        model_factory=args.model_factory,
-        runs=args.runs,
-        progress=not args.quiet,
-    )
+    exp = open_experiment(args.experiment)
+    if args.ray is not None:
+        from fspace.distributed import evaluate_on_ray
+
+        vectors = evaluate_on_ray(
+            exp.path,
+            address=args.ray,
+            probes=args.probes,
+            output=args.output,
+            model_factory=args.model_factory,
+            runs=args.runs,
+            progress=not args.quiet,
+        )
+    else:
+        vectors = evaluate(
+            exp,
+            probes=args.probes,
+            output=args.output,
+            model_factory=args.model_factory,
+            runs=args.runs,
+            progress=not args.quiet,
+        )
     n, d = vectors.matrix.shape
     runs = vectors.points["run"].nunique()
     print(

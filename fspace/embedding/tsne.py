@@ -1,4 +1,13 @@
-"""t-SNE embedding with openTSNE (imported on first use)."""
+"""t-SNE embedding with openTSNE (imported on first use).
+
+Maps of 1,000 or more checkpoints take a faster route to the same kind of map: the
+nearest neighbours come from matrix products of the function vectors
+(:mod:`fspace.embedding.neighbors`, exact, or on the top principal components for very
+many points), the PCA initialisation from the same Gram matrix, and, up to a few
+thousand points, the gradient is summed exactly over all pairs
+(:mod:`fspace.embedding.gradient`). openTSNE still computes the affinities, runs the
+optimiser and places new points. Smaller maps are openTSNE's own, unchanged.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +27,32 @@ from fspace.embedding.base import (
 )
 from fspace.errors import ConfigError
 
-NEIGHBORS = ("auto", "exact", "annoy", "pynndescent", "approx")
+NEIGHBORS = ("auto", "exact", "annoy", "pynndescent", "approx", "gram", "pca")
+GRADIENTS = ("auto", "exact", "bh", "fft")
 INITIALIZATIONS = ("pca", "spectral", "random")
 # openTSNE's default for placing new points; lowered for small maps like the fit perplexity.
 TRANSFORM_PERPLEXITY = 5.0
 PARALLEL_FROM = 1000
+FAST_FROM = 1000
+"""From this many points, ``neighbors="auto"`` uses :mod:`fspace.embedding.neighbors`."""
+GRAM_UP_TO = 20_000
+"""Up to this many points ``"auto"`` neighbours are exact ("gram"), beyond on PCs ("pca")."""
+EXACT_GRADIENT_UP_TO = 5_000
+"""Up to this many points (and from FAST_FROM) ``"auto"`` sums the gradient exactly."""
 
 
 @register("tsne")
 class TSNEMethod(EmbeddingMethod):
-    """openTSNE's FFT/Barnes-Hut t-SNE; new checkpoints are placed with ``transform``."""
+    """openTSNE's t-SNE; new checkpoints are placed with ``transform``.
+
+    ``neighbors`` is one of openTSNE's searches (``"exact"``, ``"annoy"``, ...), or
+    ``"gram"`` (exact, from matrix products; fast for long vectors) or ``"pca"``
+    (exact among the top ``pca_components`` principal components); ``"auto"`` picks
+    ``"gram"`` from 1,000 points on. ``negative_gradient_method`` is ``"bh"``,
+    ``"fft"`` or ``"exact"`` (every pair; fastest up to a few thousand points);
+    ``"auto"`` picks ``"exact"`` for 1,000 to 5,000 points and openTSNE's choice
+    otherwise.
+    """
 
     min_points = 4
     defaults = {  # noqa: RUF012 - read-only class table
@@ -38,6 +63,8 @@ class TSNEMethod(EmbeddingMethod):
         "n_iter": 500,
         "learning_rate": "auto",
         "n_jobs": None,
+        "negative_gradient_method": "auto",
+        "pca_components": 100,
     }
 
     def check(self, params: dict[str, Any]) -> None:
@@ -51,6 +78,13 @@ class TSNEMethod(EmbeddingMethod):
             check_positive("learning_rate", params["learning_rate"])
         if params["n_jobs"] is not None:
             check_int("n_jobs", params["n_jobs"], 1)
+        check_choice("negative_gradient_method", params["negative_gradient_method"], GRADIENTS)
+        check_int("pca_components", params["pca_components"], 2)
+        if params["neighbors"] in ("gram", "pca") and params["metric"] != "euclidean":
+            raise ConfigError(
+                f"neighbors={params['neighbors']!r} supports metric='euclidean' only, "
+                f"got metric={params['metric']!r}; use neighbors='auto' for other metrics"
+            )
 
     def adapt(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
         # openTSNE computes 3 * perplexity neighbours; it needs perplexity <= (n - 1) / 3.
@@ -62,6 +96,12 @@ class TSNEMethod(EmbeddingMethod):
             # Below ~1,000 points openTSNE's per-iteration threading costs more than it
             # saves (measured 5-20x slower on 2 cores for 36 points).
             params["n_jobs"] = (os.cpu_count() or 1) if n_points >= PARALLEL_FROM else 1
+        fast = n_points >= FAST_FROM and params["metric"] == "euclidean"
+        if params["neighbors"] == "auto" and fast:
+            params["neighbors"] = "gram" if n_points <= GRAM_UP_TO else "pca"
+        small = n_points <= EXACT_GRADIENT_UP_TO
+        if params["negative_gradient_method"] == "auto" and fast and small:
+            params["negative_gradient_method"] = "exact"
         return params
 
     def fit(
@@ -69,19 +109,25 @@ class TSNEMethod(EmbeddingMethod):
     ) -> tuple[np.ndarray, Any]:
         from openTSNE import TSNE
 
+        fast = params["neighbors"] in ("gram", "pca")
         model = TSNE(
             n_components=2,
             perplexity=params["perplexity"],
             metric=params["metric"],
             initialization=params["initialization"],
-            neighbors=params["neighbors"],
+            neighbors="auto" if fast else params["neighbors"],
             n_iter=params["n_iter"],
             learning_rate=params["learning_rate"],
             n_jobs=params["n_jobs"],
             random_state=params["random_state"],
+            negative_gradient_method=_gradient(params["negative_gradient_method"]),
             verbose=progress,
         )
-        fitted = model.fit(matrix)
+        if fast:
+            affinities, init = _fast_affinities(matrix, params)
+            fitted = model.fit(affinities=affinities, initialization=init)
+        else:
+            fitted = model.fit(matrix)
         return np.asarray(fitted, dtype=np.float64), fitted
 
     def transform(self, state: Any, matrix: np.ndarray, params: dict[str, Any]) -> np.ndarray:
@@ -103,3 +149,37 @@ class TSNEMethod(EmbeddingMethod):
             k=min(25, n_fit),
         )
         return np.asarray(placed, dtype=np.float64) + centre
+
+
+def _gradient(name: str) -> Any:
+    if name == "exact":
+        from fspace.embedding.gradient import kl_divergence_exact
+
+        return kl_divergence_exact
+    return name
+
+
+def _fast_affinities(matrix: np.ndarray, params: dict[str, Any]) -> tuple[Any, Any]:
+    """openTSNE affinities from matrix-product neighbours, and the initial map."""
+    from openTSNE import initialization
+    from openTSNE.affinity import MultiscaleMixture
+
+    from fspace.embedding.neighbors import GramIndex, PCAIndex
+
+    k = min(matrix.shape[0] - 1, int(3 * params["perplexity"]))
+    seed = params["random_state"]
+    pca_init = params["initialization"] == "pca"
+    if params["neighbors"] == "gram":
+        index = GramIndex(matrix, k, n_components=2 if pca_init else 0, random_state=seed)
+    else:
+        index = PCAIndex(matrix, k, n_components=params["pca_components"], random_state=seed)
+    # The same affinities openTSNE's TSNE.fit computes, from our neighbours.
+    affinities = MultiscaleMixture(
+        perplexities=params["perplexity"], knn_index=index, n_jobs=params["n_jobs"]
+    )
+    if not pca_init:
+        return affinities, params["initialization"]
+    found = index.found.components if params["neighbors"] == "gram" else index.principal.coords
+    coords = found[:, :2].double().numpy().copy()
+    initialization.rescale(coords, inplace=True)
+    return affinities, initialization.jitter(coords, inplace=True, random_state=seed)

@@ -1,0 +1,228 @@
+"""Spreading training runs and checkpoint evaluation over a Ray cluster.
+
+Every worker writes straight into one experiment directory, which must be on a
+filesystem that all nodes mount at the same path (NFS, Lustre, a cloud file share).
+That needs no coordination: the store has no shared index, each run is recorded by
+one process only, and a cached function vector is written atomically by whoever
+computed it. Ray is an optional dependency (``pip install 'fspace[ray]'``), imported
+only here and only when asked for.
+
+Example::
+
+    record_pretraining_on_ray("/shared/exp", cfg, address="auto")
+    vectors = evaluate_on_ray("/shared/exp", address="ray://head:10001")
+
+or from the command line, ``fspace experiment pretraining --out /shared/exp --ray`` and
+``fspace evaluate /shared/exp --ray ray://head:10001``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fspace.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fspace.experiments.pretraining import PretrainingConfig
+    from fspace.vectors import FunctionVectors
+
+CHECKPOINTS_PER_TASK = 64
+"""Checkpoints one evaluation task computes (of one run, so of one architecture)."""
+
+
+def connect(address: str | None = None, **init_kwargs: Any):
+    """The ``ray`` module, connected to the cluster at ``address``.
+
+    ``address`` is what ``ray.init`` takes: ``"auto"`` (the cluster this machine
+    belongs to), ``"ray://HEAD:10001"`` (Ray Client), ``"HEAD:6379"``; None or ``""``
+    connects to ``RAY_ADDRESS`` if set and otherwise starts Ray on this machine. An
+    existing connection is reused.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--ray needs Ray, which is not installed; install it with "
+            "`pip install 'fspace[ray]'` (or `pip install 'ray[default]'`)"
+        ) from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address or None, **init_kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"cannot connect to a Ray cluster at {address!r}: {e}") from None
+    return ray
+
+
+def _absolute(path: str | os.PathLike) -> str:
+    # Workers do not share the driver's working directory, only the filesystem.
+    return str(Path(path).resolve())
+
+
+def _wait_all(ray, refs: list, progress: bool, what: str) -> list:
+    """Results of ``refs`` in their order, with a progress bar over completions."""
+    from tqdm.auto import tqdm
+
+    pending = list(refs)
+    with tqdm(total=len(refs), desc=what, unit="task", disable=not progress) as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(len(done))
+    return ray.get(refs)
+
+
+# pre-training -----------------------------------------------------------------------
+
+
+def pretraining_units(cfg: PretrainingConfig) -> list[tuple[int, str, tuple[int, ...]]]:
+    """The independent pieces of work of ``cfg``: ``(seed, group, depths)``.
+
+    A seed's pre-trained runs share its greedy stack (depth 2 reuses depth 1's first
+    layer), so they form one unit, trained in depth order; every randomly initialised
+    run is a unit of its own.
+    """
+    units = []
+    for seed in cfg.seeds:
+        for group in ("pretrained", "random"):
+            depths = tuple(int(d) for d in cfg.depths)
+            if group == "pretrained":
+                units.append((int(seed), group, depths))
+            else:
+                units.extend((int(seed), group, (d,)) for d in depths)
+    return units
+
+
+def record_unit(path: str, cfg: PretrainingConfig, seed: int, group: str, depths) -> list[str]:
+    """Record the runs of one unit (see :func:`pretraining_units`); what each did."""
+    from fspace.experiments import pretraining
+
+    data = pretraining.load_data(cfg)
+    batches = pretraining._EpochData(data, cfg, seed)
+    stacks: dict = {}
+    return [
+        pretraining.train_run(
+            Path(path), cfg, data, seed, depth, group, batches=batches, stacks=stacks
+        )
+        for depth in depths
+    ]
+
+
+def record_pretraining_on_ray(
+    path: str | os.PathLike,
+    cfg: PretrainingConfig,
+    *,
+    address: str | None = None,
+    cpus_per_task: int = 1,
+    progress: bool = True,
+) -> dict[str, int]:
+    """:func:`~fspace.experiments.pretraining.run_pretraining` with its runs spread
+    over a Ray cluster. Returns how many runs were recorded, resumed and skipped."""
+    from fspace.experiments.pretraining import load_data
+    from fspace.store import Experiment
+
+    ray = connect(address)
+    path = _absolute(path)
+    Experiment.create(path).add_probes(load_data(cfg).suite)
+    task = ray.remote(num_cpus=cpus_per_task)(_with_threads(record_unit, cpus_per_task))
+    refs = [task.remote(path, cfg, *unit) for unit in pretraining_units(cfg)]
+    counts = {"recorded": 0, "resumed": 0, "skipped": 0}
+    for outcomes in _wait_all(ray, refs, progress, "runs"):
+        for outcome in outcomes:
+            counts[outcome] += 1
+    return counts
+
+
+# evaluation -------------------------------------------------------------------------
+
+
+def evaluate_chunk(
+    path: str, fingerprint: str, output: str, keys: Sequence[str], factory: Any
+) -> list[str]:
+    """Compute and cache the function vectors of the checkpoints ``keys``; returns the
+    keys whose outputs were not all finite (left uncached)."""
+    from fspace.batched import compute_vectors
+    from fspace.store import Experiment
+
+    exp = Experiment(path)
+    wanted = set(keys)
+    ckpts = [c for c in exp.checkpoints() if c.key in wanted]
+    suite = exp.probes(fingerprint)
+    failed = []
+    for ckpt, v in compute_vectors(exp, suite, output, ckpts, factory):
+        if v is None:
+            failed.append(ckpt.key)
+        else:
+            exp.save_vector(ckpt, fingerprint, output, v)
+    return failed
+
+
+def evaluate_on_ray(
+    experiment: str | os.PathLike,
+    *,
+    address: str | None = None,
+    probes: str | None = None,
+    output: str = "prob",
+    model_factory: Any = None,
+    runs: Sequence[str] | None = None,
+    cpus_per_task: int = 1,
+    progress: bool = True,
+) -> FunctionVectors:
+    """:func:`fspace.evaluate` with the missing function vectors computed by Ray tasks.
+
+    The cluster caches every missing vector in the experiment; then this process
+    reads them all back with :func:`fspace.evaluate`, which also names any
+    checkpoint whose outputs were not finite.
+    """
+    from fspace.evaluation import evaluate
+    from fspace.store import Experiment
+
+    exp = Experiment(_absolute(experiment))
+    suite = exp.probes(probes)
+    ckpts = exp.require_checkpoints()
+    if runs is not None:
+        ckpts = [c for c in ckpts if c.run in set(runs)]
+    missing = [c for c in ckpts if not _cached(exp, c, suite.fingerprint, output)]
+    if missing:
+        ray = connect(address)
+        task = ray.remote(num_cpus=cpus_per_task)(_with_threads(evaluate_chunk, cpus_per_task))
+        refs = [
+            task.remote(str(exp.path), suite.fingerprint, output, keys, model_factory)
+            for keys in _chunks(missing)
+        ]
+        _wait_all(ray, refs, progress, "evaluation tasks")
+    return evaluate(
+        exp, probes=suite, output=output, model_factory=model_factory, runs=runs, progress=False
+    )
+
+
+def _cached(exp, ckpt, fingerprint: str, output: str) -> bool:
+    from fspace.store import layout
+
+    return layout.vector_path(exp.path, ckpt.run, fingerprint, output, ckpt.name).exists()
+
+
+def _chunks(ckpts) -> list[list[str]]:
+    """Keys of ``ckpts`` in pieces of one run and at most CHECKPOINTS_PER_TASK each."""
+    by_run: dict[str, list[str]] = {}
+    for c in ckpts:
+        by_run.setdefault(c.run, []).append(c.key)
+    return [
+        keys[i : i + CHECKPOINTS_PER_TASK]
+        for keys in by_run.values()
+        for i in range(0, len(keys), CHECKPOINTS_PER_TASK)
+    ]
+
+
+def _with_threads(fn: Callable, threads: int) -> Callable:
+    """``fn`` run with torch limited to ``threads`` threads (a task's CPU share)."""
+
+    def run(*args):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        return fn(*args)
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    return run

@@ -1,0 +1,315 @@
+"""Nearest neighbours of long function vectors, computed with a few large matrix products.
+
+Generic neighbour search (scikit-learn's exact search, Annoy, pynndescent) slows down in
+proportion to the vectors' length; function vectors are long (probe inputs x classes,
+often 10^5 values) but few (thousands). Here every pairwise distance comes from inner
+products of the centred rows, computed by torch in column chunks of the data, so the
+work is a handful of matrix products at the machine's matrix-product speed and the
+memory is the data plus one chunk plus the Gram matrix's upper triangle.
+
+- :func:`exact_neighbors`: the exact Euclidean neighbours (each inner product computed
+  once), and optionally the top principal components from the same Gram matrix.
+- :func:`principal_coordinates`: the top principal components by randomised SVD, a few
+  passes over the data; neighbours in that space approximate the exact ones.
+
+:class:`GramIndex` and :class:`PCAIndex` wrap both as openTSNE nearest-neighbour
+indexes, so that new points can be queried against the fitted ones
+(``TSNEEmbedding.transform``). This module imports openTSNE; import it only on use.
+
+Example::
+
+    found = exact_neighbors(matrix, k=90)   # found.indices, found.distances: (n, 90)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from openTSNE.nearest_neighbors import KNNIndex
+
+CHUNK_BYTES = 64 * 2**20
+"""Size of one column chunk of the data, converted to float32 and centred."""
+STRIP_ROWS = 256
+"""Rows per strip of the Gram matrix; a strip is multiplied with its own and later rows."""
+GRAM_BYTES = 512 * 2**20
+"""Gram strips held at once; more than this take another pass over the data."""
+POWER_ITERATIONS = 8
+
+
+def column_chunks(
+    matrix: np.ndarray, mean: torch.Tensor | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Yield ``(columns, chunk, chunk_mean)``: those columns of all rows, centred, float32.
+
+    ``mean`` is the column mean to subtract; without it each chunk is centred on its
+    own column means, which are the global ones since a chunk holds every row.
+    """
+    n, d = matrix.shape
+    width = max(1, chunk_bytes // (4 * max(n, 1)))
+    for start in range(0, d, width):
+        cols = slice(start, min(start + width, d))
+        # Always a copy: the chunk is centred in place, the caller's matrix never is.
+        chunk = torch.from_numpy(np.array(matrix[:, cols], dtype=np.float32, order="C"))
+        mu = chunk.mean(0) if mean is None else mean[cols]
+        yield cols, chunk.sub_(mu), mu
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """The ``k`` nearest rows of every row, and what queries against them need."""
+
+    indices: np.ndarray  # (n, k) int64, nearest first
+    distances: np.ndarray  # (n, k) float64 Euclidean
+    mean: torch.Tensor  # (d,) column mean the rows were centred on
+    sqnorms: torch.Tensor  # (n,) squared norms of the centred rows
+    components: torch.Tensor | None = None  # (n, r) top principal coordinates
+
+
+def _groups(n: int, rows: int, budget: int) -> list[list[tuple[int, int]]]:
+    # Strips whose products fit in ``budget`` bytes share one pass over the data.
+    groups, current, used = [], [], 0
+    for a in range(0, n, rows):
+        b = min(a + rows, n)
+        size = 4 * (b - a) * (n - a)
+        if current and used + size > budget:
+            groups.append(current)
+            current, used = [], 0
+        current.append((a, b))
+        used += size
+    return [*groups, current]
+
+
+class _Nearest:
+    """The k smallest candidates seen so far for every row."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.k = k
+        self.dist = torch.full((n, k), float("inf"))
+        self.index = torch.zeros((n, k), dtype=torch.int64)
+
+    def offer(self, rows: slice, dist: torch.Tensor, first_column: int) -> None:
+        cand = torch.arange(first_column, first_column + dist.shape[1]).expand(dist.shape[0], -1)
+        d = torch.cat([self.dist[rows], dist], 1)
+        i = torch.cat([self.index[rows], cand], 1)
+        self.dist[rows], pos = torch.topk(d, self.k, dim=1, largest=False, sorted=True)
+        self.index[rows] = torch.gather(i, 1, pos)
+
+    def add_strip(self, a: int, b: int, sq: torch.Tensor, gram: torch.Tensor) -> None:
+        """Offer the distances in one Gram strip (rows a:b, columns a:) both ways."""
+        dist = (sq[a:b, None] + sq[None, a:]).sub_(gram, alpha=2).clamp_(min=0)
+        dist[:, : b - a].fill_diagonal_(float("inf"))
+        self.offer(slice(a, b), dist, a)
+        if b < len(sq):  # the same products, seen from the later rows
+            self.offer(slice(b, None), dist[:, b - a :].T, a)
+
+
+def exact_neighbors(
+    matrix: np.ndarray,
+    k: int,
+    *,
+    n_components: int = 0,
+    random_state: int = 0,
+    strip_rows: int = STRIP_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
+    gram_bytes: int = GRAM_BYTES,
+) -> Neighbors:
+    """The ``k`` nearest rows of every row of ``matrix`` (itself excluded), exactly.
+
+    Inner products of the centred rows are computed once per pair, in float32, from
+    column chunks; with ``n_components`` the top principal coordinates come from the
+    same Gram matrix (or, when it does not fit in ``gram_bytes``, from
+    :func:`principal_coordinates`).
+    """
+    n = matrix.shape[0]
+    if not 0 < k < n:
+        raise ValueError(f"k={k} neighbours need between 1 and {n - 1}")
+    nearest, sq, means, components = _Nearest(n, k), torch.zeros(n), [], None
+    groups = _groups(n, strip_rows, gram_bytes)
+    for g, group in enumerate(groups):
+        gram = {s: torch.zeros(s[1] - s[0], n - s[0]) for s in group}
+        for _, chunk, mu in column_chunks(matrix, chunk_bytes=chunk_bytes):
+            if g == 0:
+                sq += (chunk * chunk).sum(1)
+                means.append(mu)
+            for a, b in group:
+                gram[a, b].addmm_(chunk[a:b], chunk[a:].T)
+        if n_components and len(groups) == 1:
+            components = _gram_components(gram, n, n_components, random_state)
+        for a, b in group:
+            nearest.add_strip(a, b, sq, gram.pop((a, b)))
+    if n_components and components is None:
+        components = principal_coordinates(matrix, n_components, random_state=random_state).coords
+    distances = nearest.dist.sqrt().double().numpy()
+    return Neighbors(nearest.index.numpy(), distances, torch.cat(means), sq, components)
+
+
+def _gram_times(gram: dict, n: int, q: torch.Tensor) -> torch.Tensor:
+    # G @ q from the upper strips of the symmetric G.
+    out = torch.zeros(n, q.shape[1], dtype=q.dtype)
+    for (a, b), strip in gram.items():
+        strip = strip.to(q.dtype)
+        out[a:b] += strip @ q[a:]
+        out[b:] += strip[:, b - a :].T @ q[a:b]
+    return out
+
+
+def _gram_components(gram: dict, n: int, r: int, random_state: int) -> torch.Tensor:
+    """Top ``r`` principal coordinates from the centred Gram matrix (subspace iteration)."""
+    gen = torch.Generator().manual_seed(int(random_state))
+    q = torch.linalg.qr(torch.randn(n, min(r + 10, n), generator=gen, dtype=torch.float64)).Q
+    for _ in range(POWER_ITERATIONS):
+        q = torch.linalg.qr(_gram_times(gram, n, q)).Q
+    values, vectors = torch.linalg.eigh(q.T @ _gram_times(gram, n, q))
+    values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
+    return _fix_signs((q @ vectors) * values.sqrt())[0].float()
+
+
+def _fix_signs(coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # A component's sign is arbitrary: make each one's largest coordinate positive.
+    signs = torch.sign(coords.gather(0, coords.abs().argmax(0, keepdim=True)))[0]
+    signs[signs == 0] = 1
+    return coords * signs, signs
+
+
+def query_neighbors(
+    reference: np.ndarray,
+    found: Neighbors,
+    queries: np.ndarray,
+    k: int,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``reference`` (whose neighbours are ``found``) to each
+    row of ``queries``, exactly."""
+    n = reference.shape[0]
+    qry = torch.from_numpy(np.array(queries, dtype=np.float32, order="C")).sub_(found.mean)
+    ref = _as_tensor(reference)
+    if ref is not None:
+        # One product with the stored rows, no copy of them: (q - m).(r - m) is
+        # (q - m).r - (q - m).m, and (q - m) is small, so little precision is lost.
+        gram = (qry @ ref.T).sub_((qry @ found.mean)[:, None])
+    else:
+        gram = torch.zeros(qry.shape[0], n)
+        for cols, chunk, _ in column_chunks(reference, found.mean, chunk_bytes):
+            gram.addmm_(qry[:, cols], chunk.T)
+    dist = ((qry * qry).sum(1)[:, None] + found.sqnorms[None]).sub_(gram, alpha=2).clamp_(min=0)
+    top_d, top_i = torch.topk(dist, min(k, n), dim=1, largest=False, sorted=True)
+    return top_i.numpy(), top_d.sqrt().double().numpy()
+
+
+def _as_tensor(matrix: np.ndarray) -> torch.Tensor | None:
+    """``matrix`` as a float32 tensor sharing its memory, or None if that needs a copy."""
+    if matrix.dtype != np.float32 or not matrix.flags.c_contiguous:
+        return None
+    with warnings.catch_warnings():
+        # Read-only (memory-mapped) arrays are only ever read here.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.asarray(matrix))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Top principal components of a matrix: ``coords = (matrix - mean) @ basis``."""
+
+    coords: torch.Tensor  # (n, r)
+    mean: torch.Tensor  # (d,)
+    basis: torch.Tensor  # (d, r)
+
+    def project(self, rows: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+        """Coordinates of new ``rows`` (m, d) on the same components."""
+        out = torch.zeros(rows.shape[0], self.basis.shape[1])
+        for cols, chunk, _ in column_chunks(rows, self.mean, chunk_bytes):
+            out.addmm_(chunk, self.basis[cols])
+        return out
+
+
+def principal_coordinates(
+    matrix: np.ndarray,
+    n_components: int,
+    *,
+    random_state: int = 0,
+    oversample: int = 10,
+    power_iterations: int = 1,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Principal:
+    """The top ``n_components`` principal components of ``matrix``'s rows (randomised SVD).
+
+    Halko, Martinsson & Tropp (2011), algorithm 4.4: ``2 + power_iterations`` passes over
+    the data in column chunks. Each component's largest coordinate is positive; the
+    same ``random_state`` gives the same result.
+    """
+    n, d = matrix.shape
+    width = min(n_components + oversample, n, d)
+    gen = torch.Generator().manual_seed(int(random_state))
+    omega = torch.randn(d, width, generator=gen)
+    sketch, means = torch.zeros(n, width), []
+    for cols, chunk, mu in column_chunks(matrix, chunk_bytes=chunk_bytes):
+        means.append(mu)
+        sketch.addmm_(chunk, omega[cols])
+    mean = torch.cat(means)
+    del omega
+    q = torch.linalg.qr(sketch).Q
+    for _ in range(power_iterations):
+        sketch.zero_()
+        for _, chunk, _ in column_chunks(matrix, mean, chunk_bytes):
+            sketch.addmm_(chunk, chunk.T @ q)
+        q = torch.linalg.qr(sketch).Q
+    bt = torch.empty(d, q.shape[1])
+    for cols, chunk, _ in column_chunks(matrix, mean, chunk_bytes):
+        torch.mm(chunk.T, q, out=bt[cols])
+    values, vectors = torch.linalg.eigh((bt.T @ bt).double())
+    r = min(n_components, width)
+    values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
+    coords, signs = _fix_signs((q.double() @ vectors) * values.sqrt())
+    basis = (bt.double() @ vectors) / values.sqrt().clamp(min=1e-30) * signs
+    return Principal(coords.float(), mean, basis.float())
+
+
+class GramIndex(KNNIndex):
+    """openTSNE index of exact neighbours by inner products; queries compare new rows
+    with the fitted ones, so it keeps a reference to (not a copy of) the fitted matrix.
+    """
+
+    VALID_METRICS = ["euclidean"]  # noqa: RUF012 - openTSNE's class attribute
+
+    def __init__(self, data: np.ndarray, k: int, *, n_components: int = 0, **kwargs) -> None:
+        super().__init__(data, k, metric="euclidean", **kwargs)
+        self.n_components = n_components
+        self.found: Neighbors | None = None
+
+    def build(self) -> tuple[np.ndarray, np.ndarray]:
+        self.found = exact_neighbors(
+            self.data, self.k, n_components=self.n_components, random_state=self.random_state
+        )
+        return self.found.indices, self.found.distances
+
+    def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return query_neighbors(self.data, self.found, query, k)
+
+
+class PCAIndex(KNNIndex):
+    """openTSNE index of exact neighbours among the rows' top principal components."""
+
+    VALID_METRICS = ["euclidean"]  # noqa: RUF012 - openTSNE's class attribute
+
+    def __init__(self, data: np.ndarray, k: int, *, n_components: int, **kwargs) -> None:
+        super().__init__(data, k, metric="euclidean", **kwargs)
+        self.n_components = n_components
+        self.principal: Principal | None = None
+        self.found: Neighbors | None = None
+
+    def build(self) -> tuple[np.ndarray, np.ndarray]:
+        self.principal = principal_coordinates(
+            self.data, self.n_components, random_state=self.random_state
+        )
+        self.data = None  # queries need only the components, not the fitted rows
+        self.found = exact_neighbors(self.principal.coords.numpy(), self.k)
+        return self.found.indices, self.found.distances
+
+    def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        coords = self.principal.coords.numpy()
+        return query_neighbors(coords, self.found, self.principal.project(query).numpy(), k)
