@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -79,6 +80,10 @@ def function_vector(
         v = function_vector(model, suite)   # shape (len(suite) * n_classes,)
     """
     _check_output(output)
+    if not isinstance(probes, (ProbeSuite, torch.Tensor)):
+        raise ConfigError(
+            f"probes must be a ProbeSuite or a tensor of inputs, got {type(probes).__name__}"
+        )
     inputs = probes.inputs if isinstance(probes, ProbeSuite) else probes
     if not isinstance(model, nn.Module):
         raise ConfigError(f"expected a torch.nn.Module, got {type(model).__name__}")
@@ -123,13 +128,38 @@ def resolve_factory(spec: str | ModelFactory) -> ModelFactory:
     return factory
 
 
+TRUSTED_ENV = "FSPACE_TRUSTED_FACTORIES"
+
+
+def trusted_factory(spec: str) -> bool:
+    """Whether a factory named in a run.json may be imported and called.
+
+    A run.json could name any importable function (``os:system``) with any arguments, so
+    only fspace's own factories and the packages listed (comma-separated) in the
+    ``FSPACE_TRUSTED_FACTORIES`` environment variable are called without being asked.
+    """
+    package = spec.split(":", 1)[0].split(".", 1)[0]
+    allowed = {"fspace", *filter(None, os.environ.get(TRUSTED_ENV, "").split(","))}
+    return package in {a.strip() for a in allowed}
+
+
 def build_model(run: RunInfo, factory: str | ModelFactory | None = None) -> nn.Module:
-    """Instantiate the architecture of ``run`` with its recorded ``model_kwargs``."""
+    """Instantiate the architecture of ``run`` with its recorded ``model_kwargs``.
+
+    ``factory`` (given by the caller) takes precedence over the one the run recorded; a
+    recorded one is only used if :func:`trusted_factory` allows it.
+    """
     spec = factory or run.model_factory
     if spec is None:
         raise RunError(
             f"run {run.id!r} recorded no model factory; pass one (model_factory='pkg.mod:fn' "
             f"to the Recorder, or --model-factory to fspace evaluate)"
+        )
+    if factory is None and not trusted_factory(spec):
+        raise RunError(
+            f"run {run.id!r} names model factory {spec!r}, which is not trusted: a run.json "
+            f"can name any function. Pass it yourself (--model-factory {spec}) or add its "
+            f"package to the {TRUSTED_ENV} environment variable"
         )
     fn = resolve_factory(spec)
     try:
@@ -147,6 +177,14 @@ def build_model(run: RunInfo, factory: str | ModelFactory | None = None) -> nn.M
 
 def load_into(model: nn.Module, weights: dict[str, torch.Tensor], ckpt: CheckpointInfo) -> None:
     """Load stored weights into ``model``, naming the checkpoint if they do not fit."""
+    expected = model.state_dict()
+    for name, value in weights.items():
+        want = expected.get(name)
+        if want is not None and want.is_floating_point() != value.is_floating_point():
+            raise CheckpointError(
+                f"checkpoint {ckpt.key} ({ckpt.path}): tensor {name!r} is {value.dtype}, "
+                f"the model's is {want.dtype}"
+            )
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
@@ -180,8 +218,8 @@ def evaluate(
     """
     exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
     _check_output(output)
-    suite = probes if isinstance(probes, ProbeSuite) else exp.probes(probes)
     ckpts = exp.require_checkpoints()
+    suite = probes if isinstance(probes, ProbeSuite) else exp.probes(probes)
     if runs is not None:
         wanted = set(runs)
         for r in wanted - {c.run for c in ckpts}:

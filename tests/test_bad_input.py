@@ -321,11 +321,6 @@ def test_evaluate_bad_arguments(case, tmp_path, suite):
     assert expected in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProbeMismatchError,
-    reason="evaluate() looks for the probe suite before the checkpoints (evaluation.py)",
-)
 def test_evaluate_an_empty_experiment(empty_path):
     with pytest.raises(EmptyExperimentError, match="no checkpoints"):
         fspace.evaluate(empty_path, progress=False)
@@ -337,11 +332,6 @@ def test_evaluate_something_that_is_not_a_path(experiment):
         fspace.evaluate(experiment, progress=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="embed() and function_vector() use their first arguments unchecked",
-)
 @pytest.mark.parametrize(
     "call",
     [

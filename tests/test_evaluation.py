@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,21 @@ def test_bad_factory_specs(spec, match):
 def test_unknown_output(suite):
     with pytest.raises(ConfigError, match="probabilities|prob"):
         function_vector(make_mlp(), suite, output="probabilities")
+
+
+def test_untrusted_recorded_factory_is_never_called(tmp_path, suite, monkeypatch):
+    path = record_experiment(tmp_path / "exp", suite, seeds=(0,), epochs=1, online=False)
+    Experiment(path).add_probes(suite)
+    run_json = path / "runs" / "pretrained-s0" / "run.json"
+    body = json.loads(run_json.read_text())
+    marker = tmp_path / "pwned"
+    body["model_factory"] = "os:mkdir"
+    body["model_kwargs"] = {"path": str(marker)}
+    run_json.write_text(json.dumps(body))
+    with pytest.raises(RunError, match="not trusted"):
+        evaluate(path, runs=["pretrained-s0"], progress=False)
+    assert not marker.exists()
+    monkeypatch.setenv("FSPACE_TRUSTED_FACTORIES", "os")  # the user's explicit choice
+    with pytest.raises(ConfigError, match="returned NoneType"):
+        evaluate(path, runs=["pretrained-s0"], progress=False)
+    assert marker.exists()

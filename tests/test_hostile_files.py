@@ -261,14 +261,7 @@ _WEIGHTS_DONT_LOAD = {"flipped-bit-in-weights", "flipped-bit-in-metrics"}
 
 def _content_cases():
     for name in CONTENT_DAMAGE:
-        marks = ()
-        if name == "int8-weights":
-            marks = pytest.mark.xfail(
-                strict=True,
-                reason="evaluation.load_into casts integer weights into float parameters "
-                "silently; it should refuse a dtype of another kind",
-            )
-        yield pytest.param(name, marks=marks, id=name)
+        yield pytest.param(name, id=name)
 
 
 @pytest.mark.parametrize("damage", list(_content_cases()))
