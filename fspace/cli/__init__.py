@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prefix = f"fspace {args.command}"
     # Warnings are advice to the user here, not a developer's stack location.
+    formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda message, *_, **__: f"{prefix}: warning: {message}\n"
     try:
         return int(args.func(args) or 0)
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

@@ -290,12 +290,17 @@ def run_pretraining(
     batches = None
     plan = list(cfg.plan())
     bar = tqdm(plan, desc="runs", unit="run", disable=not progress)
-    for seed, depth, group in bar:
-        bar.set_postfix_str(cfg.run_id(depth, seed, group))
-        if batches is None or batches.seed != seed:
-            batches, stacks = _EpochData(data, cfg, seed), {}
-        outcome = train_run(
-            path, cfg, data, seed, depth, group, batches=batches, stacks=stacks, progress=False
-        )
-        counts[outcome] += 1
+    threads = torch.get_num_threads()
+    # These small minibatch products run fastest single-threaded on a few cores;
+    # several threads mostly wait on each other.
+    torch.set_num_threads(1)
+    try:
+        for seed, depth, group in bar:
+            bar.set_postfix_str(cfg.run_id(depth, seed, group))
+            if batches is None or batches.seed != seed:
+                batches, stacks = _EpochData(data, cfg, seed), {}
+            outcome = train_run(path, cfg, data, seed, depth, group, batches=batches, stacks=stacks)
+            counts[outcome] += 1
+    finally:
+        torch.set_num_threads(threads)
     return counts
