@@ -30,6 +30,30 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_list(text: str) -> tuple[int, ...]:
+    """A comma-separated list of positive ints, e.g. ``1,2,3``."""
+    try:
+        values = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of ints"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"give positive whole numbers, got {text!r}")
+    return values
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The dataset and its split, shared by the ready-made experiments."""
+    parser.add_argument(
+        "--dataset",
+        default="mnist5k",
+        help="mnist5k (default, shipped), digits (8x8), or a directory of IDX files",
+    )
+    parser.add_argument("--n-probe", type=positive_int, default=1000, help="held-out probe digits")
+    parser.add_argument("--n-train", type=positive_int, help="limit the training digits")
+
+
 def add_experiment(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", metavar="EXP", help="experiment directory")
 

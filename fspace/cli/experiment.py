@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import positive_float, positive_int
+from fspace.cli._args import add_data_options, int_list, positive_float, positive_int
 from fspace.cli.evaluate import add_ray_option
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of ints"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one value")
-    return values
 
 
 def register(sub) -> None:
@@ -64,13 +52,7 @@ def add_pretraining_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depths", type=int_list, default=(1, 2, 3), help="e.g. 1,2,3,4")
     p.add_argument("--method", choices=("rbm", "dae"), default="rbm", help="default: rbm")
     p.add_argument("--width", type=positive_int, default=500, help="hidden units per layer")
-    p.add_argument(
-        "--dataset",
-        default="mnist5k",
-        help="mnist5k (default, shipped), digits (8x8), or a directory of IDX files",
-    )
-    p.add_argument("--n-probe", type=positive_int, default=1000, help="held-out probe digits")
-    p.add_argument("--n-train", type=positive_int, help="limit the training digits")
+    add_data_options(p)
     p.add_argument("--pretrain-epochs", type=int, default=10, help="per layer (default: 10)")
     p.add_argument("--finetune-epochs", type=positive_int, default=20, help="default: 20")
     p.add_argument("--lr", type=positive_float, default=0.3, help="fine-tuning SGD step")

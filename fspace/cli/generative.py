@@ -9,19 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import positive_float, positive_int
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of ints"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"give positive sizes, got {text!r}")
-    return values
+from fspace.cli._args import add_data_options, int_list, positive_float, positive_int
 
 
 def _regimes(text: str) -> tuple[str, ...]:
@@ -56,16 +44,10 @@ def add_generative_options(p: argparse.ArgumentParser) -> None:
         "relu-pretrained+backprop, conv-random+backprop",
     )
     p.add_argument(
-        "--hidden", type=_int_list, default=(500, 500), help="layers below the top, e.g. 500,500"
+        "--hidden", type=int_list, default=(500, 500), help="layers below the top, e.g. 500,500"
     )
     p.add_argument("--n-top", type=positive_int, default=2000, help="top layer (default: 2000)")
-    p.add_argument(
-        "--dataset",
-        default="mnist5k",
-        help="mnist5k (default, shipped), digits (8x8), or a directory of IDX files",
-    )
-    p.add_argument("--n-probe", type=positive_int, default=1000, help="held-out probe digits")
-    p.add_argument("--n-train", type=positive_int, help="limit the training digits")
+    add_data_options(p)
     p.add_argument("--epochs", type=positive_int, default=10, help="fine-tuning epochs")
     p.add_argument("--pretrain-epochs", type=int, default=10, help="per layer (default: 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="backprop minibatch")
@@ -73,7 +55,7 @@ def add_generative_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relu-lr", type=positive_float, default=0.05, help="SGD step, ReLU MLPs")
     p.add_argument("--conv-lr", type=positive_float, default=0.05, help="SGD step, convnet")
     p.add_argument("--dbn-lr", type=positive_float, default=0.2, help="SGD step, joint model")
-    p.add_argument("--conv-channels", type=_int_list, default=(16, 32), help="e.g. 16,32")
+    p.add_argument("--conv-channels", type=int_list, default=(16, 32), help="e.g. 16,32")
     p.add_argument("--wake-sleep-lr", type=positive_float, default=0.01)
     p.add_argument("--wake-sleep-cd-k", type=positive_int, default=3, help="Gibbs steps at the top")
     p.add_argument("--distort", action="store_true", help="train on distorted digits")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.errors import ConfigError
-from fspace.plot.style import group_order, group_style
+from fspace.plot.style import add_message, group_order, group_style
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -376,13 +376,4 @@ def _message_figure(text: str, title: str | None) -> go.Figure:
     fig.update_layout(**_layout(title))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.add_annotation(
-        text=text,
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font={"size": 18, "color": "grey"},
-    )
-    return fig
+    return add_message(fig, text)

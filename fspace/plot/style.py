@@ -64,3 +64,17 @@ def group_order(groups: list[str]) -> list[str]:
     """``groups`` in legend order: the fixed groups first, then the others sorted."""
     unique = set(groups)
     return [g for g in FIXED if g in unique] + sorted(unique - set(FIXED), key=str)
+
+
+def add_message(fig, text: str):
+    """Write ``text`` in the middle of an otherwise empty figure; returns ``fig``."""
+    fig.add_annotation(
+        text=text,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 18, "color": "grey"},
+    )
+    return fig

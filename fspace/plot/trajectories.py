@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.errors import ConfigError
-from fspace.plot.style import group_order, group_style
+from fspace.plot.style import add_message, group_order, group_style
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -227,13 +227,4 @@ def _empty_figure(title: str | None) -> go.Figure:
 
     fig = go.Figure()
     fig.update_layout(**_layout(title))
-    fig.add_annotation(
-        text="no checkpoints",
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font={"size": 18, "color": "grey"},
-    )
-    return fig
+    return add_message(fig, "no checkpoints")
