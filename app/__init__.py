@@ -2,12 +2,12 @@
 
 Example::
 
-    from app import serve
+    from fspace.app import serve
     serve("checkpoints")   # http://127.0.0.1:8050
 
-Pages live in :mod:`app.pages`, one module each; the data they show comes from
-:mod:`app.state` (experiments), :mod:`app.maps` (embeddings, fitted in the background)
-and :mod:`app.results` (the pre-training analyses). Dash is imported on first use.
+Pages live in :mod:`fspace.app.pages`, one module each; the data they show comes from
+:mod:`fspace.app.state` (experiments), :mod:`fspace.app.maps` (embeddings, fitted in the background)
+and :mod:`fspace.app.results` (the pre-training analyses). Dash is imported on first use.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 
 def create_app(root: str | os.PathLike = "checkpoints", **options) -> dash.Dash:
-    """Build the Dash app for the experiments under ``root``; see :func:`app.server.create_app`."""
-    from app.server import create_app as _create_app
+    """Build the Dash app for the experiments under ``root``; see :func:`.server.create_app`."""
+    from fspace.app.server import create_app as _create_app
 
     return _create_app(root, **options)
 
@@ -33,8 +33,8 @@ def serve(
     port: int = 8050,
     open_experiment: str | None = None,
 ) -> None:
-    """Serve the dashboard until interrupted; see :func:`app.server.serve`."""
-    from app.server import serve as _serve
+    """Serve the dashboard until interrupted; see :func:`fspace.app.server.serve`."""
+    from fspace.app.server import serve as _serve
 
     _serve(root, host=host, port=port, open_experiment=open_experiment)
 

@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 from dash import dcc, html
 
-from app import ids
+from fspace.app import ids
 
 if TYPE_CHECKING:
-    from app.maps import MapStatus
-    from app.state import Scan
+    from fspace.app.maps import MapStatus
+    from fspace.app.state import Scan
 
 PAGES = (("trajectories", "Trajectories"), ("results", "Results"), ("generative", "Regimes"))
 GRAPH_CONFIG = {"displaylogo": False}

@@ -7,10 +7,10 @@ from typing import Any
 
 from dash import dcc, html
 
-from app import ids
-from app.frames import FILTERS, PlotFrame
-from app.maps import LABELS, MapSpec
-from app.views import View
+from fspace.app import ids
+from fspace.app.frames import FILTERS, PlotFrame
+from fspace.app.maps import LABELS, MapSpec
+from fspace.app.views import View
 
 HIDDEN = {"display": "none"}
 SHOWN: dict[str, str] = {}
@@ -20,7 +20,7 @@ PLAY_MS = 700
 
 def map_controls(spec: MapSpec, status: Any) -> html.Section:
     """Method, its main parameter, seed, the re-fit button and the status line."""
-    from app.components import status_line
+    from fspace.app.components import status_line
     from fspace.embedding.base import get_method
 
     perplexity = spec.param if spec.method == "tsne" and spec.param else None

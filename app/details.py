@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from app.state import ExperimentHandle, Scan
+    from fspace.app.state import ExperimentHandle, Scan
     from fspace.store import CheckpointInfo, RunInfo
 
 N_FIELDS = 16
@@ -99,7 +99,7 @@ def metrics_figure(table: pd.DataFrame, *, epoch: int | None = None) -> dict[str
     ``epoch`` marked by a dashed line (a plain figure dict: it is redrawn on every click)."""
     names = [c for c in table.columns if c not in ("epoch", "step")]
     if not names:
-        from app.figures import note_figure
+        from fspace.app.figures import note_figure
 
         return note_figure("this run recorded no metrics")
     layout: dict[str, Any] = {
@@ -212,7 +212,7 @@ def fields_dict(before: np.ndarray, after: np.ndarray, titles: tuple[str, str]) 
     scaled around 0, square pixels), as a plain figure dict."""
     from plotly.colors import make_colorscale, sequential
 
-    from app.figures import typed
+    from fspace.app.figures import typed
 
     # plotly.js knows the "gray" scale only through plotly.py: spell it out.
     grey = make_colorscale(sequential.gray)
@@ -262,8 +262,8 @@ def details_panel(handle: ExperimentHandle, key: str) -> Any:
     """The details box of checkpoint ``key``: facts, metrics over epochs, receptive fields."""
     from dash import html
 
-    from app import ids
-    from app.components import GRAPH_CONFIG, card, message
+    from fspace.app import ids
+    from fspace.app.components import GRAPH_CONFIG, card, message
 
     details = find_checkpoint(handle, key)
     ckpt, run = details.checkpoint, details.run

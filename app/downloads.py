@@ -1,6 +1,6 @@
 """Downloads of the trajectories page: the figure as shown, and its coordinates as CSV.
 
-Files are written into the server's export folder (:mod:`app.exports`) and sent to
+Files are written into the server's export folder (:mod:`fspace.app.exports`) and sent to
 the browser through ``dcc.Download``.
 """
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State, dcc, no_update
 
-from app import ids
-from app.components import message
-from app.exports import export_figure, export_table
-from app.pages.trajectories import entry_of, filters_of
-from app.state import current
-from app.wiring import Callbacks, guarded
+from fspace.app import ids
+from fspace.app.components import message
+from fspace.app.exports import export_figure, export_table
+from fspace.app.pages.trajectories import entry_of, filters_of
+from fspace.app.state import current
+from fspace.app.wiring import Callbacks, guarded
 from fspace.errors import EmbeddingError
 
 callback = Callbacks()

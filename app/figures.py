@@ -2,7 +2,7 @@
 
 :func:`trajectory_dict` draws the same figure as
 :func:`fspace.plot.trajectories.trajectory_figure` (same traces, styles, layout and
-legend groups) straight from a :class:`~app.frames.PlotFrame`: arrays go out as
+legend groups) straight from a :class:`~fspace.app.frames.PlotFrame`: arrays go out as
 base64 typed arrays, so 20,000 points take milliseconds instead of a second of
 validation and JSON encoding. The exporter still uses ``trajectory_figure``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app.frames import PlotFrame
+from fspace.app.frames import PlotFrame
 from fspace.plot.style import group_style
 from fspace.plot.trajectories import trajectory_layout
 

@@ -18,18 +18,18 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.frames import PlotFrame
-from app.jobs import Job, Jobs
-from app.placement import place_by_neighbours
-from app.vectors import checkpoint_vectors
+from fspace.app.frames import PlotFrame
+from fspace.app.jobs import Job, Jobs
+from fspace.app.placement import place_by_neighbours
+from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
 
 if TYPE_CHECKING:
-    from app.state import ExperimentHandle, Scan
+    from fspace.app.state import ExperimentHandle, Scan
     from fspace.embedding import Embedding
     from fspace.vectors import FunctionVectors
 
-log = logging.getLogger("app")
+log = logging.getLogger("fspace.app")
 LABELS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 # The parameter of each method that the page lets one change.
 MAIN_PARAMS = {"tsne": "perplexity", "umap": "n_neighbors", "pca": None}
@@ -189,7 +189,7 @@ class MapStore:
             entry.error_signature = entry.handle.signature()
         except Exception as err:  # a worker must report, never die silently
             log.exception("map job for %s failed", entry.handle.name)
-            from app.wiring import internal_error_message
+            from fspace.app.wiring import internal_error_message
 
             entry.error = internal_error_message(err)
             entry.error_signature = entry.handle.signature()

@@ -8,7 +8,7 @@ from typing import Any
 
 from dash import dcc
 
-from app.components import card, message
+from fspace.app.components import card, message
 
 CONFIG = {"displaylogo": False}
 DENOISE_IMAGES = 200  # enough for the page's numbers; the exported report uses 1,000

@@ -15,18 +15,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.jobs import Job, Jobs
-from app.maps import MapStatus
-from app.vectors import checkpoint_vectors
+from fspace.app.jobs import Job, Jobs
+from fspace.app.maps import MapStatus
+from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import EmptyExperimentError, FspaceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from app.maps import MapStore
-    from app.state import ExperimentHandle
+    from fspace.app.maps import MapStore
+    from fspace.app.state import ExperimentHandle
 
-log = logging.getLogger("app")
+log = logging.getLogger("fspace.app")
 RECOMPUTE_AFTER_S = 10.0
 
 
@@ -112,7 +112,7 @@ class ResultsStore:
         except FspaceError as err:
             entry.error = str(err)
         except Exception as err:  # a worker must report, never die silently
-            from app.wiring import internal_error_message
+            from fspace.app.wiring import internal_error_message
 
             log.exception("results job for %s failed", entry.handle.name)
             entry.error = internal_error_message(err)

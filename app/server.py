@@ -16,21 +16,21 @@ from pathlib import Path
 
 from dash import Input, Output, State
 
-from app import ids
-from app.components import page_href
-from app.state import EXTENSION, ServerState
-from app.wiring import Callbacks
+from fspace.app import ids
+from fspace.app.components import page_href
+from fspace.app.state import EXTENSION, ServerState
+from fspace.app.wiring import Callbacks
 from fspace.errors import ConfigError
 
 PAGES = (
-    "app.pages.home",
-    "app.pages.trajectories",
-    "app.pages.results",
-    "app.pages.generative",
-    "app.pages.not_found_404",
+    "fspace.app.pages.home",
+    "fspace.app.pages.trajectories",
+    "fspace.app.pages.results",
+    "fspace.app.pages.generative",
+    "fspace.app.pages.not_found_404",
 )
 # Callbacks that belong to a page but live in their own module.
-EXTRAS = ("app.downloads",)
+EXTRAS = ("fspace.app.downloads",)
 ASSETS = Path(__file__).parent / "assets"
 THREADS = 8
 
@@ -53,7 +53,7 @@ def choose_experiment(name: str | None, pathname: str | None, search: str | None
 
     from dash.exceptions import PreventUpdate
 
-    from app.state import current
+    from fspace.app.state import current
 
     shown = parse_qs((search or "").lstrip("?")).get("exp", [None])[-1]
     if not name or name == (shown or current().default_name()):

@@ -19,8 +19,8 @@ from fspace.store import CheckpointInfo, Experiment, Problem, RunInfo
 from fspace.store.layout import MARKER
 
 if TYPE_CHECKING:
-    from app.maps import MapStore
-    from app.results import ResultsStore
+    from fspace.app.maps import MapStore
+    from fspace.app.results import ResultsStore
 
 EXTENSION = "fspace"
 
@@ -165,8 +165,8 @@ class ServerState:
         export_dir: str | os.PathLike | None = None,
         poll_ms: int = 1000,
     ) -> None:
-        from app.maps import MapStore
-        from app.results import ResultsStore
+        from fspace.app.maps import MapStore
+        from fspace.app.results import ResultsStore
 
         self.registry = Registry(root)
         self.default_experiment = default_experiment

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from app.frames import FILTERS
-from app.maps import MAIN_PARAMS, MapSpec
+from fspace.app.frames import FILTERS
+from fspace.app.maps import MAIN_PARAMS, MapSpec
 from fspace.errors import ConfigError
 
 PARAM_NAMES = {"perplexity": "perplexity", "n_neighbors": "neighbors"}

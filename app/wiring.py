@@ -2,7 +2,7 @@
 
 A page declares its callbacks with a :class:`Callbacks` collector instead of
 ``dash.callback``: Dash hands global callbacks to the first app that starts, while a
-collector attaches them to every app built by :func:`app.server.create_app` (tests
+collector attaches them to every app built by :func:`fspace.app.server.create_app` (tests
 build several). The decorated functions stay plain functions that tests call directly.
 
 :func:`guarded` is the boundary between fspace and the browser: an
@@ -19,7 +19,7 @@ from typing import Any
 
 from fspace.errors import FspaceError
 
-log = logging.getLogger("app")
+log = logging.getLogger("fspace.app")
 
 
 class Callbacks:

@@ -158,7 +158,7 @@ def _key(app, fragment: str) -> str:
 
 def time_callbacks(app, values: dict, repeat: int) -> list[tuple[str, float, float, int]]:
     """(name, median ms, max ms, response bytes) of each main callback."""
-    from app.frames import FILTERS
+    from fspace.app.frames import FILTERS
 
     client = app.server.test_client()
     client.get("/")
@@ -218,9 +218,9 @@ def time_callbacks(app, values: dict, repeat: int) -> list[tuple[str, float, flo
 def open_map(app, name: str, method: str) -> tuple[float, dict]:
     """Open the map as the page's first request does; return (seconds until ready,
     request values for :func:`time_callbacks`)."""
-    from app.frames import FILTERS
-    from app.maps import MapSpec
-    from app.state import EXTENSION
+    from fspace.app.frames import FILTERS
+    from fspace.app.maps import MapSpec
+    from fspace.app.state import EXTENSION
 
     state = app.server.extensions[EXTENSION]
     handle = state.registry.get(name)
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     expected = args.runs * (args.epochs + 1)
 
-    from app.server import create_app
+    from fspace.app.server import create_app
     from fspace.store import Experiment
 
     path = args.root / EXPERIMENT

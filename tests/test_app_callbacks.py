@@ -13,10 +13,10 @@ from _models import make_mlp
 from conftest import record_experiment
 from test_app_data import click_on, decode
 
-from app.maps import MapSpec
-from app.server import create_app
-from app.state import EXTENSION, ServerState
 from fspace import Recorder
+from fspace.app.maps import MapSpec
+from fspace.app.server import create_app
+from fspace.app.state import EXTENSION, ServerState
 from fspace.plot.style import group_order
 
 # Pages that open the default t-SNE map on 30 checkpoints warn that perplexity was lowered.
@@ -125,8 +125,8 @@ def state(dash_app) -> ServerState:
 
 @pytest.fixture
 def pages(dash_app):
-    from app import downloads
-    from app.pages import results, trajectories
+    from fspace.app import downloads
+    from fspace.app.pages import results, trajectories
 
     return SimpleNamespace(trajectories=trajectories, results=results, downloads=downloads)
 
@@ -144,7 +144,7 @@ def test_layout_names_an_unknown_experiment(pages):
 def test_layout_of_an_empty_root(tmp_path):
     app = create_app(tmp_path)
     with app.server.app_context():
-        from app.pages import home, trajectories
+        from fspace.app.pages import home, trajectories
 
         assert "no experiments under" in text_of(trajectories.layout())
         assert "no experiments under" in text_of(home.layout())
@@ -246,7 +246,7 @@ def test_receptive_fields_for_image_probes(tmp_path):
         rec.record(model, epoch=1)
     app = create_app(tmp_path / "img")
     with app.server.app_context():
-        from app.details import fields_figure, find_checkpoint
+        from fspace.app.details import fields_figure, find_checkpoint
 
         handle = app.server.extensions[EXTENSION].registry.get("img")
         fig = fields_figure(handle, find_checkpoint(handle, "r"))
@@ -308,7 +308,7 @@ def test_export_png(pages, state, token):
 
 
 def test_new_checkpoint_is_placed_with_transform(own_state, root, suite):
-    from app.vectors import checkpoint_vectors
+    from fspace.app.vectors import checkpoint_vectors
 
     state = own_state
     token = ready(state).token
@@ -372,7 +372,7 @@ def test_corrupt_checkpoint_is_shown_and_skipped(root):
     (root / "exp" / "runs" / "random-s1" / "checkpoints" / ".e9.tmp").write_bytes(b"partial")
     app = create_app(root)
     with app.server.app_context():
-        from app.pages import trajectories
+        from fspace.app.pages import trajectories
 
         token = ready(app.server.extensions[EXTENSION]).token
         _, _, problems = trajectories.poll(1, "pca", 30, 15, 0, None, "exp", None)
@@ -446,7 +446,7 @@ def test_router_over_http_never_sends_a_traceback(dash_app):
 
 
 def test_choose_experiment_navigates(dash_app):
-    from app.server import choose_experiment
+    from fspace.app.server import choose_experiment
 
     assert choose_experiment("other", "/results", "?exp=exp") == "/results?exp=other"
     assert choose_experiment("other", "/", "") == "/trajectories?exp=other"
@@ -473,14 +473,14 @@ def test_signature_moves_with_new_checkpoints(root, suite, own_state):
 
 
 def test_cli_serve(monkeypatch, capsys, root):
-    import app.server
+    import fspace.app.server
     from fspace.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--help"])
     assert exit_.value.code == 0 and "--port" in capsys.readouterr().out
     calls = []
-    monkeypatch.setattr(app.server, "_run", lambda *a: calls.append(a))
+    monkeypatch.setattr(fspace.app.server, "_run", lambda *a: calls.append(a))
     assert main(["serve", str(root), "--host", "0.0.0.0", "--port", "8123"]) == 0
     out = capsys.readouterr()
     assert "no authentication" in out.err and "http://0.0.0.0:8123/trajectories?exp=exp" in out.out
@@ -488,5 +488,5 @@ def test_cli_serve(monkeypatch, capsys, root):
     assert main(["serve", str(root), "--open", "nope"]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
     assert main(["serve", str(root / "missing")]) == 2
-    assert app.server.is_loopback("127.0.0.1") and app.server.is_loopback("::1")
-    assert not app.server.is_loopback("0.0.0.0")
+    assert fspace.app.server.is_loopback("127.0.0.1") and fspace.app.server.is_loopback("::1")
+    assert not fspace.app.server.is_loopback("0.0.0.0")

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.controls import marks, window
-from app.exports import export_path, export_table, safe_name
-from app.figures import clicked_key, message_dict, trajectory_dict, typed
-from app.frames import PlotFrame
-from app.maps import MapSpec
-from app.placement import neighbour_positions
-from app.views import View, parse_view, view_query
+from fspace.app.controls import marks, window
+from fspace.app.exports import export_path, export_table, safe_name
+from fspace.app.figures import clicked_key, message_dict, trajectory_dict, typed
+from fspace.app.frames import PlotFrame
+from fspace.app.maps import MapSpec
+from fspace.app.placement import neighbour_positions
+from fspace.app.views import View, parse_view, view_query
 from fspace.errors import ConfigError, EmbeddingError, ExportError
 from fspace.plot import trajectory_figure
 

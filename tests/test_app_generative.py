@@ -6,8 +6,8 @@ import pytest
 from dash import dcc
 from test_generative_experiment import TINY
 
-from app.regimes import regime_cards
 from fspace import Experiment
+from fspace.app.regimes import regime_cards
 from fspace.experiments.generative import GenerativeConfig, run_generative
 
 

@@ -67,8 +67,8 @@ def root(tmp_path_factory) -> Path:
 def base_url(root):
     from waitress.server import create_server
 
-    from app.server import create_app
-    from app.state import EXTENSION
+    from fspace.app.server import create_app
+    from fspace.app.state import EXTENSION
 
     app = create_app(root, poll_ms=500)
     server = create_server(app.server, host="127.0.0.1", port=0, threads=8)

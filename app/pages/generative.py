@@ -2,7 +2,7 @@
 test errors and learning curves, how separable they are, and denoising with the joint
 model.
 
-The figures are built by :mod:`app.regimes` from the same report as
+The figures are built by :mod:`fspace.app.regimes` from the same report as
 ``fspace experiment generative --figures``, so page and files agree.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 import dash
 from dash import Input, Output, dcc, html
 
-from app.components import header, message
-from app.regimes import regime_cards
-from app.state import current
-from app.wiring import Callbacks, guarded
+from fspace.app.components import header, message
+from fspace.app.regimes import regime_cards
+from fspace.app.state import current
+from fspace.app.wiring import Callbacks, guarded
 
 callback = Callbacks()
 PAGE = "generative"

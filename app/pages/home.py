@@ -7,8 +7,8 @@ from typing import Any
 import dash
 from dash import dcc, html
 
-from app.components import header, message, page_href
-from app.state import current
+from fspace.app.components import header, message, page_href
+from fspace.app.state import current
 
 
 def layout(**query: Any) -> html.Div:

@@ -7,8 +7,8 @@ from typing import Any
 import dash
 from dash import html
 
-from app.components import header, message
-from app.state import current
+from fspace.app.components import header, message
+from fspace.app.state import current
 
 
 def layout(**query: Any) -> html.Div:

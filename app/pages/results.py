@@ -2,7 +2,7 @@
 receptive fields before and after fine-tuning, weight changes, group separation.
 
 The figures are those of ``fspace``'s report (:mod:`fspace.plot.results`), computed in
-the background by :mod:`app.results` and refreshed when the experiment changes.
+the background by :mod:`fspace.app.results` and refreshed when the experiment changes.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
-from app import ids
-from app.components import card, header, message, status_line
-from app.figures import note_figure
-from app.maps import MapStatus
-from app.results import Results
-from app.state import current
-from app.wiring import Callbacks, guarded
+from fspace.app import ids
+from fspace.app.components import card, header, message, status_line
+from fspace.app.figures import note_figure
+from fspace.app.maps import MapStatus
+from fspace.app.results import Results
+from fspace.app.state import current
+from fspace.app.wiring import Callbacks, guarded
 from fspace.errors import FspaceError
 
 callback = Callbacks()

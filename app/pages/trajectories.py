@@ -1,7 +1,7 @@
 """Trajectories page: the map of every checkpoint, one line per run.
 
-The layout reads the view from the URL (:mod:`app.views`); callbacks are thin and call
-pure builders (:mod:`app.figures`, :mod:`app.controls`, :mod:`app.details`). A timer
+The layout reads the view from the URL (:mod:`fspace.app.views`); callbacks are thin and call
+pure builders (:mod:`.figures`, :mod:`.controls`, :mod:`.details`). A timer
 polls the map's status, which also notices new checkpoints and has them placed into
 the map in the background; the figure is redrawn only when the map's token changes.
 """
@@ -14,9 +14,9 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from app import ids
-from app.components import graph, header, message, scan_messages, status_line
-from app.controls import (
+from fspace.app import ids
+from fspace.app.components import graph, header, message, scan_messages, status_line
+from fspace.app.controls import (
     epoch_controls,
     export_controls,
     filter_controls,
@@ -26,13 +26,13 @@ from app.controls import (
     param_styles,
     window,
 )
-from app.details import details_panel
-from app.figures import clicked_key, message_dict, trajectory_dict
-from app.frames import FILTERS
-from app.maps import MapEntry, MapSpec, MapStatus
-from app.state import current
-from app.views import View, parse_view, view_query
-from app.wiring import Callbacks, guarded, triggered
+from fspace.app.details import details_panel
+from fspace.app.figures import clicked_key, message_dict, trajectory_dict
+from fspace.app.frames import FILTERS
+from fspace.app.maps import MapEntry, MapSpec, MapStatus
+from fspace.app.state import current
+from fspace.app.views import View, parse_view, view_query
+from fspace.app.wiring import Callbacks, guarded, triggered
 from fspace.errors import FspaceError
 
 callback = Callbacks()

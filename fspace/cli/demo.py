@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from pathlib import Path
 
-    from app import serve
+    from fspace.app import serve
 
     serve(root=str(Path(out).parent), port=args.port, open_experiment=Path(out).name)
     return 0

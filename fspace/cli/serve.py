@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.server import serve
+    from fspace.app.server import serve
 
     serve(args.root, host=args.host, port=args.port, open_experiment=args.experiment)
     return 0
