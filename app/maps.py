@@ -327,4 +327,5 @@ def _concat(a: FunctionVectors, b: FunctionVectors) -> FunctionVectors:
     from fspace.vectors import FunctionVectors
 
     points = pd.concat([a.points, b.points], ignore_index=True)
-    return FunctionVectors(np.concatenate([a.matrix, b.matrix]), points, a.fingerprint, a.output)
+    matrix = np.concatenate([a.matrix, b.matrix])
+    return FunctionVectors(matrix, points, a.fingerprint, a.output, a.kind, a.layout)

@@ -72,7 +72,11 @@ def checkpoint_vectors(
             f"{suite.name!r}: the models' output sizes differ, so they cannot share a map"
         )
     matrix = np.stack([vectors[c.key] for c in kept]).astype(np.float32, copy=False)
-    return FunctionVectors(matrix, points_frame(exp, kept), suite.fingerprint, output), failed
+    layout = (len(suite), matrix.shape[1] // len(suite))
+    vectors = FunctionVectors(
+        matrix, points_frame(exp, kept), suite.fingerprint, output, layout=layout
+    )
+    return vectors, failed
 
 
 def _report(progress: Progress | None, done: int, total: int) -> None:

@@ -236,7 +236,10 @@ def evaluate(
     matrix, kept = rows.finish()
     if not kept:
         raise EmptyExperimentError(f"no checkpoint in {exp.path} has a finite function vector")
-    return FunctionVectors(matrix, points_frame(exp, kept), suite.fingerprint, output)
+    layout = (len(suite), matrix.shape[1] // len(suite))
+    return FunctionVectors(
+        matrix, points_frame(exp, kept), suite.fingerprint, output, layout=layout
+    )
 
 
 class _Rows:

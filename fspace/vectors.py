@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fspace.errors import ProbeMismatchError
+from fspace.errors import ConfigError, ProbeMismatchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +30,10 @@ class FunctionVectors:
     points: pd.DataFrame
     fingerprint: str
     output: str = "prob"
+    kind: str = "classification"
+    layout: tuple[int, ...] | None = None
+    """The shape of one checkpoint's vector before flattening; its last axis holds the
+    outcomes of one predicted distribution (classes, or a vocabulary per position)."""
 
     def __post_init__(self) -> None:
         if self.matrix.ndim != 2:
@@ -43,6 +47,31 @@ class FunctionVectors:
 
     def __len__(self) -> int:
         return self.matrix.shape[0]
+
+    def distributions(self) -> np.ndarray:
+        """The predicted distributions as probabilities, shape ``(n, distributions, outcomes)``.
+
+        One row per checkpoint, one distribution per probe (or per probe position for
+        sequence outputs), whatever form the vectors are stored in.
+        """
+        if self.kind == "regression":
+            raise ConfigError(
+                "regression outputs are real values, not distributions: use a distance "
+                "on raw values (euclidean)"
+            )
+        if self.layout is None:
+            raise ConfigError("these function vectors do not record their layout")
+        outcomes = self.layout[-1]
+        cube = np.asarray(self.matrix, dtype=np.float64).reshape(len(self), -1, outcomes)
+        if self.output == "prob":
+            return cube
+        if self.output == "logprob":
+            return np.exp(cube)
+        if self.output == "logits":
+            shifted = cube - cube.max(axis=-1, keepdims=True)
+            e = np.exp(shifted)
+            return e / e.sum(axis=-1, keepdims=True)
+        raise ConfigError(f"function vectors of form {self.output!r} are not distributions")
 
     def check_compatible(self, other: FunctionVectors) -> None:
         """Raise unless ``other`` was computed on the same probe suite and output."""
