@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -242,11 +241,9 @@ def test_other_group_styles_are_stable_across_processes():
     assert group_style("adversarial") not in FIXED.values()
 
 
-def test_20000_points_in_1000_runs_build_quickly():
+def test_20000_points_in_1000_runs_make_one_trace_per_layer():
+    # How long this takes is measured by benchmarks/bench_plot.py, not asserted here.
     frame = make_frame(groups=("pretrained", "random"), runs=500, epochs=20)
-    start = time.perf_counter()
     fig = trajectory_figure(frame, highlight_run="random-s7")
-    elapsed = time.perf_counter() - start
-    print(f"trajectory_figure: {len(frame)} points, 1000 runs: {elapsed:.3f} s")
     assert len(fig.data) == 5
     assert sum(len(t.x) for t in traces(fig, "checkpoints")) == 20_000
