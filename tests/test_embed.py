@@ -364,7 +364,7 @@ def test_load_rejects_non_embeddings(tmp_path, content):
 
 
 def test_a_new_method_is_one_registered_class(vectors, monkeypatch):
-    monkeypatch.setattr(embed_base, "_METHODS", dict(embed_base._METHODS))
+    monkeypatch.setattr(embed_base.METHODS, "_entries", dict(embed_base.METHODS._entries))
 
     @register("first-two")
     class FirstTwo(EmbeddingMethod):

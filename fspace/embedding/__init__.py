@@ -1,11 +1,31 @@
 """Embed function vectors in 2-D: ``embed(vectors, "tsne" | "pca" | "umap", ...)``.
 
 A new method is a new module here with an :class:`EmbeddingMethod` subclass decorated
-with ``@register("name")``, imported below. The method modules import their libraries
-(openTSNE, scikit-learn, umap-learn) only when they fit.
+with ``@register("name", label=..., params=[Param(...)])``, imported below; a package
+outside fspace names its module in the entry-point group ``fspace.embeddings``.
+:data:`METHODS` is the registry the command line and the dashboard read. The method
+modules import their libraries (openTSNE, scikit-learn, umap-learn) only when they fit.
 """
 
 from fspace.embedding import pca, tsne, umap  # noqa: F401 - registers the built-in methods
-from fspace.embedding.base import Embedding, EmbeddingMethod, embed, methods, register
+from fspace.embedding.base import (
+    METHODS,
+    Embedding,
+    EmbeddingMethod,
+    embed,
+    get_method,
+    methods,
+    register,
+)
+from fspace.registry import Param
 
-__all__ = ["Embedding", "EmbeddingMethod", "embed", "methods", "register"]
+__all__ = [
+    "METHODS",
+    "Embedding",
+    "EmbeddingMethod",
+    "Param",
+    "embed",
+    "get_method",
+    "methods",
+    "register",
+]

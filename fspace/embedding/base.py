@@ -1,14 +1,27 @@
 """The embedding step: 2-D coordinates of function vectors, and the registry of methods.
 
-A method is a subclass of :class:`EmbeddingMethod` in its own module, registered by
-name with :func:`register`; :func:`embed` looks it up, validates its parameters and
-wraps what it fitted in an :class:`Embedding`.
+A method is a subclass of :class:`EmbeddingMethod` in its own module, registered in
+:data:`METHODS` with :func:`register`, which declares its label and parameters; the
+command line, the dashboard and :func:`embed` all read them from there. Packages
+outside fspace add methods through the entry-point group ``fspace.embeddings``.
 
 Example::
 
     emb = embed(vectors, "tsne", perplexity=20, random_state=1)
     emb.frame  # the points with x and y columns
     emb = emb.transform(more_vectors)  # place new checkpoints without re-fitting
+
+A new method::
+
+    @register("first-two", label="First two", params=[Param("scale", float, 1.0, low=0)])
+    class FirstTwo(EmbeddingMethod):
+        \"\"\"The first two entries of each function vector.\"\"\"
+
+        def fit(self, matrix, params, *, progress):
+            return params["scale"] * matrix[:, :2], None
+
+        def transform(self, state, matrix, params):
+            return params["scale"] * matrix[:, :2]
 """
 
 from __future__ import annotations
@@ -24,14 +37,14 @@ import numpy as np
 
 from fspace._atomic import write_bytes
 from fspace.errors import ConfigError, EmbeddingError, ProbeMismatchError
+from fspace.registry import Param, Registry
 from fspace.vectors import FunctionVectors
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     import pandas as pd
 
-_METHODS: dict[str, type[EmbeddingMethod]] = {}
 _FORMAT = "fspace.embedding"
 _FORMAT_VERSION = 1
 
@@ -39,21 +52,27 @@ _FORMAT_VERSION = 1
 class EmbeddingMethod(ABC):
     """One way of mapping function vectors to 2-D; subclass it in a new module.
 
-    ``defaults`` lists every parameter the method accepts with its default; a value of
-    ``None`` means "decided from the data" in :meth:`resolve`.
+    ``params`` (set by :func:`register`) lists every parameter the method accepts; a
+    default of ``None`` means "decided from the data" in :meth:`adapt`.
     """
 
     name: ClassVar[str] = ""
     min_points: ClassVar[int] = 2
-    defaults: ClassVar[dict[str, Any]] = {}
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Each parameter's default value, by name."""
+        return {p.name: p.default for p in self.params}
 
     def resolve(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
         """Merge ``params`` into the defaults, validate them, and adapt them to ``n_points``."""
-        unknown = sorted(set(params) - set(self.defaults))
+        declared = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(declared))
         if unknown:
             raise ConfigError(
                 f"embedding method {self.name!r} has no parameter(s) {', '.join(unknown)}; "
-                f"it accepts {', '.join(sorted(self.defaults)) or 'none'}"
+                f"it accepts {', '.join(sorted(declared)) or 'none'}"
             )
         if n_points < self.min_points:
             raise EmbeddingError(
@@ -62,10 +81,11 @@ class EmbeddingMethod(ABC):
             )
         resolved = {**self.defaults, **params}
         self.check(resolved)
+        resolved = {key: check_value(declared[key], value) for key, value in resolved.items()}
         return self.adapt(resolved, n_points)
 
     def check(self, params: dict[str, Any]) -> None:  # noqa: B027 - optional hook
-        """Raise :class:`ConfigError` for a parameter value the method cannot use."""
+        """Raise :class:`ConfigError` for values the declared ``params`` cannot rule out."""
 
     def adapt(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
         """Return ``params`` adjusted to a data set of ``n_points`` (warn about changes)."""
@@ -82,31 +102,140 @@ class EmbeddingMethod(ABC):
         """Place the rows of ``matrix`` into the map held by ``state``; return (m, 2)."""
 
 
-def register(name: str) -> Callable[[type[EmbeddingMethod]], type[EmbeddingMethod]]:
-    """Class decorator that makes an :class:`EmbeddingMethod` available as ``name``."""
+class MethodRegistry(Registry["type[EmbeddingMethod]"]):
+    """The registry of :class:`EmbeddingMethod` subclasses.
 
-    def decorate(cls: type[EmbeddingMethod]) -> type[EmbeddingMethod]:
-        if name in _METHODS and _METHODS[name] is not cls:
-            raise ConfigError(f"embedding method {name!r} is already registered")
-        cls.name = name
-        _METHODS[name] = cls
-        return cls
+    Every entry has the tags ``metric`` (``True`` when map distances approximate the
+    function-space distances, so explained stress applies) and ``distances`` (``"any"``
+    or the names of the distances the method can map; default ``("euclidean",)``).
+    A class named by an entry point is registered with the parameters it declares in
+    its ``params`` attribute.
+    """
 
-    return decorate
+    def register(
+        self,
+        name: str | None = None,
+        *,
+        label: str | None = None,
+        help: str = "",
+        params: Iterable[Param] | None = None,
+        **tags: Any,
+    ) -> Callable[[type[EmbeddingMethod]], type[EmbeddingMethod]]:
+        def decorate(cls: type[EmbeddingMethod]) -> type[EmbeddingMethod]:
+            if not (isinstance(cls, type) and issubclass(cls, EmbeddingMethod)):
+                raise ConfigError(
+                    f"embedding method {name!r} must be an EmbeddingMethod subclass, got {cls!r}"
+                )
+            key = name or cls.name or cls.__name__
+            declared = _declared_params(cls) if params is None else tuple(params)
+            super(MethodRegistry, self).register(
+                key, label=label, help=help, params=declared, **_method_tags(key, tags)
+            )(cls)
+            cls.name = key
+            cls.params = declared
+            return cls
+
+        return decorate
+
+
+METHODS = MethodRegistry("embedding method", "fspace.embeddings")
+"""Every embedding method by name; ``entry.obj`` is the :class:`EmbeddingMethod` subclass."""
+
+
+def _declared_params(cls: type[EmbeddingMethod]) -> tuple[Param, ...]:
+    # A class may declare ``params`` itself, or (the older spelling) a ``defaults`` dict.
+    own = cls.__dict__.get("params")
+    if own is not None:
+        return tuple(own)
+    defaults = cls.__dict__.get("defaults")
+    if not isinstance(defaults, dict):
+        return ()
+    out = []
+    for key, value in defaults.items():
+        if isinstance(value, bool | int | float | str):
+            out.append(Param(key, type(value), value))
+        else:
+            raise ConfigError(
+                f"embedding method {cls.__name__}: cannot tell the type of parameter {key!r} "
+                f"from its default {value!r}; declare params=[Param({key!r}, TYPE, ...)]"
+            )
+    return tuple(out)
+
+
+def _method_tags(name: str, tags: dict[str, Any]) -> dict[str, Any]:
+    out = {"metric": False, "distances": ("euclidean",), **tags}
+    if not isinstance(out["metric"], bool):
+        raise ConfigError(f"embedding method {name!r}: tag metric must be True or False")
+    distances = out["distances"]
+    if isinstance(distances, str) and distances != "any":
+        distances = (distances,)
+    if distances != "any":
+        distances = tuple(distances)
+        if not distances or not all(isinstance(d, str) for d in distances):
+            raise ConfigError(
+                f"embedding method {name!r}: tag distances must be 'any' or distance names"
+            )
+    out["distances"] = distances
+    return out
+
+
+def register(
+    name: str,
+    *,
+    label: str | None = None,
+    help: str = "",
+    params: Iterable[Param] | None = None,
+    **tags: Any,
+) -> Callable[[type[EmbeddingMethod]], type[EmbeddingMethod]]:
+    """Class decorator that makes an :class:`EmbeddingMethod` available as ``name``.
+
+    ``label`` is shown in menus ("t-SNE"); ``help`` is one line (default: the first
+    line of the class docstring); ``params`` declares every parameter; ``metric`` and
+    ``distances`` are the tags described in :class:`MethodRegistry`.
+    """
+    return METHODS.register(name, label=label, help=help, params=params, **tags)
 
 
 def methods() -> tuple[str, ...]:
     """Names of the registered embedding methods."""
-    return tuple(sorted(_METHODS))
+    return METHODS.names()
 
 
 def get_method(name: str) -> EmbeddingMethod:
     """An instance of the method registered as ``name``."""
-    if name not in _METHODS:
-        raise ConfigError(
-            f"unknown embedding method {name!r}; choose one of {', '.join(methods())}"
+    return METHODS.get(name).obj()
+
+
+_PYTHON_TYPES: dict[type, tuple[type, ...]] = {
+    int: (int, np.integer),
+    float: (int, float, np.integer, np.floating),
+    str: (str,),
+    bool: (bool, np.bool_),
+}
+
+
+def check_value(param: Param, value: Any) -> Any:
+    """``value`` of the Python API checked against ``param`` (type, range, choices).
+
+    Unlike :meth:`Param.parse` (for text from a command line or URL) it does not turn
+    text into numbers: ``perplexity="30"`` is refused. ``None`` is kept only where the
+    default is ``None`` (decided from the data).
+    """
+    if value is None:
+        if param.default is None:
+            return None
+        raise ConfigError(f"{param.name} needs a value (default: {param.default!r})")
+    if getattr(param, "many", False):
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{param.name} must be a list, got {value!r}")
+        one = Param(
+            param.name, param.type, None, low=param.low, high=param.high, choices=param.choices
         )
-    return _METHODS[name]()
+        return tuple(check_value(one, item) for item in value)
+    wrong_bool = isinstance(value, bool | np.bool_) and param.type is not bool
+    if wrong_bool or not isinstance(value, _PYTHON_TYPES[param.type]):
+        raise ConfigError(f"{param.name} must be {param.type.__name__}, got {value!r}")
+    return param.parse(value)
 
 
 # Checks shared by the method modules; each names the argument it rejects.

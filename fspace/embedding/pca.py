@@ -7,11 +7,19 @@ from typing import Any
 import numpy as np
 
 from fspace.embedding.base import EmbeddingMethod, check_choice, register
+from fspace.registry import Param
 
 SVD_SOLVERS = ("auto", "full", "covariance_eigh", "arpack", "randomized")
 
 
-@register("pca")
+@register(
+    "pca",
+    label="PCA",
+    help="projection on the first two principal axes; linear, keeps large distances",
+    params=[Param("svd_solver", str, "auto", "scikit-learn's SVD solver", choices=SVD_SOLVERS)],
+    metric=True,
+    distances=("euclidean",),
+)
 class PCAMethod(EmbeddingMethod):
     """Projection on the first two principal axes; linear, so distances stay comparable.
 
@@ -20,7 +28,6 @@ class PCAMethod(EmbeddingMethod):
     """
 
     min_points = 2
-    defaults = {"svd_solver": "auto"}  # noqa: RUF012 - read-only class table
 
     def check(self, params: dict[str, Any]) -> None:
         check_choice("svd_solver", params["svd_solver"], SVD_SOLVERS)

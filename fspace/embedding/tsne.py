@@ -26,6 +26,7 @@ from fspace.embedding.base import (
     warn_lowered,
 )
 from fspace.errors import ConfigError
+from fspace.registry import Param
 
 NEIGHBORS = ("auto", "exact", "annoy", "pynndescent", "approx", "gram", "pca")
 GRADIENTS = ("auto", "exact", "bh", "fft")
@@ -41,7 +42,39 @@ EXACT_GRADIENT_UP_TO = 5_000
 """Up to this many points (and from FAST_FROM) ``"auto"`` sums the gradient exactly."""
 
 
-@register("tsne")
+PARAMS = (
+    Param(
+        "perplexity",
+        float,
+        30.0,
+        "effective number of neighbours; lowered to (n - 1) / 3 for n checkpoints",
+        low=1.0,
+    ),
+    Param("metric", str, "euclidean", "distance between function vectors (openTSNE metric)"),
+    Param("initialization", str, "pca", "initial map", choices=INITIALIZATIONS),
+    Param("neighbors", str, "auto", "nearest-neighbour search", choices=NEIGHBORS),
+    Param("n_iter", int, 500, "optimisation steps after early exaggeration", low=1),
+    Param("learning_rate", float, None, "step size (default: openTSNE's auto)", low=1e-12),
+    Param("n_jobs", int, None, "threads (default: all cores from 1,000 points, else 1)", low=1),
+    Param(
+        "negative_gradient_method",
+        str,
+        "auto",
+        "repulsive-force approximation",
+        choices=GRADIENTS,
+    ),
+    Param("pca_components", int, 100, "principal components for neighbors='pca'", low=2),
+)
+
+
+@register(
+    "tsne",
+    label="t-SNE",
+    help="t-distributed stochastic neighbour embedding (openTSNE); keeps neighbourhoods",
+    params=PARAMS,
+    metric=False,
+    distances="any",
+)
 class TSNEMethod(EmbeddingMethod):
     """openTSNE's t-SNE; new checkpoints are placed with ``transform``.
 
@@ -51,21 +84,15 @@ class TSNEMethod(EmbeddingMethod):
     ``"gram"`` from 1,000 points on. ``negative_gradient_method`` is ``"bh"``,
     ``"fft"`` or ``"exact"`` (every pair; fastest up to a few thousand points);
     ``"auto"`` picks ``"exact"`` for 1,000 to 5,000 points and openTSNE's choice
-    otherwise.
+    otherwise. ``learning_rate`` left unset (or ``"auto"``) is openTSNE's ``"auto"``.
     """
 
     min_points = 4
-    defaults = {  # noqa: RUF012 - read-only class table
-        "perplexity": 30.0,
-        "metric": "euclidean",
-        "initialization": "pca",
-        "neighbors": "auto",
-        "n_iter": 500,
-        "learning_rate": "auto",
-        "n_jobs": None,
-        "negative_gradient_method": "auto",
-        "pca_components": 100,
-    }
+
+    def resolve(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
+        if params.get("learning_rate") == "auto":  # openTSNE's spelling of the default
+            params = {**params, "learning_rate": None}
+        return super().resolve(params, n_points)
 
     def check(self, params: dict[str, Any]) -> None:
         check_positive("perplexity", params["perplexity"])
@@ -74,7 +101,7 @@ class TSNEMethod(EmbeddingMethod):
         check_int("n_iter", params["n_iter"], 1)
         if not isinstance(params["metric"], str):
             raise ConfigError(f"metric must be a metric name, got {params['metric']!r}")
-        if params["learning_rate"] != "auto":
+        if params["learning_rate"] is not None:
             check_positive("learning_rate", params["learning_rate"])
         if params["n_jobs"] is not None:
             check_int("n_jobs", params["n_jobs"], 1)
@@ -92,6 +119,8 @@ class TSNEMethod(EmbeddingMethod):
         if params["perplexity"] > limit:
             warn_lowered("perplexity", params["perplexity"], limit, n_points, "t-SNE")
             params["perplexity"] = limit
+        if params["learning_rate"] is None:
+            params["learning_rate"] = "auto"
         if params["n_jobs"] is None:
             # Below ~1,000 points openTSNE's per-iteration threading costs more than it
             # saves (measured 5-20x slower on 2 cores for 36 points).

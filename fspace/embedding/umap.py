@@ -14,22 +14,38 @@ from fspace.embedding.base import (
     warn_lowered,
 )
 from fspace.errors import ConfigError
+from fspace.registry import Param
 
 INITS = ("spectral", "random", "pca")
 
 
-@register("umap")
+PARAMS = (
+    Param(
+        "n_neighbors",
+        int,
+        15,
+        "neighbours that shape the map; lowered to n - 1 for n checkpoints",
+        low=2,
+    ),
+    Param("min_dist", float, 0.1, "how tightly points may pack", low=0.0, high=1.0),
+    Param("metric", str, "euclidean", "distance between function vectors (umap-learn metric)"),
+    Param("n_epochs", int, None, "optimisation epochs (default: umap-learn's choice)", low=1),
+    Param("init", str, "spectral", "initial map", choices=INITS),
+)
+
+
+@register(
+    "umap",
+    label="UMAP",
+    help="uniform manifold approximation and projection (umap-learn); keeps neighbourhoods",
+    params=PARAMS,
+    metric=False,
+    distances="any",
+)
 class UMAPMethod(EmbeddingMethod):
     """umap-learn's UMAP, single-threaded so that ``random_state`` makes it deterministic."""
 
     min_points = 4
-    defaults = {  # noqa: RUF012 - read-only class table
-        "n_neighbors": 15,
-        "min_dist": 0.1,
-        "metric": "euclidean",
-        "n_epochs": None,
-        "init": "spectral",
-    }
 
     def check(self, params: dict[str, Any]) -> None:
         check_int("n_neighbors", params["n_neighbors"], 2)
