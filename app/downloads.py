@@ -1,7 +1,8 @@
 """Downloads of the trajectories page: the figure as shown, and its coordinates as CSV.
 
 Files are written into the server's export folder (:mod:`fspace.app.exports`) and sent to
-the browser through ``dcc.Download``.
+the browser through ``dcc.Download``. Names and titles come from the map the server
+holds, never from what the browser sends; the format must be one of the choices.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from dash import ALL, Input, Output, State, dcc, no_update
 
 from fspace.app import ids
 from fspace.app.components import message
-from fspace.app.exports import export_figure, export_table
+from fspace.app.exports import FIGURE_FORMATS, MAX_CELL_CHARS
 from fspace.app.pages.trajectories import entry_of, filters_of
 from fspace.app.state import current
 from fspace.app.wiring import Callbacks, guarded
-from fspace.errors import EmbeddingError
+from fspace.errors import EmbeddingError, ExportError
 
 callback = Callbacks()
 
@@ -50,15 +51,19 @@ def export(_n, fmt, exp, token, filters, epochs, selected):
     """Write the figure as shown (filters, epoch window, highlighted run) and send it."""
     from fspace.plot import trajectory_figure
 
+    if fmt not in FIGURE_FORMATS:
+        raise ExportError(
+            f"cannot export the figure as {fmt!r}; choose {', '.join(FIGURE_FORMATS)}"
+        )
     entry, frame = current_frame(token, filters, epochs)
     if frame.empty:
         raise EmbeddingError("no checkpoint matches the filters and epoch window")
     run = str(selected).partition("/")[0] if selected else None
     run = run if run in set(frame["run"]) else None
-    title = f"{exp}: function space ({entry.spec.label}), coloured by epoch"
+    name = entry.handle.name
+    title = f"{name}: function space ({entry.spec.label}), coloured by epoch"
     fig = trajectory_figure(frame, title=title, highlight_run=run)
-    stem = f"{exp}-{entry.spec.method}-trajectories"
-    path = export_figure(fig, current().export_dir, stem, fmt)
+    path = current().exports.figure(fig, f"{name}-{entry.spec.method}-trajectories", fmt)
     return dcc.send_file(str(path)), f"exported {path.name}"
 
 
@@ -76,5 +81,7 @@ def export(_n, fmt, exp, token, filters, epochs, selected):
 def export_csv(_n, exp, token, filters, epochs):
     """The coordinates and labels of the checkpoints shown, as CSV."""
     entry, frame = current_frame(token, filters, epochs)
-    path = export_table(frame, current().export_dir, f"{exp}-{entry.spec.method}-coordinates")
-    return dcc.send_file(str(path)), f"exported {path.name} ({len(frame):,} checkpoints)"
+    stem = f"{entry.handle.name}-{entry.spec.method}-coordinates"
+    path, cut = current().exports.table(frame, stem)
+    note = f"; {cut:,} long values were cut to {MAX_CELL_CHARS} characters" if cut else ""
+    return dcc.send_file(str(path)), f"exported {path.name} ({len(frame):,} checkpoints{note})"

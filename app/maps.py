@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fspace.app.frames import PlotFrame
-from fspace.app.jobs import Job, Jobs
+from fspace.app.jobs import Job, Jobs, QueueFullError
 from fspace.app.placement import place_by_neighbours
 from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
@@ -34,6 +34,13 @@ LABELS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
 # The parameter of each method that the page lets one change.
 MAIN_PARAMS = {"tsne": "perplexity", "umap": "n_neighbors", "pca": None}
 MAX_ENTRIES = 12
+# Bounds on the work one client can cause: fits run on WORKERS threads with at most
+# MAX_PENDING waiting (more requests wait for the next poll), at most MAX_CACHED_MAPS
+# maps are kept on disk per experiment, and a URL may ask for seeds up to MAX_SEED only.
+WORKERS = 2
+MAX_PENDING = 4
+MAX_CACHED_MAPS = 8
+MAX_SEED = 9999
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class MapSpec:
         if random_state is None:
             random_state = 0
         check_int("map seed", random_state, 0)
+        if int(random_state) > MAX_SEED:
+            raise ConfigError(f"map seed must be between 0 and {MAX_SEED}, got {random_state}")
         if name is None or param is None or param == get_method(method).defaults[name]:
             return cls(method, None, int(random_state))
         if name == "n_neighbors":
@@ -108,6 +117,7 @@ class MapEntry:
         self.error: str | None = None
         self.error_signature: tuple | None = None
         self.future: Job | None = None
+        self.queued = False  # a job was asked for while the queue was full
         self.stage = ""
         self.started = 0.0
         self.lock = threading.Lock()
@@ -124,8 +134,8 @@ class MapEntry:
 class MapStore:
     """Every map the server has computed, with a small pool of worker threads."""
 
-    def __init__(self, workers: int = 2) -> None:
-        self._jobs = Jobs(workers, "fspace-map")
+    def __init__(self, workers: int = WORKERS, max_pending: int = MAX_PENDING) -> None:
+        self._jobs = Jobs(workers, "fspace-map", max_pending=max_pending)
         self._entries: OrderedDict[tuple, MapEntry] = OrderedDict()
         self._by_uid: dict[int, MapEntry] = {}
         self._lock = threading.Lock()
@@ -145,8 +155,10 @@ class MapStore:
             return entry
 
     def _evict(self) -> None:
-        while len(self._entries) > MAX_ENTRIES:
-            _, old = self._entries.popitem(last=False)
+        # A busy entry stays, so that a request for its map finds its running job.
+        idle = [k for k, e in self._entries.items() if not e.busy]
+        for key in idle[: max(0, len(self._entries) - MAX_ENTRIES)]:
+            old = self._entries.pop(key)
             self._by_uid.pop(old.uid, None)
 
     def find(self, token: str | None) -> MapEntry | None:
@@ -178,10 +190,17 @@ class MapStore:
         return describe(entry)
 
     def _submit(self, entry: MapEntry, job, *args) -> None:
-        entry.stage, entry.started = "starting", time.monotonic()
-        entry.future = self._jobs.submit(self._run, entry, job, *args)
+        key = (entry.handle.path, entry.spec)
+        try:
+            entry.future = self._jobs.submit(self._run, entry, job, *args, key=key)
+        except QueueFullError:
+            entry.queued = True  # asked again on the next poll
+            return
+        entry.queued = False
+        entry.stage, entry.started = "waiting for a free worker", time.monotonic()
 
     def _run(self, entry: MapEntry, job, *args) -> None:
+        entry.stage, entry.started = "starting", time.monotonic()
         try:
             job(entry, *args)
         except FspaceError as err:
@@ -207,6 +226,7 @@ class MapStore:
             vectors = self._vectors(entry, list(scan.checkpoints))
             entry.stage = f"fitting {spec.label} on {len(vectors):,} checkpoints"
             embedding = embed(handle, vectors, spec)
+            limit_cached_maps(handle, MAX_CACHED_MAPS)
             entry.vectors = vectors
         else:
             entry.vectors = None
@@ -274,6 +294,8 @@ def describe(entry: MapEntry) -> MapStatus:
     if entry.error is not None:
         return MapStatus(entry.token, entry.error, False, error=True)
     if entry.plot is None:
+        if entry.queued:
+            return MapStatus(None, "waiting: the server is computing other maps", True)
         return MapStatus(None, "waiting to start", True)
     runs = len(entry.plot.runs)
     text = f"{entry.spec.label}: {len(entry.plot):,} checkpoints of {runs:,} runs"
@@ -291,8 +313,7 @@ def _empty_message(name: str, scan: Scan) -> str:
 def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Embedding | None:
     """The map of exactly these checkpoints from the experiment's embedding cache, read
     without loading any function vector; None if it was never computed."""
-    from fspace.embedding import Embedding
-    from fspace.pipeline import cache_key
+    from fspace.pipeline import cached_map, map_key
 
     suites = handle.experiment.probe_suites()
     if len(suites) != 1:
@@ -300,10 +321,8 @@ def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Emb
     fingerprint = next(iter(suites.values()))
     params = {**spec.params, "random_state": spec.random_state}
     keys = [c.key for c in scan.checkpoints]
-    key = cache_key(spec.method, params, fingerprint, "prob", keys)
-    # The file name embed_vectors gives its cache entries.
-    path = handle.path / "embeddings" / f"{spec.method}-{key}.safetensors"
-    return Embedding.load(path) if path.is_file() else None
+    key = map_key(spec.method, params, fingerprint, "prob", keys)
+    return cached_map(handle.experiment, key)  # a hit counts as a use for Cache.prune
 
 
 def embed(handle: ExperimentHandle, vectors: FunctionVectors, spec: MapSpec) -> Embedding:
@@ -318,6 +337,42 @@ def embed(handle: ExperimentHandle, vectors: FunctionVectors, spec: MapSpec) -> 
         params=spec.params,
         progress=False,
     )
+
+
+def limit_cached_maps(handle: ExperimentHandle, keep: int = MAX_CACHED_MAPS) -> int:
+    """Drop the least recently used cached maps of ``handle`` beyond ``keep``; how many.
+
+    The one place the dashboard bounds its maps on disk: through the store's
+    ``Experiment.cache.prune`` where the store offers it, otherwise in the legacy
+    ``embeddings/`` folder, where a map's modification time is its last use.
+    """
+    prune = getattr(getattr(handle.experiment, "cache", None), "prune", None)
+    if prune is not None:
+        return int(prune("map", keep))
+    import os
+
+    folder = handle.path / "embeddings"
+    try:
+        found = [e for e in os.scandir(folder) if e.name.endswith(".safetensors") and e.is_file()]
+    except FileNotFoundError:
+        return 0
+    found.sort(key=lambda e: e.stat().st_mtime_ns, reverse=True)
+    removed = 0
+    for old in found[keep:]:
+        try:
+            os.unlink(old.path)
+            removed += 1
+        except FileNotFoundError:  # another server removed it first
+            pass
+    return removed
+
+
+def _mark_used(path) -> None:
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):  # a read-only experiment keeps its maps as they are
+        os.utime(path)
 
 
 def _concat(a: FunctionVectors, b: FunctionVectors) -> FunctionVectors:

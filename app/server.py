@@ -2,24 +2,28 @@
 
 :func:`create_app` builds one dashboard for a root folder (several may live in one
 process: their state hangs off their own Flask app); :func:`serve` runs it with
-waitress, with Dash's debug mode off so a browser never sees a traceback.
+waitress, with Dash's debug mode off so a browser never sees a traceback. Every app is
+protected as :mod:`fspace.app.security` describes (Host check, security headers).
 """
 
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from dash import Input, Output, State
 
 from fspace.app import ids
 from fspace.app.components import page_href
+from fspace.app.security import HostPolicy, host_policy, is_loopback, protect
 from fspace.app.state import EXTENSION, ServerState
-from fspace.app.wiring import Callbacks
+from fspace.app.wiring import Callbacks, guarded_layout
 from fspace.errors import ConfigError
 
 PAGES = (
@@ -68,12 +72,15 @@ def create_app(
     default_experiment: str | None = None,
     export_dir: str | os.PathLike | None = None,
     poll_ms: int = 1000,
+    hosts: HostPolicy | None = None,
 ):
     """The dashboard of the experiments under ``root`` (or of ``root``, if it is one).
 
     ``default_experiment`` is shown when a URL names none; exports go to ``export_dir``
-    (default: a new temporary folder); pages check for new checkpoints every
-    ``poll_ms`` milliseconds.
+    (default: a new temporary folder; the exports are removed when the server stops);
+    pages check for new checkpoints every ``poll_ms`` milliseconds. ``hosts`` are the
+    Host headers answered (default: the loopback names, see
+    :func:`~fspace.app.security.host_policy`).
     """
     import dash
     from dash import dcc, html
@@ -98,17 +105,11 @@ def create_app(
         if hasattr(module, "callback"):
             module.callback.attach(app)
     shell.attach(app)
+    for page in dash.page_registry.values():
+        if callable(page.get("layout")):
+            page["layout"] = guarded_layout(page["layout"])
+    protect(app, hosts or host_policy())
     return app
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is only reachable from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -118,17 +119,23 @@ def serve(
     port: int = 8050,
     open_experiment: str | None = None,
     threads: int = THREADS,
+    allow_hosts: Sequence[str] = (),
 ) -> None:
     """Serve the dashboard of ``root`` on ``host:port`` until interrupted.
 
-    ``open_experiment`` is the experiment shown first (its URL is printed).
+    ``open_experiment`` is the experiment shown first (its URL is printed);
+    ``allow_hosts`` are more names the server may be reached by (behind a proxy, say).
     """
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder; pass an experiment or a folder of experiments")
     if not 0 < int(port) < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {port}")
-    app = create_app(root, default_experiment=open_experiment)
+    app = create_app(
+        root,
+        default_experiment=open_experiment,
+        hosts=host_policy(host, int(port), allow_hosts),
+    )
     state: ServerState = app.server.extensions[EXTENSION]
     if open_experiment is not None:
         state.registry.get(open_experiment)  # NotAnExperimentError naming the choices
@@ -149,6 +156,7 @@ def serve(
 def _run(app, state: ServerState, host: str, port: int, threads: int) -> None:
     from waitress import serve as waitress_serve
 
+    _stop_on_sigterm()
     try:
         waitress_serve(app.server, host=host, port=port, threads=threads, ident="fspace")
     except OSError as err:
@@ -159,3 +167,9 @@ def _run(app, state: ServerState, host: str, port: int, threads: int) -> None:
         pass
     finally:
         state.close()
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM end the server as Ctrl+C does, so that its exports are removed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -8,7 +8,6 @@ dashboards can live in one process (as in the tests).
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +164,7 @@ class ServerState:
         export_dir: str | os.PathLike | None = None,
         poll_ms: int = 1000,
     ) -> None:
+        from fspace.app.exports import ExportFolder
         from fspace.app.maps import MapStore
         from fspace.app.results import ResultsStore
 
@@ -173,8 +173,7 @@ class ServerState:
         self.poll_ms = poll_ms
         self.maps: MapStore = MapStore()
         self.results: ResultsStore = ResultsStore(self.maps)
-        self._export_dir = Path(export_dir) if export_dir is not None else None
-        self._export_lock = threading.Lock()
+        self.exports = ExportFolder(export_dir)
 
     def default_name(self) -> str | None:
         """The experiment a page shows when the URL names none."""
@@ -186,16 +185,13 @@ class ServerState:
     @property
     def export_dir(self) -> Path:
         """This server's export folder, created on first use."""
-        with self._export_lock:
-            if self._export_dir is None:
-                self._export_dir = Path(tempfile.mkdtemp(prefix="fspace-exports-"))
-            self._export_dir.mkdir(parents=True, exist_ok=True)
-            return self._export_dir
+        return self.exports.path
 
     def close(self) -> None:
-        """Stop the background workers (running jobs finish first)."""
+        """Stop the background workers (running jobs finish) and remove the exports."""
         self.maps.close()
         self.results.close()
+        self.exports.close()
 
 
 def current() -> ServerState:

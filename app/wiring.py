@@ -8,6 +8,9 @@ build several). The decorated functions stay plain functions that tests call dir
 :func:`guarded` is the boundary between fspace and the browser: an
 :class:`~fspace.errors.FspaceError` becomes a message the page shows, and any other
 exception is logged on the server and shown as a one-line notice, never a traceback.
+Every callback is also attached behind :func:`shielded`, so one without a message of
+its own (or whose message fails) answers crafted input with "no change", never an
+HTTP 500; :func:`guarded_layout` does the same for a page's layout.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class Callbacks:
     def attach(self, app: Any) -> None:
         """Register every declared callback with ``app``."""
         for args, kwargs, fn in self._server:
-            app.callback(*args, **kwargs)(fn)
+            app.callback(*args, **kwargs)(shielded(fn))
         for code, args, kwargs in self._client:
             app.clientside_callback(code, *args, **kwargs)
 
@@ -90,6 +93,58 @@ def guarded(on_error: Callable[[str], Any]) -> Callable[[Callable], Callable]:
         return wrapper
 
     return decorate
+
+
+def shielded(fn: Callable) -> Callable:
+    """``fn`` that answers any unexpected exception with "no change" (logged).
+
+    The last line of defence for input that a browser never sends but a crafted
+    request can (a list where a number belongs, a click on a point that is not there).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dash.exceptions import PreventUpdate
+
+        try:
+            return fn(*args, **kwargs)
+        except PreventUpdate:
+            raise
+        except Exception as err:
+            level = logging.INFO if isinstance(err, FspaceError) else logging.WARNING
+            log.log(level, "callback %s refused its input: %r", fn.__name__, err)
+            raise PreventUpdate from None
+
+    wrapper.__fspace_shielded__ = True
+    return wrapper
+
+
+def guarded_layout(layout: Callable) -> Callable:
+    """A page ``layout`` that shows what went wrong in place of the page, never a
+    traceback (an FspaceError as its message, anything else as a logged notice)."""
+    if getattr(layout, "__fspace_shielded__", False):
+        return layout
+
+    @functools.wraps(layout)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dash import dcc, html
+
+        from fspace.app.components import message
+
+        try:
+            return layout(*args, **kwargs)
+        except FspaceError as err:
+            text = str(err)
+        except Exception as err:
+            log.exception("page layout %s failed", getattr(layout, "__module__", "?"))
+            text = internal_error_message(err)
+        home = dcc.Link("all experiments", href="/", className="fs-brand")
+        return html.Div(
+            [html.Header([home], className="fs-header"), message(text)], className="fs-page"
+        )
+
+    wrapper.__fspace_shielded__ = True
+    return wrapper
 
 
 def triggered() -> Any:

@@ -23,7 +23,20 @@ def register(sub) -> None:
         metavar="ROOT_OR_EXPERIMENT",
         help="experiment directory or folder of experiments (default: checkpoints)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1); requests must name it (or, on a "
+        "loopback address, localhost) in their Host header",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name the dashboard may be reached by, e.g. behind a proxy "
+        "(repeatable); requests naming any other host get 400",
+    )
     p.add_argument("--port", type=positive_int, default=8050, help="default: 8050")
     p.add_argument("--open", metavar="NAME", dest="experiment", help="experiment to show first")
     p.set_defaults(func=run)
@@ -32,5 +45,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from fspace.app.server import serve
 
-    serve(args.root, host=args.host, port=args.port, open_experiment=args.experiment)
+    serve(
+        args.root,
+        host=args.host,
+        port=args.port,
+        open_experiment=args.experiment,
+        allow_hosts=args.allow_host,
+    )
     return 0
