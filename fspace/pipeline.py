@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from fspace.evaluation import evaluate
 from fspace.store import Experiment
@@ -14,14 +16,97 @@ if TYPE_CHECKING:
     from fspace.vectors import FunctionVectors
 
 
-def cache_key(method: str, params: dict[str, Any], fingerprint: str, output: str, keys) -> str:
-    """A short digest naming one embedding of one exact set of checkpoints."""
-    body = json.dumps(
-        {"method": method, "params": params, "fp": fingerprint, "out": output, "ckpts": list(keys)},
-        sort_keys=True,
-        default=str,
+def map_key(method: str, params: dict[str, Any], fingerprint: str, output: str, keys) -> dict:
+    """The cache key of one embedding of one exact set of checkpoints."""
+    return {
+        "method": method,
+        "params": json.loads(json.dumps(params, sort_keys=True, default=str)),
+        "fingerprint": fingerprint,
+        "output": output,
+        "checkpoints": [str(k) for k in keys],
+    }
+
+
+def cached_map(experiment: Experiment, key: dict[str, Any]) -> Embedding | None:
+    """The embedding cached under ``key`` (see :func:`map_key`), or None if there is
+    none or it cannot be used (then a warning says why and it is rebuilt)."""
+    hit = experiment.cache.get("map", key)
+    if hit is None:
+        return None
+    coords, meta = hit
+    try:
+        return _embedding_from(coords, meta)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        warnings.warn(
+            f"ignoring cached map of {experiment.path} with bad metadata ({e!r}); "
+            f"it will be rebuilt",
+            stacklevel=2,
+        )
+        return None
+
+
+def cache_map(experiment: Experiment, key: dict[str, Any], embedding: Embedding) -> None:
+    """Store ``embedding`` in the experiment's cache under ``key``."""
+    experiment.cache.put("map", key, np.asarray(embedding.coords, float), _meta_of(embedding))
+
+
+def _meta_of(emb: Embedding) -> dict[str, Any]:
+    points = emb.points.astype(object).where(emb.points.notna(), None)
+    records = json.loads(
+        json.dumps(points.to_dict(orient="records"), default=_scalar), parse_constant=_null
     )
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
+    return {
+        "method": emb.method,
+        "params": json.loads(json.dumps(emb.params, default=_scalar), parse_constant=_null),
+        "fingerprint": emb.fingerprint,
+        "output": emb.output,
+        "dimension": int(emb.dimension),
+        "dtypes": emb.points.dtypes.astype(str).to_dict(),
+        "points": records,
+        "quality": json.loads(
+            json.dumps(getattr(emb, "quality", None) or {}, default=_scalar), parse_constant=_null
+        ),
+    }
+
+
+def _embedding_from(coords: np.ndarray, meta: dict[str, Any]) -> Embedding:
+    import dataclasses
+
+    import pandas as pd
+
+    from fspace.embedding import Embedding
+
+    dtypes = {str(k): str(v) for k, v in meta["dtypes"].items()}
+    points = pd.DataFrame.from_records(list(meta["points"]), columns=list(dtypes))
+    points = points.astype(dtypes)
+    if coords.shape != (len(points), 2) or not np.isfinite(coords).all():
+        raise ValueError(f"coordinates of shape {coords.shape} for {len(points)} points")
+    values = {
+        "coords": coords,
+        "points": points,
+        "method": str(meta["method"]),
+        "params": dict(meta["params"]),
+        "fingerprint": str(meta["fingerprint"]),
+        "output": str(meta["output"]),
+        "dimension": int(meta["dimension"]),
+    }
+    names = {f.name for f in dataclasses.fields(Embedding)}
+    if "quality" in names:
+        values["quality"] = dict(meta.get("quality") or {})
+    return Embedding(**{k: v for k, v in values.items() if k in names})
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+def _null(_: str) -> None:
+    # Infinity and NaN are not JSON; a cached map stores them as null.
+    return None
 
 
 def embed_experiment(
@@ -38,9 +123,9 @@ def embed_experiment(
 ) -> Embedding:
     """Evaluate every checkpoint of ``experiment`` and embed the function vectors.
 
-    The embedding is cached in ``EXPERIMENT/embeddings/`` under a key made of the method,
-    its parameters, the probe suite, the output and the exact set of checkpoints, so a
-    second call with the same inputs only reads a file.
+    The embedding is cached in the experiment's checksummed cache under a key made of
+    the method, its parameters, the probe suite, the output and the exact set of
+    checkpoints, so a second call with the same inputs only reads a file.
 
     Example::
 
@@ -73,22 +158,23 @@ def embed_vectors(
     progress: bool = True,
 ) -> Embedding:
     """Embed ``vectors`` of ``experiment``, reading or writing its embedding cache."""
-    from fspace.embedding import Embedding, embed
+    from fspace.embedding import embed
 
     exp = experiment
     params = dict(params or {})
-    key = cache_key(
+    key = map_key(
         method,
         {**params, "random_state": random_state},
         vectors.fingerprint,
         vectors.output,
         vectors.points["checkpoint"],
     )
-    path = exp.path / "embeddings" / f"{method}-{key}.safetensors"
-    if cache and path.exists():
-        return Embedding.load(path)
+    if cache:
+        cached = cached_map(exp, key)
+        if cached is not None:
+            return cached
     # openTSNE's progress output is a log of KL values, not a bar: keep it quiet
     result = embed(vectors, method, random_state=random_state, progress=False, **params)
     if cache:
-        result.save(path)
+        cache_map(exp, key, result)
     return result

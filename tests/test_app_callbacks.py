@@ -106,7 +106,7 @@ def dash_app(shared_app):
 @pytest.fixture
 def root(template, tmp_path):
     """A copy of the template root that a test may change (without cached maps)."""
-    shutil.copytree(template, tmp_path / "root", ignore=shutil.ignore_patterns("embeddings"))
+    shutil.copytree(template, tmp_path / "root", ignore=shutil.ignore_patterns("cache"))
     return tmp_path / "root"
 
 

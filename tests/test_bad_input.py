@@ -107,7 +107,7 @@ def _written(before: dict[str, int], *roots: Path) -> set[str]:
     writing them is the point of a successful embedding)."""
     after = {k: v for root in roots for k, v in snapshot(root).items()}
     changed = {k for k, v in after.items() if before.get(k) != v}
-    return {k for k in changed if "/embeddings/" not in k}
+    return {k for k in changed if "/cache/" not in k}
 
 
 @pytest.mark.parametrize("case", list(CLI_CASES), ids=list(CLI_CASES))
@@ -165,7 +165,7 @@ def test_cli_bad_input_in_a_real_process(argv, exp_path, tmp_path):
 def test_export_with_a_bad_suffix_computes_nothing(exp_path, tmp_path, capsys):
     assert main(["export", str(exp_path), "-o", str(tmp_path / "x.gif"), "--method", "tsne"]) == 2
     assert "'.gif'" in capsys.readouterr().err
-    assert not list(exp_path.glob("embeddings/tsne-*"))
+    assert not list(exp_path.glob("cache/map/*"))
 
 
 def test_export_writes_only_its_file(exp_path, tmp_path, capsys):

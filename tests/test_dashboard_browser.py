@@ -59,7 +59,7 @@ return [box.left + L._size.l + L.xaxis.l2p(t.x[0]), box.top + L._size.t + L.yaxi
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     record_experiment(root / "exp", probe_suite())
-    shutil.copytree(root / "exp", root / "live", ignore=shutil.ignore_patterns("embeddings"))
+    shutil.copytree(root / "exp", root / "live", ignore=shutil.ignore_patterns("cache"))
     return root
 
 

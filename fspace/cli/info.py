@@ -44,13 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if metrics:
         print(f"metrics     {', '.join(metrics)}")
     _print_probes(exp, problems)
-    maps = sorted((exp.path / "embeddings").glob("*.safetensors"))
+    maps = Counter(str(e.key.get("method")) for e in exp.cache.entries("map"))
     if maps:
-        print(
-            f"maps        {len(maps)} cached ({', '.join(p.stem for p in maps[:4])}"
-            + (", ..." if len(maps) > 4 else "")
-            + ")"
-        )
+        print(f"maps        {sum(maps.values())} cached ({_counts(maps)})")
     if args.runs:
         for r in runs:
             print(

@@ -30,6 +30,7 @@ from fspace.errors import (
 from fspace.probes import ProbeSuite
 from fspace.store import files, layout
 from fspace.store import vectors as vector_files
+from fspace.store.cache import Cache
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.path)!r})"
+
+    @property
+    def cache(self) -> Cache:
+        """The experiment's checksummed caches of maps, distance matrices and the like
+        (see :mod:`fspace.store.cache`)."""
+        return Cache(self.path)
 
     # runs ----------------------------------------------------------------------------
 
@@ -271,10 +278,9 @@ class Experiment:
         different inputs under an existing name are refused."""
         layout.check_name(suite.name, "probe suite name")
         path = self.path / "probes" / f"{suite.name}.safetensors"
-        tensors = {"inputs": suite.inputs}
-        if suite.targets is not None:
-            tensors["targets"] = suite.targets
+        tensors, structure = suite.to_file()
         meta = {"kind": "probes", "name": suite.name, "fingerprint": suite.fingerprint}
+        meta.update(structure)
         try:
             files.write(path, tensors, meta, exclusive=True)
         except FileExistsError:
@@ -316,16 +322,29 @@ class Experiment:
                 f"no probe suite {name!r} in {self.path} (have: {', '.join(suites) or 'none'})"
             )
         tensors, meta = files.read(self.path / "probes" / f"{stem}.safetensors")
-        suite = ProbeSuite(inputs=tensors["inputs"], name=stem, targets=tensors.get("targets"))
+        suite = ProbeSuite.from_file(tensors, meta, name=stem)
         suite.require(meta["fingerprint"], f"stored probe suite {stem!r}")
         return suite
 
     # function vectors ----------------------------------------------------------------
 
-    def save_vector(self, ckpt: CheckpointInfo, suite: str, output: str, v: torch.Tensor) -> None:
+    def save_vector(
+        self,
+        ckpt: CheckpointInfo,
+        suite: str,
+        output: str,
+        v: torch.Tensor,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         """Cache the function vector of ``ckpt`` on the suite with fingerprint ``suite``
-        (probabilities as float16; see :mod:`fspace.store.vectors`)."""
-        vector_files.save(self.path, ckpt, suite, output, v)
+        (in ``v``'s float dtype), with ``meta`` (how it was computed) in its header."""
+        vector_files.save(self.path, ckpt, suite, output, v, meta=meta)
+
+    def vector_outputs(self, suite: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(fingerprint, output)`` of the function vectors cached in any run (of
+        ``suite`` only, if given), each with the header metadata of one of them."""
+        return vector_files.outputs(self.path, suite)
 
     def vector_size(self, suite: str, output: str) -> int | None:
         """Length of the function vectors already cached for ``suite`` and ``output``

@@ -27,7 +27,18 @@ from fspace.errors import CheckpointError
 # Version 1 checksums covered the tensors only; version 2 covers the metadata as well.
 FORMAT_VERSION = 2
 MAX_HEADER_BYTES = 64 * 1024 * 1024  # safetensors' own limit is 100 MB; ours are tiny
-_DTYPES = {
+MAX_FILE_BYTES = 256 * 1024**3
+"""Largest tensor file fspace reads (checkpoints of very large models included)."""
+MAX_PROBE_BYTES = 16 * 1024**3
+"""Largest probe suite file fspace reads: the whole suite is loaded into memory."""
+MAX_CACHE_BYTES = 64 * 1024**3
+"""Largest cache entry fspace reads (a distance matrix of 90,000 checkpoints)."""
+SPARSE_RATIO = 64
+SPARSE_MIN_BYTES = 16 * 1024**2
+"""A file over SPARSE_MIN_BYTES that occupies less than 1/SPARSE_RATIO of its size on
+disk is sparse and refused (compressing filesystems rarely reach 1/64 on real data)."""
+_CHUNK = 16 * 1024 * 1024
+DTYPES = {
     "F64": torch.float64,
     "F32": torch.float32,
     "F16": torch.float16,
@@ -49,7 +60,9 @@ def checksum(tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = Non
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         # reshape(-1) first: a 0-dim tensor (BatchNorm's num_batches_tracked) has no byte view
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        raw = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b""
+        for i in range(0, len(raw), _CHUNK):  # in slices: no copy of a mapped tensor
+            h.update(raw[i : i + _CHUNK])
     if meta is not None:
         body = {k: v for k, v in meta.items() if k != "checksum"}
         h.update(b"meta|" + json.dumps(body, sort_keys=True).encode())
@@ -78,24 +91,50 @@ def write(
     return _atomic.write_bytes(path, dumps(tensors, meta), exclusive=exclusive)
 
 
-def _open(path: Path) -> tuple[BinaryIO, int]:
-    """Open a regular file for reading and return it with its size.
+def open_regular(path: str | os.PathLike, limit: int | None = None) -> tuple[BinaryIO, int]:
+    """Open a regular file for reading and return it with its size, after checking the
+    size against ``limit`` (default :data:`MAX_FILE_BYTES`) and the space the file
+    really occupies on disk.
 
     O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer;
-    anything but a regular file (FIFO, device, directory) is then refused.
+    anything but a regular file (FIFO, device, directory) is then refused. A file that
+    claims far more bytes than it occupies is sparse: fspace never writes one, and
+    reading its holes would take time and memory for nothing, so it is refused before
+    anything is read.
     """
+    path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"{path}: not a regular file; fspace reads only plain files")
+        _check_size(path, st, MAX_FILE_BYTES if limit is None else limit)
+    except BaseException:
         os.close(fd)
-        raise CheckpointError(f"{path}: not a regular file; a checkpoint must be a plain file")
+        raise
     return os.fdopen(fd, "rb"), st.st_size
 
 
-def _header_length(path: Path, head: bytes, size: int) -> int:
+def _check_size(path: Path, st: os.stat_result, limit: int) -> None:
+    if st.st_size > limit:
+        raise CheckpointError(
+            f"{path}: {st.st_size} bytes, more than the {limit} fspace reads from such a file"
+        )
+    allocated = getattr(st, "st_blocks", None)  # in 512-byte units, where the OS has it
+    sparse = allocated is not None and allocated * 512 * SPARSE_RATIO < st.st_size
+    if sparse and st.st_size > SPARSE_MIN_BYTES:
+        raise CheckpointError(
+            f"{path}: sparse file ({st.st_size} bytes, {allocated * 512} on disk); "
+            f"fspace never writes one, so it is damaged or not fspace's"
+        )
+
+
+def header_length(path: Path, head: bytes, size: int) -> int:
+    """The header length a tensor file's first 8 bytes ``head`` announce, checked
+    against the file's ``size`` and :data:`MAX_HEADER_BYTES`."""
     if len(head) < 8:
         raise CheckpointError(f"{path}: truncated ({size} bytes); not a safetensors file")
     (n,) = struct.unpack("<Q", head[:8])
@@ -107,20 +146,23 @@ def _header_length(path: Path, head: bytes, size: int) -> int:
     return n
 
 
-def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_header(
+    path: str | os.PathLike, *, limit: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(tensor_index, fspace_meta)`` of a tensor file without reading its tensors."""
     path = Path(path)
-    f, size = _open(path)
+    f, size = open_regular(path, limit)
     try:
         with f:
-            n = _header_length(path, f.read(8), size)
+            n = header_length(path, f.read(8), size)
             raw = f.read(n)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    return _parse_header(path, raw, size - 8 - n)
+    return parse_header(path, raw, size - 8 - n)
 
 
-def _parse_header(path: Path, raw: bytes, data_size: int) -> tuple[dict, dict]:
+def parse_header(path: Path, raw: bytes, data_size: int) -> tuple[dict, dict]:
+    """Validate a tensor file's header ``raw``: return its tensor index and fspace metadata."""
     try:
         header = json.loads(raw)
         if not isinstance(header, dict):
@@ -177,7 +219,7 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
 
 def _check_entry(path: Path, name: str, info: Any, data_size: int) -> None:
     try:
-        dtype = _DTYPES.get(info["dtype"])
+        dtype = DTYPES.get(info["dtype"])
         begin, end = info["data_offsets"]
         shape = list(info["shape"])
     except (KeyError, TypeError, ValueError):
@@ -207,27 +249,24 @@ def _check_layout(path: Path, header: dict[str, Any], data_size: int) -> None:
         raise CheckpointError(f"{path}: {data_size - position} bytes follow the last tensor")
 
 
-def read(path: str | os.PathLike, *, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
-    """Load all tensors of a tensor file and its fspace metadata, checking the checksum."""
-    from safetensors.torch import load
+def read(
+    path: str | os.PathLike, *, verify: bool = True, limit: int | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load all tensors of a tensor file and its fspace metadata, checking the checksum.
 
-    path = Path(path)
-    f, _ = _open(path)
-    try:
-        with f:
-            data = f.read()
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    n = _header_length(path, data[:8], len(data))
-    _, meta = _parse_header(path, data[8 : 8 + n], len(data) - 8 - n)
-    try:
-        tensors = load(data)
-    except Exception as e:  # safetensors raises its own error types for bad bytes
-        raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
+    The tensors are read straight into fresh tensors of the sizes the validated header
+    declares (see :func:`fspace.store.reading.read_copy`).
+    """
+    from fspace.store.reading import read_copy
+
+    return read_copy(path, verify=verify, limit=limit)
+
+
+def verify(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Raise CheckpointError unless ``tensors`` and ``meta`` match the stored checksum."""
     # Version 1 files were checksummed without their metadata.
     covered = None if meta["format_version"] == 1 else meta
-    if verify and meta.get("checksum") != checksum(tensors, covered):
+    if meta.get("checksum") != checksum(tensors, covered):
         raise CheckpointError(
             f"{path}: checksum mismatch; the file was corrupted after it was written"
         )
-    return tensors, meta

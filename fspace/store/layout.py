@@ -8,7 +8,7 @@
       runs/RUN/run.json                      group, seed, config, model factory
       runs/RUN/checkpoints/CKPT.safetensors  weights + epoch, step, metrics, checksum
       runs/RUN/vectors/FP-OUTPUT/CKPT.safetensors   cached function vectors
-      embeddings/KEY.safetensors             cached embeddings
+      cache/KIND/DIGEST.safetensors          checksummed caches (maps, distance matrices)
 
 Each run is written by one process only, into its own directory, so any number of
 processes (on any number of machines sharing the filesystem) can record into one
@@ -52,3 +52,7 @@ def checkpoint_path(root: Path, run: str, name: str) -> Path:
 
 def vector_path(root: Path, run: str, fingerprint: str, output: str, name: str) -> Path:
     return run_dir(root, run) / "vectors" / f"{fingerprint}-{output}" / f"{name}.safetensors"
+
+
+def cache_path(root: Path, kind: str, stem: str) -> Path:
+    return root / "cache" / kind / f"{stem}.safetensors"

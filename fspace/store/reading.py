@@ -1,12 +1,14 @@
-"""Reading tensor files without the extra copies: into the caller's memory, or mapped.
+"""Reading tensor files: into fresh tensors, into the caller's memory, or mapped.
 
-:func:`fspace.store.files.read` reads a whole file into memory and lets safetensors
-copy every tensor out of it; evaluating thousands of checkpoints, or reading thousands
-of cached function vectors into one matrix, makes those copies a large share of the
-work. :func:`read_into` reads each tensor's bytes straight into a tensor the caller
-owns (a slot of a stack of checkpoints, a row of a matrix); :func:`read_mapped` maps
-the file copy-on-write and returns views of its bytes. Both validate the header and
-verify the checksum exactly as :func:`~fspace.store.files.read` does.
+Every reader opens the file with :func:`~fspace.store.files.open_regular` (a plain
+file, within the size limit, not sparse), validates the header before touching the
+tensors, allocates nothing the header did not declare and the file does not hold, and
+verifies the checksum by streaming over the tensors' bytes.
+
+:func:`read_copy` returns tensors of their own; :func:`read_into` reads each tensor's
+bytes straight into a tensor the caller owns (a slot of a stack of checkpoints, a row
+of a matrix); :func:`read_mapped` maps the file copy-on-write and returns views of its
+bytes, which costs no memory beyond the pages the caller touches.
 """
 
 from __future__ import annotations
@@ -22,8 +24,26 @@ from fspace.errors import CheckpointError
 from fspace.store import files
 
 
+def read_copy(
+    path: str | os.PathLike, *, verify: bool = True, limit: int | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """All tensors of a tensor file, each in memory of its own, and its metadata."""
+    path = Path(path)
+    f, size = files.open_regular(path, limit)
+    with f:
+        header, meta, start = _header(path, f, size)
+        tensors = {
+            name: torch.empty(info["shape"], dtype=files.DTYPES[info["dtype"]])
+            for name, info in header.items()
+        }
+        _fill(path, f, header, tensors, start)
+    if verify:
+        files.verify(path, tensors, meta)
+    return tensors, meta
+
+
 def read_mapped(
-    path: str | os.PathLike, *, verify: bool = True
+    path: str | os.PathLike, *, verify: bool = True, limit: int | None = None
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors of a tensor file as views of a private memory map, and its metadata.
 
@@ -31,33 +51,26 @@ def read_mapped(
     pages); writing to them never reaches the file.
     """
     path = Path(path)
-    f, size = files._open(path)
+    f, size = files.open_regular(path, limit)
     with f:
-        if size < 8:
-            raise CheckpointError(f"{path}: truncated ({size} bytes); not a safetensors file")
+        header, meta, start = _header(path, f, size)
         try:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size else None
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot be mapped ({e})") from None
-    n = files._header_length(path, mm[:8], size)
-    header, meta = files._parse_header(path, mm[8 : 8 + n], size - 8 - n)
     tensors = {}
     for name, info in header.items():
         begin, end = info["data_offsets"]
-        dtype = files._DTYPES[info["dtype"]]
+        dtype = files.DTYPES[info["dtype"]]
         count = (end - begin) // dtype.itemsize
         flat = (
-            torch.frombuffer(mm, dtype=dtype, count=count, offset=8 + n + begin)
+            torch.frombuffer(mm, dtype=dtype, count=count, offset=start + begin)
             if count
             else torch.empty(0, dtype=dtype)
         )
         tensors[name] = flat.reshape(info["shape"])
-    # Version 1 files were checksummed without their metadata (as in files.read).
-    covered = None if meta["format_version"] == 1 else meta
-    if verify and meta.get("checksum") != files.checksum(tensors, covered):
-        raise CheckpointError(
-            f"{path}: checksum mismatch; the file was corrupted after it was written"
-        )
+    if verify:
+        files.verify(path, tensors, meta)
     return tensors, meta
 
 
@@ -72,36 +85,50 @@ def read_into(
     bytes and CheckpointError is raised.
     """
     path = Path(path)
-    f, size = files._open(path)
+    f, size = files.open_regular(path)
     with f:
-        n = files._header_length(path, f.read(8), size)
-        header, meta = files._parse_header(path, f.read(n), size - 8 - n)
+        header, meta, start = _header(path, f, size)
         if not _fits(header, out):
             return None
-        for name, info in header.items():
-            begin, end = info["data_offsets"]
-            if end == begin:
-                continue
-            target = memoryview(out[name].reshape(-1).view(torch.uint8).numpy())
+        _fill(path, f, header, out, start)
+    if verify:
+        files.verify(path, dict(out), meta)
+    return meta
+
+
+def _header(path: Path, f, size: int) -> tuple[dict, dict, int]:
+    """The validated header of the open file ``f``, and where its data begins."""
+    try:
+        n = files.header_length(path, f.read(8), size)
+        raw = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
+    header, meta = files.parse_header(path, raw, size - 8 - n)
+    return header, meta, 8 + n
+
+
+def _fill(path: Path, f, header: dict, out: Mapping[str, torch.Tensor], start: int) -> None:
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        if end == begin:
+            continue
+        target = memoryview(out[name].reshape(-1).view(torch.uint8).numpy())
+        done = 0
+        while done < end - begin:  # one call reads at most ~2 GiB on Linux
             try:
-                got = os.preadv(f.fileno(), [target], 8 + n + begin)
+                got = os.preadv(f.fileno(), [target[done:]], start + begin + done)
             except OSError as e:
                 raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-            if got != end - begin:
+            if got == 0:
                 raise CheckpointError(f"{path}: tensor {name!r} is truncated")
-    covered = None if meta["format_version"] == 1 else meta
-    if verify and meta.get("checksum") != files.checksum(dict(out), covered):
-        raise CheckpointError(
-            f"{path}: checksum mismatch; the file was corrupted after it was written"
-        )
-    return meta
+            done += got
 
 
 def _fits(header: dict, out: Mapping[str, torch.Tensor]) -> bool:
     if set(header) != set(out):
         return False
     return all(
-        files._DTYPES[info["dtype"]] == out[name].dtype
+        files.DTYPES[info["dtype"]] == out[name].dtype
         and list(info["shape"]) == list(out[name].shape)
         and out[name].is_contiguous()
         for name, info in header.items()
