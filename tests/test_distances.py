@@ -1,0 +1,193 @@
+"""Distances between checkpoints: each against a direct reference, blockwise = direct."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import cdist, jensenshannon
+
+from fspace.distances import DISTANCES, _kernels, base, cached_pairwise, pairwise, rowwise
+from fspace.errors import ConfigError, ProbeMismatchError
+from fspace.vectors import FunctionVectors
+
+
+def distributions(n: int, m: int, c: int, seed: int = 0) -> np.ndarray:
+    """Random distributions (n, m, c) with many exact zeros and a few one-hot ones."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(c, 0.7), size=(n, m))
+    p[p < 0.08] = 0.0
+    p[0, 0] = np.eye(c)[0]
+    p[1, 0] = np.eye(c)[1]  # disjoint with row 0 on probe 0: BC = 0
+    p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+def as_vectors(p: np.ndarray, output: str = "prob", fingerprint: str = "fp") -> FunctionVectors:
+    n, m, c = p.shape
+    matrix = {"prob": p, "logprob": np.log(np.maximum(p, 1e-300)), "logits": np.log(p + 1e-30)}
+    points = pd.DataFrame({"checkpoint": [f"run/{i}" for i in range(n)]})
+    return FunctionVectors(
+        matrix[output].reshape(n, -1), points, fingerprint, output=output, layout=(m, c)
+    )
+
+
+def reference(name: str, p: np.ndarray, q: np.ndarray) -> float:
+    """The direct formula of each distance for one pair (m, c) of predictions."""
+    if name == "euclidean":
+        return float(np.sqrt(((p - q) ** 2).sum()))
+    if name == "hellinger":
+        return float(np.sqrt(np.mean(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum(-1))))
+    if name == "bhattacharyya":
+        bc = np.sqrt(p * q).sum(-1)
+        return float(np.mean(-np.log(np.maximum(bc, 1e-12))))
+    if name == "jensen_shannon":
+        per_probe = np.array([jensenshannon(a, b) ** 2 for a, b in zip(p, q, strict=True)])
+        return float(np.sqrt(per_probe.mean()))
+    if name == "symmetric_kl":
+        lp, lq = np.log(np.maximum(p, 1e-8)), np.log(np.maximum(q, 1e-8))
+        return float(np.mean(((p - q) * (lp - lq)).sum(-1)))
+    if name == "disagreement":
+        return float(np.mean(p.argmax(-1) != q.argmax(-1)))
+    raise AssertionError(name)
+
+
+NAMES = (
+    "euclidean",
+    "hellinger",
+    "bhattacharyya",
+    "jensen_shannon",
+    "symmetric_kl",
+    "disagreement",
+)
+
+
+def test_every_distance_is_registered_with_its_tags():
+    assert set(NAMES) <= set(DISTANCES.names())
+    for entry in DISTANCES:
+        assert entry.label and entry.help
+        assert set(entry.tags) >= {"kinds", "metric", "squared"}
+    assert DISTANCES.get("euclidean").tags["kinds"] == ("classification", "sequence", "regression")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_distance_equals_its_reference_on_distributions_with_zeros(name):
+    p = distributions(7, 5, 4, seed=1)
+    d = pairwise(as_vectors(p), name)
+    expected = np.array([[reference(name, a, b) for b in p] for a in p])
+    np.testing.assert_allclose(d, expected, rtol=1e-9, atol=1e-7)
+    assert np.array_equal(d, d.T) and not np.diag(d).any()
+
+
+def test_jensen_shannon_of_one_probe_is_scipys():
+    p = distributions(6, 1, 5, seed=2)
+    d = pairwise(as_vectors(p), "jensen_shannon")
+    np.testing.assert_allclose(d, cdist(p[:, 0], p[:, 0], jensenshannon), atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blockwise_matrix_equals_the_direct_one(name, monkeypatch):
+    p, q = distributions(11, 6, 3, seed=3), distributions(5, 6, 3, seed=4)
+    direct_sym = pairwise(as_vectors(p), name)
+    direct = pairwise(as_vectors(p), name, other=as_vectors(q))
+    monkeypatch.setattr(base, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(_kernels, "CHUNK_BYTES", 64)
+    np.testing.assert_allclose(pairwise(as_vectors(p), name), direct_sym, rtol=1e-12, atol=1e-12)
+    blocked = pairwise(as_vectors(p), name, other=as_vectors(q))
+    np.testing.assert_allclose(blocked, direct, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        direct_sym, pairwise(as_vectors(p), name, other=as_vectors(p)), rtol=1e-9, atol=1e-7
+    )
+    pairs = rowwise(as_vectors(p[:5]), as_vectors(q), name)
+    np.testing.assert_allclose(pairs, np.diag(direct[:5]), rtol=1e-9, atol=1e-7)
+
+
+@pytest.mark.parametrize("output", ["logprob", "logits"])
+@pytest.mark.parametrize("name", ["hellinger", "bhattacharyya", "disagreement"])
+def test_probability_distances_do_not_depend_on_the_stored_form(name, output):
+    p = distributions(6, 4, 3, seed=5)
+    p = np.maximum(p, 1e-6)
+    p /= p.sum(-1, keepdims=True)
+    expected = pairwise(as_vectors(p), name)
+    np.testing.assert_allclose(pairwise(as_vectors(p, output), name), expected, atol=1e-6)
+    mixed = pairwise(as_vectors(p, output), name, other=as_vectors(p))
+    np.testing.assert_allclose(mixed, expected, atol=1e-6)
+
+
+def test_float32_precision_is_close_to_float64():
+    v = as_vectors(distributions(9, 30, 10, seed=6))
+    for name in ("euclidean", "hellinger", "bhattacharyya", "symmetric_kl"):
+        exact = pairwise(v, name)
+        np.testing.assert_allclose(pairwise(v, name, precision="float32"), exact, atol=2e-3)
+
+
+def test_sequence_outputs_are_compared_per_position():
+    p = distributions(4, 6, 3, seed=7)  # 2 probes x 3 positions
+    seq = FunctionVectors(
+        p.reshape(4, -1), as_vectors(p).points, "fp", kind="sequence", layout=(2, 3, 3)
+    )
+    np.testing.assert_allclose(
+        pairwise(seq, "bhattacharyya"), pairwise(as_vectors(p), "bhattacharyya")
+    )
+
+
+def test_regression_outputs_take_euclidean_only():
+    rng = np.random.default_rng(8)
+    v = FunctionVectors(
+        rng.normal(size=(4, 6)),
+        as_vectors(distributions(4, 2, 3)).points,
+        "fp",
+        kind="regression",
+        layout=(6, 1),
+    )
+    np.testing.assert_allclose(pairwise(v, "euclidean"), cdist(v.matrix, v.matrix), atol=1e-12)
+    with pytest.raises(
+        ConfigError, match="'hellinger' applies to classification, sequence.*euclidean"
+    ):
+        pairwise(v, "hellinger")
+
+
+def test_bad_input_is_refused_with_a_message_naming_it():
+    v = as_vectors(distributions(4, 3, 3))
+    with pytest.raises(ConfigError, match="unknown distance 'cosine'"):
+        pairwise(v, "cosine")
+    with pytest.raises(ConfigError, match="floor must be at most 1.0"):
+        pairwise(v, "bhattacharyya", floor=2.0)
+    with pytest.raises(ConfigError, match="has no parameter 'bogus'"):
+        pairwise(v, "hellinger", bogus=1)
+    with pytest.raises(ProbeMismatchError, match="fp vs other"):
+        pairwise(v, "hellinger", other=as_vectors(distributions(4, 3, 3), fingerprint="other"))
+    negative = FunctionVectors(-v.matrix, v.points, "fp", layout=(3, 3))
+    with pytest.raises(ConfigError, match="negative probabilities"):
+        pairwise(negative, "bhattacharyya")
+
+
+class FakeCache:
+    """The store's cache API (get/put by kind and JSON key), in memory."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def get(self, kind, key):
+        return self.entries.get((kind, json.dumps(key, sort_keys=True)))
+
+    def put(self, kind, key, array, meta):
+        self.entries[(kind, json.dumps(key, sort_keys=True))] = (np.array(array), meta)
+
+
+def test_cached_matrix_is_keyed_by_distance_params_and_checkpoints():
+    exp = SimpleNamespace(cache=FakeCache())
+    v = as_vectors(distributions(5, 3, 3))
+    first = cached_pairwise(exp, v, "bhattacharyya")
+    np.testing.assert_array_equal(first, pairwise(v, "bhattacharyya"))
+    (stored,) = [array for array, _ in exp.cache.entries.values()]
+    assert cached_pairwise(exp, v, "bhattacharyya") is stored  # read back, not recomputed
+    cached_pairwise(exp, v, "bhattacharyya", floor=1e-6)
+    cached_pairwise(exp, as_vectors(distributions(4, 3, 3)), "bhattacharyya")
+    cached_pairwise(exp, v, "hellinger")
+    assert len(exp.cache.entries) == 4
+    cached_pairwise(exp, v, "hellinger", cache=False)
+    assert len(exp.cache.entries) == 4
