@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fspace.distributed import pretraining_units, record_pretraining_on_ray
 from fspace.experiments.pretraining import PretrainingConfig, run_pretraining
+from fspace.experiments.pretraining.distributed import pretraining_units, record_pretraining_on_ray
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,11 @@ only here and only when asked for.
 
 Example::
 
-    record_pretraining_on_ray("/shared/exp", cfg, address="auto")
     vectors = evaluate_on_ray("/shared/exp", address="ray://head:10001")
 
-or from the command line, ``fspace experiment pretraining --out /shared/exp --ray`` and
-``fspace evaluate /shared/exp --ray ray://head:10001``.
+or from the command line, ``fspace evaluate /shared/exp --ray ray://head:10001``. The
+ready-made experiments run there too
+(:mod:`fspace.experiments.pretraining.distributed`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from fspace.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fspace.experiments.pretraining import PretrainingConfig
     from fspace.vectors import FunctionVectors
 
 CHECKPOINTS_PER_TASK = 64
@@ -71,67 +70,6 @@ def _wait_all(ray, refs: list, progress: bool, what: str) -> list:
             done, pending = ray.wait(pending, num_returns=1)
             bar.update(len(done))
     return ray.get(refs)
-
-
-# pre-training -----------------------------------------------------------------------
-
-
-def pretraining_units(cfg: PretrainingConfig) -> list[tuple[int, str, tuple[int, ...]]]:
-    """The independent pieces of work of ``cfg``: ``(seed, group, depths)``.
-
-    A seed's pre-trained runs share its greedy stack (depth 2 reuses depth 1's first
-    layer), so they form one unit, trained in depth order; every randomly initialised
-    run is a unit of its own.
-    """
-    units = []
-    for seed in cfg.seeds:
-        for group in ("pretrained", "random"):
-            depths = tuple(int(d) for d in cfg.depths)
-            if group == "pretrained":
-                units.append((int(seed), group, depths))
-            else:
-                units.extend((int(seed), group, (d,)) for d in depths)
-    return units
-
-
-def record_unit(path: str, cfg: PretrainingConfig, seed: int, group: str, depths) -> list[str]:
-    """Record the runs of one unit (see :func:`pretraining_units`); what each did."""
-    from fspace.experiments import pretraining
-
-    data = pretraining.load_data(cfg)
-    batches = pretraining._EpochData(data, cfg, seed)
-    stacks: dict = {}
-    return [
-        pretraining.train_run(
-            Path(path), cfg, data, seed, depth, group, batches=batches, stacks=stacks
-        )
-        for depth in depths
-    ]
-
-
-def record_pretraining_on_ray(
-    path: str | os.PathLike,
-    cfg: PretrainingConfig,
-    *,
-    address: str | None = None,
-    cpus_per_task: int = 1,
-    progress: bool = True,
-) -> dict[str, int]:
-    """:func:`~fspace.experiments.pretraining.run_pretraining` with its runs spread
-    over a Ray cluster. Returns how many runs were recorded, resumed and skipped."""
-    from fspace.experiments.pretraining import load_data
-    from fspace.store import Experiment
-
-    ray = connect(address)
-    path = _absolute(path)
-    Experiment.create(path).add_probes(load_data(cfg).suite)
-    task = ray.remote(num_cpus=cpus_per_task)(_with_threads(record_unit, cpus_per_task))
-    refs = [task.remote(path, cfg, *unit) for unit in pretraining_units(cfg)]
-    counts = {"recorded": 0, "resumed": 0, "skipped": 0}
-    for outcomes in _wait_all(ray, refs, progress, "runs"):
-        for outcome in outcomes:
-            counts[outcome] += 1
-    return counts
 
 
 # evaluation -------------------------------------------------------------------------

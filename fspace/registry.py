@@ -43,7 +43,8 @@ class Param:
 
     ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``low``/``high`` bound numbers
     (inclusive); ``choices`` limits strings. ``default=None`` means "chosen at fit
-    time" (for example from the number of points).
+    time" (for example from the number of points). ``many=True`` takes a non-empty
+    list of such values (``"1,2,3"`` on a command line or in a URL), parsed to a tuple.
     """
 
     name: str
@@ -53,6 +54,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] | None = None
+    many: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES.values():
@@ -72,6 +74,16 @@ class Param:
         """
         if value is None:
             return None
+        if self.many:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            items = [v.strip() if isinstance(v, str) else v for v in items]
+            items = [v for v in items if v != ""]
+            if not items:
+                raise ConfigError(f"{self.name} needs at least one value, got {value!r}")
+            return tuple(self._parse_one(v) for v in items)
+        return self._parse_one(value)
+
+    def _parse_one(self, value: Any) -> Any:
         try:
             if self.type is bool and isinstance(value, str):
                 lowered = value.strip().lower()

@@ -9,7 +9,7 @@ from scipy.special import expit
 
 from fspace.data import load_sklearn_digits
 from fspace.errors import ConfigError
-from fspace.models import DenoisingAutoencoder
+from fspace.training import DenoisingAutoencoder
 
 
 @pytest.fixture(scope="module")

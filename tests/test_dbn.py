@@ -13,7 +13,7 @@ from scipy.special import expit, logsumexp, softmax
 from fspace.data import load_sklearn_digits, split_heldout
 from fspace.errors import ConfigError
 from fspace.models.dbn import DBN, make_dbn
-from fspace.models.wakesleep import pretrain_dbn
+from fspace.training.wakesleep import pretrain_dbn
 
 
 @pytest.fixture(autouse=True, scope="module")

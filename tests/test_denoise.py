@@ -11,7 +11,7 @@ from scipy.special import expit, softmax
 from fspace.analysis.generative import denoise_report
 from fspace.errors import ConfigError
 from fspace.models.dbn import make_dbn
-from fspace.models.denoise import NOISE_KINDS, blend_schedule, corrupt, denoise
+from fspace.training.denoise import NOISE_KINDS, blend_schedule, corrupt, denoise
 from fspace.plot.generative import denoise_figure, denoise_summary_figure
 
 

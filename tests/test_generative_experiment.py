@@ -211,14 +211,16 @@ def test_report_builds_every_figure_and_the_numbers(tiny):
 
 
 def test_command_line_records_the_configured_regimes(tmp_path, capsys):
-    from fspace.cli.generative import add_generative_options, config_from_args, run
+    from fspace.cli.experiment import add_options, run, settings_from_args
+    from fspace.experiments import EXPERIMENTS
 
+    entry = EXPERIMENTS.get("generative")
     parser = argparse.ArgumentParser()
-    add_generative_options(parser)
+    add_options(parser, entry)
     argv = ["-o", str(tmp_path / "exp"), "--dataset", "digits", "--seeds", "1", "--hidden", "16"]
     argv += ["--n-top", "16", "--n-probe", "300", "--epochs", "1", "--pretrain-epochs", "1"]
     args = parser.parse_args([*argv, "--regimes", "relu-random+backprop,conv-random+backprop"])
-    assert config_from_args(args).conv_channels == (16, 32)
+    assert GenerativeConfig.from_settings(settings_from_args(entry, args)).conv_channels == (16, 32)
     assert run(args) == 0
     assert "2 runs recorded" in capsys.readouterr().out
     assert {r.group for r in Experiment(tmp_path / "exp").runs()} == {

@@ -8,7 +8,8 @@ import torch
 
 from fspace.data import load_sklearn_digits
 from fspace.errors import ConfigError
-from fspace.models import METHODS, init_from_stack, make_mlp, pretrain_stack
+from fspace.models import make_mlp
+from fspace.training import METHODS, init_from_stack, pretrain_stack
 
 
 @pytest.fixture(scope="module")

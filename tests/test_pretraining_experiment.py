@@ -41,7 +41,7 @@ def test_records_both_groups_every_epoch(tiny):
     assert {r.group for r in exp.runs()} == {"pretrained", "random"}
     for run in exp.runs():
         assert [c.epoch for c in exp.checkpoints(run.id)] == list(range(cfg.finetune_epochs + 1))
-        assert run.config["depth"] == 1 and run.config["method"] == "rbm"
+        assert run.config["depth"] == 1 and run.config["pretraining"] == "rbm"
     suite = exp.probes()
     assert all(exp.load_vector(c, suite.fingerprint, "prob") is not None for c in exp.checkpoints())
 
@@ -94,7 +94,7 @@ def test_resume_with_other_settings_is_refused(tiny):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        pytest.param({"method": "pca"}, "method", id="method"),
+        pytest.param({"pretraining": "pca"}, "pretraining", id="unknown-scheme"),
         pytest.param({"depths": (0,)}, "depths", id="depth-0"),
         pytest.param({"depths": (6,)}, "depths", id="depth-6"),
         pytest.param({"seeds": ()}, "seeds", id="no-seeds"),

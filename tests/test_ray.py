@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from fspace import Experiment, ProbeSuite, Recorder, evaluate
-from fspace.distributed import _chunks, connect, pretraining_units
+from fspace.distributed import _chunks, connect
 from fspace.errors import ConfigError
 from fspace.experiments.pretraining import PretrainingConfig, run_pretraining
+from fspace.experiments.pretraining.distributed import pretraining_units
 from fspace.models.mlp import make_mlp
 
 FACTORY = "fspace.models.mlp:make_mlp"
@@ -102,7 +103,7 @@ def test_cli_evaluate_with_ray(ray_instance, tmp_path, suite, capsys):
 
 @pytest.mark.slow
 def test_pretraining_on_ray_records_what_the_local_runner_records(ray_instance, tmp_path):
-    from fspace.distributed import record_pretraining_on_ray
+    from fspace.experiments.pretraining.distributed import record_pretraining_on_ray
 
     cfg = PretrainingConfig(**TINY)
     counts = record_pretraining_on_ray(tmp_path / "ray", cfg, progress=False)

@@ -13,7 +13,7 @@ from scipy.stats import norm
 
 from fspace.data import load_mnist5k, load_sklearn_digits
 from fspace.errors import ConfigError
-from fspace.models import RBM
+from fspace.training import RBM
 
 
 def _tiny_rbm(visible="binary", hidden="binary", n_visible=4, n_hidden=3, seed=0) -> RBM:

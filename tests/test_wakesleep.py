@@ -10,8 +10,8 @@ import torch
 
 from fspace.data import load_sklearn_digits, split_heldout
 from fspace.errors import ConfigError
-from fspace.models.rbm import RBM
-from fspace.models.wakesleep import (
+from fspace.training.rbm import RBM
+from fspace.training.wakesleep import (
     dbn_from_stack,
     fit_top,
     generative_error,

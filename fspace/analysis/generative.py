@@ -45,7 +45,7 @@ DENOISE_COLUMNS = (
 
 def regime_order(groups: Sequence[str]) -> list[str]:
     """``groups`` without repeats, the regimes in recording order first, others sorted."""
-    from fspace.experiments._regimes import REGIMES
+    from fspace.experiments.generative.config import REGIMES
 
     unique = set(groups)
     return [g for g in REGIMES if g in unique] + sorted(unique - set(REGIMES), key=str)
@@ -116,16 +116,16 @@ def denoise_report(
 ) -> pd.DataFrame:
     """How well the joint model recovers label and image from corrupted digits.
 
-    For each noise kind (:data:`fspace.models.denoise.NOISE_KINDS` by default) the
-    images are corrupted (:func:`~fspace.models.denoise.corrupt`, ``seed``) and
-    denoised (:func:`~fspace.models.denoise.denoise`). One row per kind and step with
+    For each noise kind (:data:`fspace.training.denoise.NOISE_KINDS` by default) the
+    images are corrupted (:func:`~fspace.training.denoise.corrupt`, ``seed``) and
+    denoised (:func:`~fspace.training.denoise.denoise`). One row per kind and step with
     the bottom-up share, the fraction of inferred labels that are right, the mean
     squared error per image of the cleaned image against the original (``mse``) and,
     as baselines, of the noisy input (``noisy_mse``) and the model's accuracy on the
     clean images (``clean_accuracy``). Step 0 is a pure bottom-up pass: its accuracy
     is the model's plain classification of the noisy input.
     """
-    from fspace.models.denoise import NOISE_KINDS, corrupt, denoise
+    from fspace.training.denoise import NOISE_KINDS, corrupt, denoise
 
     x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
     y = np.asarray(labels)
@@ -178,7 +178,8 @@ def joint_model(
 ) -> tuple[DBN, str]:
     """The joint model at the last checkpoint of ``run`` (default: the first
     ``pretrained+wake-sleep`` run), with its checkpoint key."""
-    from fspace.evaluation import build_model, load_into
+    from fspace.batched import load_into
+    from fspace.factories import build_model
 
     exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
     if run is None:
@@ -301,7 +302,7 @@ def generative_report(
 def _denoise_figures(exp: Experiment, numbers: dict, n_images: int, steps: int) -> dict:
     import torch
 
-    from fspace.models.denoise import NOISE_KINDS, corrupt, denoise
+    from fspace.training.denoise import NOISE_KINDS, corrupt, denoise
     from fspace.plot import generative as plots
 
     model, key = joint_model(exp)

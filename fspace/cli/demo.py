@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from fspace.cli.experiment import _Deprecated, warn_deprecated
+
+SCHEMES = ("rbm", "dae")  # as fspace.experiments.pretraining.SCHEMES, without importing it
+
 DEMO = dict(
     seeds=(0, 1, 2, 3),
     depths=(1, 2, 3),
@@ -46,7 +50,12 @@ def register(sub) -> None:
         metavar="DIR",
         help="figures folder (default: exports/demo, or exports/demo-quick with --quick)",
     )
-    p.add_argument("--method", choices=("rbm", "dae"), default="rbm", help="pre-training")
+    p.add_argument(
+        "--pretraining", choices=SCHEMES, default="rbm", help="pre-training scheme (default: rbm)"
+    )
+    p.add_argument(
+        "--method", dest="pretraining", choices=SCHEMES, action=_Deprecated, help=argparse.SUPPRESS
+    )
     p.add_argument("--no-serve", action="store_true", help="stop after writing the figures")
     p.add_argument("--port", type=int, default=8050, help="dashboard port (default: 8050)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -58,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from fspace.experiments.pretraining import PretrainingConfig, run_pretraining
     from fspace.report import write_report
 
+    warn_deprecated(args)
     name = "demo-quick" if args.quick else "demo"
     out = args.out or f"checkpoints/{name}"
     export_dir = args.export_dir or f"exports/{name}"
-    cfg = PretrainingConfig(method=args.method, **(QUICK if args.quick else DEMO))
+    cfg = PretrainingConfig(pretraining=args.pretraining, **(QUICK if args.quick else DEMO))
     progress = not args.quiet
     start = time.perf_counter()
     print(

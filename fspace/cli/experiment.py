@@ -1,106 +1,156 @@
-"""``fspace experiment pretraining``: record the pre-training experiment."""
+"""``fspace experiment NAME``: record a ready-made experiment.
+
+One sub-command per entry of :data:`fspace.experiments.EXPERIMENTS`, its options made
+from the entry's parameters, so an experiment registered by a plug-in appears here
+without any change to fspace. Options every experiment takes: ``-o/--out``,
+``--seeds``, ``-q``; ``--figures DIR`` where the experiment writes a report and
+``--ray`` where it can run on a Ray cluster.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from fspace.cli._args import add_data_options, int_list, positive_float, positive_int
-from fspace.cli.evaluate import add_ray_option
+from fspace.registry import Entry, Param
+
+_METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
 def register(sub) -> None:
+    from fspace.experiments import EXPERIMENTS
+
     p = sub.add_parser(
         "experiment",
-        help="run a ready-made experiment (pretraining, generative)",
+        help=f"run a ready-made experiment ({', '.join(EXPERIMENTS.names())})",
         description="Run a ready-made experiment, recording every run into an experiment "
         "directory. A rerun skips completed runs and finishes interrupted ones.",
     )
-    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
-    pre = kinds.add_parser(
-        "pretraining",
-        help="unsupervised pre-training + fine-tuning vs random initialisation",
-        description="For every depth and seed, fine-tune one MLP initialised from a greedily "
-        "pre-trained stack (RBMs or denoising autoencoders) and one from small random "
-        "weights, with the same minibatches, recording every epoch in function space.",
+    names = p.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    for entry in EXPERIMENTS:
+        sp = names.add_parser(
+            entry.name, help=entry.help, description=entry.tags.get("description", entry.help)
+        )
+        add_options(sp, entry)
+
+
+def add_options(parser: argparse.ArgumentParser, entry: Entry) -> None:
+    """Fill ``parser`` with the options of the experiment ``entry``."""
+    from fspace.experiments import SEEDS
+
+    out = entry.tags.get("out") or f"checkpoints/{entry.name}"
+    parser.add_argument(
+        "-o", "--out", default=out, metavar="EXP", help=f"experiment directory (default: {out})"
     )
-    add_pretraining_options(pre)
-    pre.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    add_ray_option(pre, "train the runs as tasks on a Ray cluster")
-    pre.set_defaults(func=run)
-    from fspace.cli import generative
+    add_param(parser, SEEDS)
+    for param in entry.params:
+        add_param(parser, param)
+    for old, new in entry.tags.get("deprecated", {}).items():
+        parser.add_argument(
+            "--" + old.replace("_", "-"),
+            dest=new,
+            type=param_type(entry.param(new)),
+            action=_Deprecated,
+            help=argparse.SUPPRESS,
+        )
+    if entry.tags.get("report") is not None:
+        parser.add_argument(
+            "--figures", metavar="DIR", help="afterwards, write the figures (PNG, HTML) into DIR"
+        )
+    if entry.tags.get("ray") is not None:
+        from fspace.cli.evaluate import add_ray_option
 
-    gen = kinds.add_parser(
-        "generative",
-        help="backprop vs wake-sleep fine-tuning, rectified and convolutional nets",
-        description="Record the training regimes of the generative experiment (random init, "
-        "pre-training + backprop, pre-training + contrastive wake-sleep, rectified units, a "
-        "convolutional net) into one experiment, so they share one function-space map.",
+        add_ray_option(parser, "train the runs as tasks on a Ray cluster")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run, experiment=entry.name)
+
+
+def param_type(param: Param):
+    """An argparse ``type`` that checks a value as ``param`` does."""
+    from fspace.errors import ConfigError
+
+    def parse(text: str) -> Any:
+        try:
+            return param.parse(text)
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {err}") from None
+
+    parse.__name__ = param.name
+    return parse
+
+
+def add_param(parser: argparse.ArgumentParser, param: Param) -> None:
+    """Add ``param`` as an option; a boolean becomes ``--name/--no-name``."""
+    default = param.default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    text = f"{param.help} (default: {shown})" if shown is not None else param.help
+    if param.type is bool:
+        text = f"{param.help} (default: {'yes' if default else 'no'})"
+        parser.add_argument(
+            param.flag, action=argparse.BooleanOptionalAction, default=default, help=text
+        )
+        return
+    metavar = _METAVARS[param.type]
+    if param.choices is not None and not param.many:
+        parser.add_argument(param.flag, choices=param.choices, default=default, help=text)
+        return
+    parser.add_argument(
+        param.flag,
+        type=param_type(param),
+        default=default,
+        metavar=f"{metavar},{metavar}" if param.many else metavar,
+        help=text,
     )
-    generative.add_generative_options(gen)
-    gen.set_defaults(func=generative.run)
 
 
-def add_pretraining_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-o",
-        "--out",
-        default="checkpoints/pretraining",
-        metavar="EXP",
-        help="experiment directory (default: checkpoints/pretraining)",
-    )
-    p.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds 0..N-1")
-    p.add_argument("--depths", type=int_list, default=(1, 2, 3), help="e.g. 1,2,3,4")
-    p.add_argument("--method", choices=("rbm", "dae"), default="rbm", help="default: rbm")
-    p.add_argument("--width", type=positive_int, default=500, help="hidden units per layer")
-    add_data_options(p)
-    p.add_argument("--pretrain-epochs", type=int, default=10, help="per layer (default: 10)")
-    p.add_argument("--finetune-epochs", type=positive_int, default=20, help="default: 20")
-    p.add_argument("--lr", type=positive_float, default=0.3, help="fine-tuning SGD step")
-    p.add_argument("--pretrain-lr", type=positive_float, default=0.05)
-    p.add_argument("--pretrain-batch-size", type=positive_int, default=50)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--no-distort", action="store_true", help="train on the plain digits")
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: stores the value, and :func:`run` warns."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        old = getattr(namespace, "deprecated_options", [])
+        namespace.deprecated_options = [*old, (option_string, self.dest)]
 
 
-def config_from_args(args: argparse.Namespace, **overrides):
-    from fspace.experiments.pretraining import PretrainingConfig
+def settings_from_args(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment's settings that the parsed options describe (with ``seeds``)."""
+    settings = {p.name: getattr(args, p.name) for p in entry.params}
+    settings["seeds"] = tuple(range(args.seeds))
+    return settings
 
-    values = dict(
-        dataset=args.dataset,
-        seeds=tuple(range(args.seeds)),
-        depths=tuple(args.depths),
-        method=args.method,
-        width=args.width,
-        n_probe=args.n_probe,
-        n_train=args.n_train,
-        pretrain_epochs=args.pretrain_epochs,
-        pretrain_lr=args.pretrain_lr,
-        pretrain_batch_size=args.pretrain_batch_size,
-        finetune_epochs=args.finetune_epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        distort=not args.no_distort,
-    )
-    values.update(overrides)
-    return PretrainingConfig(**values)
+
+def warn_deprecated(args: argparse.Namespace) -> None:
+    """Warn once for each old option spelling used on the command line."""
+    import warnings
+
+    for option, dest in getattr(args, "deprecated_options", []):
+        flag = "--" + dest.replace("_", "-")
+        warnings.warn(f"{option} is deprecated; use {flag}", FutureWarning, stacklevel=2)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Record the experiment the options describe; print what was done."""
     import time
+    from pathlib import Path
 
-    from fspace.experiments.pretraining import run_pretraining
+    from fspace.experiments import EXPERIMENTS
 
-    cfg = config_from_args(args)
+    entry = EXPERIMENTS.get(args.experiment)
+    warn_deprecated(args)
+    settings = settings_from_args(entry, args)
+    out = Path(args.out)
+    progress = not args.quiet
     start = time.perf_counter()
-    if args.ray is not None:
-        from fspace.distributed import record_pretraining_on_ray
-
-        counts = record_pretraining_on_ray(args.out, cfg, address=args.ray, progress=not args.quiet)
+    if getattr(args, "ray", None) is not None:
+        counts = entry.tags["ray"](out, settings, address=args.ray, progress=progress)
     else:
-        counts = run_pretraining(args.out, cfg, progress=not args.quiet)
-    took = time.perf_counter() - start
+        counts = entry.obj(out, settings, progress=progress)
     print(
         f"{args.out}: {counts['recorded']} runs recorded, {counts['resumed']} resumed, "
-        f"{counts['skipped']} already complete ({took:.0f} s)"
+        f"{counts['skipped']} already complete ({time.perf_counter() - start:.0f} s)"
     )
+    if getattr(args, "figures", None):
+        text, written = entry.tags["report"](out, Path(args.figures), progress=progress)
+        print(text)
+        print(f"wrote {len(written)} files into {args.figures}")
     return 0

@@ -1,16 +1,11 @@
-"""Models: the MLP classifier and the layer estimators used to pre-train it."""
+"""Architectures: the MLP classifier, the convolutional net and the deep belief net.
 
-from fspace.models.dae import DenoisingAutoencoder
+How they are trained (RBM and autoencoder pre-training, wake-sleep, denoising) lives
+in :mod:`fspace.training`.
+"""
+
+from fspace.models.conv import ConvNet, make_convnet
+from fspace.models.dbn import DBN, make_dbn
 from fspace.models.mlp import MLP, make_mlp
-from fspace.models.pretrain import METHODS, init_from_stack, pretrain_stack
-from fspace.models.rbm import RBM
 
-__all__ = [
-    "METHODS",
-    "MLP",
-    "RBM",
-    "DenoisingAutoencoder",
-    "init_from_stack",
-    "make_mlp",
-    "pretrain_stack",
-]
+__all__ = ["DBN", "MLP", "ConvNet", "make_convnet", "make_dbn", "make_mlp"]

@@ -13,7 +13,7 @@ whose softmax is the model's ``p(label | image)``, recordable like any classifie
 ['generative.0.bias', 'generative.0.weight', ..., 'recognition.1.weight',
  'top.hbias', 'top.label_bias', 'top.label_weight', 'top.vbias', 'top.weight']
 
-Training lives in :mod:`fspace.models.wakesleep`.
+Training lives in :mod:`fspace.training.wakesleep`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fspace.errors import ConfigError
-from fspace.models._layer import sigmoid
+from fspace.models._ops import sigmoid
 
 
 class TopRBM(nn.Module):

@@ -1,7 +1,7 @@
 """Figures of the generative experiment, as pure functions (no I/O).
 
 Each builder takes the output of an analysis in :mod:`fspace.analysis.generative` (or
-of :func:`fspace.models.denoise.denoise`) and returns a plotly figure. Each regime
+of :func:`fspace.training.denoise.denoise`) and returns a plotly figure. Each regime
 has its own marker, dash and colour (:data:`REGIME_STYLES`) in every figure; empty
 input gives a figure with a message instead of an error.
 """
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from fspace.models.denoise import Denoising
+    from fspace.training.denoise import Denoising
 
 FIGURES = (
     "trajectories",

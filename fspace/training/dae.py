@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fspace.errors import ConfigError
-from fspace.models._layer import (
+from fspace.training._layer import (
     EpochReporter,
     LayerEstimator,
     Progress,

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from fspace.errors import ConfigError
-from fspace.models._layer import LayerEstimator, Progress, as_matrix
-from fspace.models.dae import DenoisingAutoencoder
 from fspace.models.mlp import MLP
-from fspace.models.rbm import RBM
+from fspace.training._layer import LayerEstimator, Progress, as_matrix
+from fspace.training.dae import DenoisingAutoencoder
+from fspace.training.rbm import RBM
 
 StackProgress = bool | Callable[[int, int, float], None] | None
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from fspace.errors import ConfigError
+from fspace.models._ops import sigmoid  # noqa: F401  (the estimators import it from here)
 
 Progress = bool | Callable[[int, float], None] | None
 """``True`` shows a tqdm bar; a callable is called as ``progress(epoch, error)``
@@ -69,15 +70,6 @@ def as_matrix(
             "RBM use visible='gaussian' on standardised data"
         )
     return X
-
-
-def sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """Logistic function with inputs clamped below at -30 (absolute change < 1e-13).
-
-    Unclamped, saturated units produce subnormal floats, which make CPU matrix
-    products many times slower; this keeps every probability above 9e-14.
-    """
-    return torch.sigmoid(x.clamp(min=-30.0))
 
 
 def check_positive(**values: float) -> None:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from fspace.errors import ConfigError
-from fspace.models._layer import as_matrix, sigmoid
 from fspace.models.dbn import DBN
+from fspace.training._layer import as_matrix, sigmoid
 
 NOISE_KINDS = ("pixels", "bars", "clutter", "overlay")
 """Kinds of corruption :func:`corrupt` makes, from unstructured to most digit-like."""

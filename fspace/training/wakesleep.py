@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from fspace.errors import ConfigError
-from fspace.models._layer import (
+from fspace.models.dbn import DBN, TopRBM
+from fspace.training._layer import (
     as_matrix,
     check_positive,
     check_training,
@@ -42,8 +43,7 @@ from fspace.models._layer import (
     minibatches,
     sigmoid,
 )
-from fspace.models.dbn import DBN, TopRBM
-from fspace.models.rbm import RBM
+from fspace.training.rbm import RBM
 
 
 def _one_hot(labels: Any, n_classes: int, like: torch.Tensor) -> torch.Tensor:
@@ -169,7 +169,7 @@ def pretrain_dbn(
     Fits one binary RBM per entry of ``hidden`` (or takes the fitted ``stack``), then
     the top RBM on the penultimate features and the labels.
     """
-    from fspace.models.pretrain import pretrain_stack
+    from fspace.training.pretrain import pretrain_stack
 
     X = as_matrix(X, torch.device("cpu"), unit_interval=True)
     seeds = np.random.SeedSequence(random_state).generate_state(2)

@@ -1,0 +1,69 @@
+"""The pre-training experiment's runs spread over a Ray cluster.
+
+Every worker records straight into one experiment directory on a filesystem all nodes
+mount at the same path (see :mod:`fspace.distributed`). Example::
+
+    record_pretraining_on_ray("/shared/exp", cfg, address="auto")
+
+or ``fspace experiment pretraining --out /shared/exp --ray``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fspace.experiments.pretraining.config import GROUPS, PretrainingConfig
+
+
+def pretraining_units(cfg: PretrainingConfig) -> list[tuple[int, str, tuple[int, ...]]]:
+    """The independent pieces of work of ``cfg``: ``(seed, group, depths)``.
+
+    A seed's pre-trained runs share its greedy stack (depth 2 reuses depth 1's first
+    layer), so they form one unit, trained in depth order; every randomly initialised
+    run is a unit of its own.
+    """
+    units = []
+    for seed in cfg.seeds:
+        for group in GROUPS:
+            depths = tuple(int(d) for d in cfg.depths)
+            if group == "pretrained":
+                units.append((int(seed), group, depths))
+            else:
+                units.extend((int(seed), group, (d,)) for d in depths)
+    return units
+
+
+def record_unit(path: str, cfg: PretrainingConfig, seed: int, group: str, depths) -> list[str]:
+    """Record the runs of one unit (see :func:`pretraining_units`); what each did."""
+    from fspace.experiments.pretraining.runner import PretrainingTrainer
+    from fspace.experiments.runner import record_run
+
+    trainer = PretrainingTrainer(cfg)
+    return [record_run(Path(path), trainer, trainer.run(seed, d, group)) for d in depths]
+
+
+def record_pretraining_on_ray(
+    path: str | os.PathLike,
+    cfg: PretrainingConfig,
+    *,
+    address: str | None = None,
+    cpus_per_task: int = 1,
+    progress: bool = True,
+) -> dict[str, int]:
+    """:func:`~fspace.experiments.pretraining.run_pretraining` with its runs spread
+    over a Ray cluster. Returns how many runs were recorded, resumed and skipped."""
+    from fspace.distributed import _absolute, _wait_all, _with_threads, connect
+    from fspace.experiments.digits import load_data
+    from fspace.store import Experiment
+
+    ray = connect(address)
+    path = _absolute(path)
+    Experiment.create(path).add_probes(load_data(cfg).suite)
+    task = ray.remote(num_cpus=cpus_per_task)(_with_threads(record_unit, cpus_per_task))
+    refs = [task.remote(path, cfg, *unit) for unit in pretraining_units(cfg)]
+    counts = {"recorded": 0, "resumed": 0, "skipped": 0}
+    for outcomes in _wait_all(ray, refs, progress, "runs"):
+        for outcome in outcomes:
+            counts[outcome] += 1
+    return counts
