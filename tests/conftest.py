@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 from _models import make_mlp
 
 from fspace import ProbeSuite, Recorder
-
-# The tests' own model factories, recorded in their runs, may be called back.
-os.environ["FSPACE_TRUSTED_FACTORIES"] = "_models,test_lightning,_workers,_hostile"
 
 
 @pytest.fixture(autouse=True, scope="session")

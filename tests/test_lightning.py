@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fspace import Experiment, evaluate
+from fspace.factories import register_factory
 
 pl = pytest.importorskip("lightning.pytorch")
 
@@ -32,6 +33,7 @@ class TinyModule(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@register_factory
 def make_tiny(seed: int = 0) -> TinyModule:
     return TinyModule(seed)
 
