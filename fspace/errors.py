@@ -27,6 +27,15 @@ class RunError(FspaceError):
     """A run is unknown, or is opened with settings that contradict what it recorded."""
 
 
+class RunBusyError(RunError):
+    """Another live process holds the lease to write a run."""
+
+
+class StoreWriteError(FspaceError):
+    """A file cannot be written into an experiment: the disk is full, permission is
+    denied, or a symbolic link would lead the write outside the experiment."""
+
+
 class ProbeMismatchError(FspaceError):
     """Function vectors or a model do not fit the probe suite they are used with."""
 
