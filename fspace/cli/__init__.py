@@ -8,7 +8,17 @@ import sys
 
 from fspace import __version__
 
-COMMANDS = ("info", "import_", "evaluate", "embed", "export", "experiment", "demo", "serve")
+COMMANDS = (
+    "info",
+    "import_",
+    "evaluate",
+    "embed",
+    "stats",
+    "export",
+    "experiment",
+    "demo",
+    "serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,3 +158,15 @@ def epoch_distances(distances: np.ndarray, index: RunIndex) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows_out, columns=["epoch", "pair", "mean", "std", "pairs"])
+
+
+def pair_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`run_pairs` averaged by kind of pair (``"a"`` within label ``a``, ``"a | b"``
+    across labels): ``pairs``, and the mean ``equal_epoch``, ``frechet`` and ``final``."""
+    first = np.minimum(pairs["label_a"].astype(str), pairs["label_b"].astype(str))
+    second = np.maximum(pairs["label_a"].astype(str), pairs["label_b"].astype(str))
+    kind = np.where(first == second, first, first + " | " + second)
+    out = pairs.assign(pair=kind).groupby("pair", sort=True)
+    table = out[["equal_epoch", "frechet", "final"]].mean()
+    table.insert(0, "pairs", out.size())
+    return table.reset_index()
