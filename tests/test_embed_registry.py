@@ -25,18 +25,20 @@ def _vectors(n=6, dim=4):
 
 
 @pytest.mark.parametrize(
-    ("name", "label", "metric", "distances", "first"),
+    ("name", "label", "metric", "distances", "first", "shown"),
     [
-        ("tsne", "t-SNE", False, "any", "perplexity"),
-        ("pca", "PCA", True, ("euclidean",), "svd_solver"),
-        ("umap", "UMAP", False, "any", "n_neighbors"),
+        ("tsne", "t-SNE", False, "any", "perplexity", ("perplexity",)),
+        ("pca", "PCA", True, ("euclidean",), "svd_solver", ()),
+        ("umap", "UMAP", False, "any", "n_neighbors", ("n_neighbors", "min_dist")),
     ],
     ids=["tsne", "pca", "umap"],
 )
-def test_builtin_entries_declare_label_tags_and_params(name, label, metric, distances, first):
+def test_builtin_entries_declare_label_tags_and_params(
+    name, label, metric, distances, first, shown
+):
     entry = METHODS.get(name)
     assert entry.label == label and entry.help
-    assert entry.tags == {"metric": metric, "distances": distances}
+    assert entry.tags == {"metric": metric, "distances": distances, "dashboard": shown}
     assert entry.params[0].name == first
     assert all(p.help for p in entry.params)
     assert entry.obj.name == name and entry.obj.params == entry.params
@@ -59,7 +61,8 @@ def test_registered_params_are_checked_without_a_check_hook(fresh):
 
     vectors = _vectors()
     assert embed(vectors, "scaled", scale=2).params["scale"] == 2.0
-    assert METHODS.get("scaled").tags == {"metric": False, "distances": ("euclidean",)}
+    tags = {"metric": False, "distances": ("euclidean",), "dashboard": ("scale",)}
+    assert METHODS.get("scaled").tags == tags
     with pytest.raises(ConfigError, match="scale must be at least 0.5"):
         embed(vectors, "scaled", scale=0.1)
     with pytest.raises(ConfigError, match="scale must be float, got '2'"):
@@ -93,6 +96,8 @@ def test_only_method_classes_and_known_tag_values_are_registered(fresh):
         register("m", metric="yes")(Any2)
     with pytest.raises(ConfigError, match="tag distances"):
         register("d", distances=())(Any2)
+    with pytest.raises(ConfigError, match="tag dashboard names unknown parameter.*k"):
+        register("s", dashboard=("k",))(Any2)
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,25 @@
-"""Argument types and option groups shared by several subcommands."""
+"""Argument types and option groups shared by several subcommands.
+
+Options that name a registered thing (``--method``) or set one of its parameters
+(``--perplexity``) are generated from its registry (:func:`add_choice`,
+:func:`add_entry_params`), so a method added by a plug-in gets its options too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+from typing import TYPE_CHECKING, Any
 
-from fspace.vectors import OUTPUTS
+from fspace.outputs import FORMS
 
-METHODS = ("tsne", "pca", "umap")
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from fspace.registry import Entry, Param, Registry
+
+log = logging.getLogger(__name__)
 
 
 def positive_float(text: str) -> float:
@@ -62,7 +74,10 @@ def add_vectors(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("function vectors")
     group.add_argument("--probes", metavar="NAME", help="probe suite (default: the only one)")
     group.add_argument(
-        "--output", choices=OUTPUTS, default="prob", help="what each vector holds (default: prob)"
+        "--output",
+        choices=FORMS.names(),
+        default=None,
+        help="what each vector holds (default: what the experiment was recorded with)",
     )
     group.add_argument(
         "--model-factory",
@@ -73,17 +88,172 @@ def add_vectors(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but a line break in a help text or description is kept."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n".join([fill(line, width, indent) for line in text.splitlines()])
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        split = super()._split_lines
+        return [out for line in text.splitlines() for out in split(line, width)]
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    if parser.formatter_class is argparse.HelpFormatter:
+        parser.formatter_class = HelpFormatter
+
+
+def param_type(param: Param):
+    """An argparse ``type`` that checks a value as ``param`` does (range, choices)."""
+    from fspace.errors import ConfigError
+
+    def parse(text: str) -> Any:
+        try:
+            return param.parse(text)
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = param.name
+    return parse
+
+
+def describe(param: Param) -> str:
+    """What values ``param`` takes, e.g. ``int >= 2, default 15``."""
+    kind = param.type.__name__
+    if param.choices is not None:
+        text = "one of " + ", ".join(map(str, param.choices))
+    elif param.low is not None and param.high is not None:
+        text = f"{kind} in [{param.low:g}, {param.high:g}]"
+    elif param.low is not None:
+        text = f"{kind} >= {param.low:g}"
+    elif param.high is not None:
+        text = f"{kind} <= {param.high:g}"
+    else:
+        text = kind
+    if getattr(param, "many", False):
+        text = f"comma-separated list of {text}"
+    return text if param.default is None else f"{text}, default {param.default}"
+
+
+def add_choice(group: Any, flag: str, registry: Registry, *, default: str, help: str = "") -> None:
+    """An option choosing one entry of ``registry``; its help lists every entry."""
+    lines = [f"{help} (default: {default})" if help else f"default: {default}"]
+    lines += [f"{e.name}: {e.label}" + (f" - {e.help}" if e.help else "") for e in registry]
+    group.add_argument(
+        flag, choices=registry.names(), default=default, metavar="NAME", help="\n".join(lines)
+    )
+
+
+def add_entry_params(
+    parser: argparse.ArgumentParser, group: Any, registry: Registry, *, prefix: str
+) -> None:
+    """One option per parameter of the entries of ``registry`` (a name shared by several
+    entries is one option); the value lands in ``args.<prefix><name>``, None if not given.
+
+    Its help says which entries take it and their types, ranges and defaults. A
+    parameter whose flag another option already has is spelt ``--<entry>-<name>``.
+    """
+    _use_formatter(parser)
+    taken = set(parser._option_string_actions)
+    by_name: dict[str, list[tuple[Entry, Param]]] = {}
+    for entry in registry:
+        for param in entry.params:
+            by_name.setdefault(param.name, []).append((entry, param))
+    for name, owners in by_name.items():
+        flags = {owners[0][1].flag}
+        if flags & taken:
+            flags = {f"--{e.name}-{p.name}".replace("_", "-") for e, p in owners}
+        for flag in sorted(flags):
+            mine = [(e, p) for e, p in owners if len(flags) == 1 or flag.startswith(f"--{e.name}")]
+            _add_param_option(group, flag, prefix + name, mine)
+            taken.add(flag)
+
+
+_METAVARS = {int: "N", float: "X", str: "TEXT", bool: ""}
+
+
+def _add_param_option(group: Any, flag: str, dest: str, owners: list) -> None:
+    params = [p for _, p in owners]
+    helps = {p.help for p in params}
+    if len(helps) == 1:
+        lines = [params[0].help] if params[0].help else []
+        lines += [f"{e.label}: {describe(p)}" for e, p in owners]
+    else:
+        lines = [f"{e.label}: {p.help}; {describe(p)}" for e, p in owners]
+    if params[0].type is bool:
+        group.add_argument(
+            flag,
+            dest=dest,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="\n".join(lines),
+        )
+        return
+    # Checked here when every entry agrees on the values, else for the chosen entry.
+    kinds = {(p.type, p.low, p.high, p.choices, getattr(p, "many", False)) for p in params}
+    kind = param_type(params[0]) if len(kinds) == 1 else str
+    metavar = "NAME" if params[0].choices is not None else _METAVARS[params[0].type]
+    if getattr(params[0], "many", False):
+        metavar = f"{metavar},..."
+    group.add_argument(
+        flag, dest=dest, type=kind, default=None, metavar=metavar, help="\n".join(lines)
+    )
+
+
+def chosen_params(
+    args: argparse.Namespace, registry: Registry, chosen: str, *, prefix: str, option: str
+) -> dict[str, Any]:
+    """The parameters of entry ``chosen`` given on the command line, checked.
+
+    A value given for a parameter of other entries only raises :class:`ConfigError`
+    naming the option, e.g. ``--perplexity applies to --method tsne only``.
+    """
+    from fspace.errors import ConfigError
+
+    entry = registry.get(chosen)
+    given = {
+        key[len(prefix) :]: value
+        for key, value in vars(args).items()
+        if key.startswith(prefix) and value is not None
+    }
+    out = {}
+    for name, value in sorted(given.items()):
+        if name not in {p.name for p in entry.params}:
+            owners = [e.name for e in registry if name in {p.name for p in e.params}]
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(
+                f"{flag} applies to {option} {' or '.join(owners)} only; "
+                f"{option} {chosen} takes {_flags(entry.params)}"
+            )
+        param = entry.param(name)
+        out[name] = param.parse(value) if isinstance(value, str) else value
+    return out
+
+
+def _flags(params: Iterable[Param]) -> str:
+    flags = [p.flag for p in params]
+    return ", ".join(flags) if flags else "no parameters"
+
+
 def add_embedding(parser: argparse.ArgumentParser) -> None:
+    """``--method`` with one option per parameter of any embedding method."""
+    from fspace.embedding import METHODS
+
+    _use_formatter(parser)
     group = parser.add_argument_group("embedding")
-    group.add_argument("--method", choices=METHODS, default="tsne", help="default: tsne")
+    add_choice(group, "--method", METHODS, default="tsne", help="embedding method")
     group.add_argument("--random-state", type=int, default=0, metavar="SEED", help="default: 0")
-    group.add_argument(
-        "--perplexity", type=positive_float, metavar="P", help="t-SNE perplexity (default: 30)"
-    )
-    group.add_argument(
-        "--n-neighbors", type=positive_int, metavar="K", help="UMAP neighbours (default: 15)"
-    )
     group.add_argument("--no-cache", action="store_true", help="re-fit even if a cached map exists")
+    params = parser.add_argument_group(
+        "embedding parameters", "each applies to the methods it names"
+    )
+    add_entry_params(parser, params, METHODS, prefix=PARAM_PREFIX)
+
+
+PARAM_PREFIX = "method_"
+"""``args.method_perplexity``: where the options of :func:`add_embedding`'s parameters land."""
 
 
 def open_experiment(path: str):
@@ -97,28 +267,18 @@ def open_experiment(path: str):
 
 
 def embedding_params(args: argparse.Namespace) -> dict:
-    params = {}
-    if args.perplexity is not None:
-        if args.method != "tsne":
-            raise argparse.ArgumentTypeError("--perplexity applies to --method tsne only")
-        params["perplexity"] = args.perplexity
-    if args.n_neighbors is not None:
-        if args.method != "umap":
-            raise argparse.ArgumentTypeError("--n-neighbors applies to --method umap only")
-        params["n_neighbors"] = args.n_neighbors
-    return params
+    """The chosen method's parameters given on the command line."""
+    from fspace.embedding import METHODS
+
+    return chosen_params(args, METHODS, args.method, prefix=PARAM_PREFIX, option="--method")
 
 
 def embed_from_args(args: argparse.Namespace):
     """Run the evaluate + embed pipeline with the options of :func:`add_vectors` and
     :func:`add_embedding`."""
-    from fspace.errors import ConfigError
     from fspace.pipeline import embed_experiment
 
-    try:
-        params = embedding_params(args)
-    except argparse.ArgumentTypeError as e:
-        raise ConfigError(str(e)) from None
+    params = embedding_params(args)
     return embed_experiment(
         open_experiment(args.experiment),
         method=args.method,

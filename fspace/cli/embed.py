@@ -8,9 +8,12 @@ from fspace.cli._args import add_embedding, add_experiment, add_vectors, embed_f
 
 
 def register(sub) -> None:
+    from fspace.embedding import METHODS
+
+    labels = [entry.label for entry in METHODS]
     p = sub.add_parser(
         "embed",
-        help="embed the function vectors in 2-D (t-SNE, PCA or UMAP)",
+        help=f"embed the function vectors in 2-D ({', '.join(labels)})",
         description="Evaluate any checkpoints that need it, embed all function vectors in "
         "2-D and cache the map in the experiment.",
     )

@@ -26,6 +26,7 @@ A new method::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from abc import ABC, abstractmethod
@@ -65,8 +66,11 @@ class EmbeddingMethod(ABC):
         """Each parameter's default value, by name."""
         return {p.name: p.default for p in self.params}
 
-    def resolve(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
-        """Merge ``params`` into the defaults, validate them, and adapt them to ``n_points``."""
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The defaults overlaid with ``params``, every value checked (before any data).
+
+        Raises :class:`ConfigError` naming the parameter at fault.
+        """
         declared = {p.name: p for p in self.params}
         unknown = sorted(set(params) - set(declared))
         if unknown:
@@ -74,14 +78,18 @@ class EmbeddingMethod(ABC):
                 f"embedding method {self.name!r} has no parameter(s) {', '.join(unknown)}; "
                 f"it accepts {', '.join(sorted(declared)) or 'none'}"
             )
+        resolved = {**self.defaults, **params}
+        self.check(resolved)
+        return {key: check_value(declared[key], value) for key, value in resolved.items()}
+
+    def resolve(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
+        """Merge ``params`` into the defaults, validate them, and adapt them to ``n_points``."""
+        resolved = self.validate(params)
         if n_points < self.min_points:
             raise EmbeddingError(
                 f"method {self.name!r} needs at least {self.min_points} checkpoints, "
                 f"got {n_points}; use method='pca' for so few"
             )
-        resolved = {**self.defaults, **params}
-        self.check(resolved)
-        resolved = {key: check_value(declared[key], value) for key, value in resolved.items()}
         return self.adapt(resolved, n_points)
 
     def check(self, params: dict[str, Any]) -> None:  # noqa: B027 - optional hook
@@ -101,13 +109,35 @@ class EmbeddingMethod(ABC):
     def transform(self, state: Any, matrix: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         """Place the rows of ``matrix`` into the map held by ``state``; return (m, 2)."""
 
+    needs_distances: ClassVar[bool] = False
+    """True for methods fitted to a distance matrix only (InPCA, MDS, Isomap, PHATE);
+    others are fitted to vectors, or to distances through ``metric="precomputed"``
+    (see :mod:`fspace.embedding.inputs`)."""
+
+    def fit_distances(
+        self, distances: np.ndarray, params: dict[str, Any], *, progress: bool
+    ) -> tuple[np.ndarray, Any]:
+        """Fit to an (n, n) distance matrix; by default :meth:`fit` does (precomputed metric)."""
+        return self.fit(distances, params, progress=progress)
+
+    def transform_distances(
+        self, state: Any, distances: np.ndarray, params: dict[str, Any]
+    ) -> np.ndarray:
+        """Place new points given their (m, n) distances to the fitted ones; return (m, 2)."""
+        return self.transform(state, distances, params)
+
+    def quality(self, state: Any) -> dict[str, Any]:
+        """Faithfulness measures only the fitted method knows (InPCA's explained stress)."""
+        return {}
+
 
 class MethodRegistry(Registry["type[EmbeddingMethod]"]):
     """The registry of :class:`EmbeddingMethod` subclasses.
 
     Every entry has the tags ``metric`` (``True`` when map distances approximate the
-    function-space distances, so explained stress applies) and ``distances`` (``"any"``
-    or the names of the distances the method can map; default ``("euclidean",)``).
+    function-space distances, so explained stress applies), ``distances`` (``"any"``
+    or the names of the distances the method can map; default ``("euclidean",)``) and
+    ``dashboard`` (the parameters the dashboard lets a visitor set; default: all).
     A class named by an entry point is registered with the parameters it declares in
     its ``params`` attribute.
     """
@@ -129,7 +159,7 @@ class MethodRegistry(Registry["type[EmbeddingMethod]"]):
             key = name or cls.name or cls.__name__
             declared = _declared_params(cls) if params is None else tuple(params)
             super(MethodRegistry, self).register(
-                key, label=label, help=help, params=declared, **_method_tags(key, tags)
+                key, label=label, help=help, params=declared, **_method_tags(key, tags, declared)
             )(cls)
             cls.name = key
             cls.params = declared
@@ -162,8 +192,16 @@ def _declared_params(cls: type[EmbeddingMethod]) -> tuple[Param, ...]:
     return tuple(out)
 
 
-def _method_tags(name: str, tags: dict[str, Any]) -> dict[str, Any]:
-    out = {"metric": False, "distances": ("euclidean",), **tags}
+def _method_tags(name: str, tags: dict[str, Any], params: tuple[Param, ...]) -> dict[str, Any]:
+    names = tuple(p.name for p in params)
+    out = {"metric": False, "distances": ("euclidean",), "dashboard": names, **tags}
+    out["dashboard"] = tuple(out["dashboard"])
+    unknown = sorted(set(out["dashboard"]) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"embedding method {name!r}: tag dashboard names unknown parameter(s) "
+            f"{', '.join(unknown)}"
+        )
     if not isinstance(out["metric"], bool):
         raise ConfigError(f"embedding method {name!r}: tag metric must be True or False")
     distances = out["distances"]
@@ -291,7 +329,11 @@ class Embedding:
     """2-D coordinates of checkpoints, with how they were made.
 
     ``coords[i]`` places the checkpoint in row ``i`` of ``points``. ``params`` holds the
-    parameters actually used (defaults and small-data adjustments included).
+    parameters actually used (defaults and small-data adjustments included);
+    ``distance`` and ``distance_params`` the function-space distance that was mapped;
+    ``quality`` how faithful the map is (:mod:`fspace.embedding.quality`:
+    trustworthiness, continuity, explained stress for metric maps, and what the method
+    adds, e.g. InPCA's ``axis_signs``).
     """
 
     coords: np.ndarray
@@ -302,6 +344,11 @@ class Embedding:
     output: str
     dimension: int
     _state: Any = field(default=None, repr=False)
+    quality: dict[str, Any] = field(default_factory=dict)
+    distance: str = "euclidean"
+    distance_params: dict[str, Any] = field(default_factory=dict)
+    _reference: FunctionVectors | None = field(default=None, repr=False)
+    """The fitted checkpoints' vectors, kept where placing new ones needs distances."""
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -317,7 +364,8 @@ class Embedding:
     def __repr__(self) -> str:
         return (
             f"Embedding(method={self.method!r}, checkpoints={len(self)}, "
-            f"fingerprint={self.fingerprint!r}, output={self.output!r}, params={self.params})"
+            f"fingerprint={self.fingerprint!r}, output={self.output!r}, "
+            f"distance={self.distance!r}, params={self.params})"
         )
 
     def transform(self, new: FunctionVectors) -> Embedding:
@@ -342,7 +390,7 @@ class Embedding:
                 f"pass only new checkpoints to transform"
             )
         try:
-            placed = get_method(self.method).transform(self._state, new.matrix, self.params)
+            placed = self._place(new)
         except ValueError as err:
             raise EmbeddingError(
                 f"{self.method} could not place {len(new)} new checkpoints: {err}"
@@ -351,16 +399,18 @@ class Embedding:
         coords = np.concatenate([self.coords, placed])
         coords.setflags(write=False)
         points = pd.concat([self.points, new.points], ignore_index=True)
-        return Embedding(
-            coords,
-            points,
-            self.method,
-            dict(self.params),
-            self.fingerprint,
-            self.output,
-            self.dimension,
-            self._state,
-        )
+        return dataclasses.replace(self, coords=coords, points=points, params=dict(self.params))
+
+    def _place(self, new: FunctionVectors) -> np.ndarray:
+        from fspace.embedding import inputs
+
+        impl = get_method(self.method)
+        distance, dparams = inputs.distance_of(self.distance, new, self.distance_params)
+        mode = inputs.input_mode(impl, distance)
+        matrix = inputs.place_input(mode, new, self._reference, distance, dparams)
+        if mode == "distances":
+            return impl.transform_distances(self._state, matrix, self.params)
+        return impl.transform(self._state, matrix, self.params)
 
     def _check_compatible(self, new: FunctionVectors) -> None:
         if new.fingerprint != self.fingerprint or new.output != self.output:
@@ -390,6 +440,9 @@ class Embedding:
             "dimension": self.dimension,
             "dtypes": self.points.dtypes.astype(str).to_dict(),
             "points": _records(self.points),
+            "distance": self.distance,
+            "distance_params": self.distance_params,
+            "quality": self.quality,
         }
         try:
             text = json.dumps(meta, default=_json_scalar, allow_nan=False)
@@ -430,6 +483,9 @@ class Embedding:
             meta["fingerprint"],
             meta["output"],
             meta["dimension"],
+            quality=dict(meta.get("quality") or {}),
+            distance=meta.get("distance", "euclidean"),
+            distance_params=dict(meta.get("distance_params") or {}),
         )
 
 
@@ -448,23 +504,75 @@ def embed(
     vectors: FunctionVectors,
     method: str = "tsne",
     *,
+    distance: str = "euclidean",
     random_state: int = 0,
     progress: bool = False,
+    distance_params: dict[str, Any] | None = None,
+    precomputed: np.ndarray | None = None,
     **params: Any,
 ) -> Embedding:
-    """Embed function vectors in 2-D with a registered method (``tsne``, ``pca``, ``umap``).
+    """Embed function vectors in 2-D with a registered method, on any registered distance.
 
     ``params`` are the method's own parameters (e.g. ``perplexity`` for t-SNE,
     ``n_neighbors`` for UMAP); the same ``random_state`` gives the same coordinates.
+    ``distance`` names an entry of :data:`fspace.distances.DISTANCES` (with its own
+    ``distance_params``); ``precomputed`` may hold its (n, n) matrix for ``vectors``,
+    e.g. from the experiment's cache. The map's faithfulness is measured as it is
+    fitted and kept in ``Embedding.quality``.
+
+    Example::
+
+        emb = embed(vectors, "inpca", distance="bhattacharyya")
+        emb.quality  # {'trustworthiness': ..., 'continuity': ..., 'explained_stress': ...}
     """
+    from fspace.embedding import inputs
+    from fspace.embedding.quality import measure_fit
+
     if not isinstance(vectors, FunctionVectors):
         raise ConfigError(
             f"embed() needs FunctionVectors (from fspace.evaluate), got {type(vectors).__name__}"
         )
-    impl = get_method(method)
+    entry = METHODS.get(method)
+    impl = entry.obj()
     check_int("random_state", random_state, 0)
+    dist, dparams = inputs.distance_of(distance, vectors, distance_params)
+    inputs.check_method_takes(entry, dist.name)
+    _check_points(vectors)
+    mode = inputs.input_mode(impl, dist)
+    params = inputs.with_precomputed_metric(mode, impl, params)
     n = len(vectors)
-    if n == 0:
+    resolved = {**impl.resolve(params, n), "random_state": int(random_state)}
+    matrix = inputs.fit_input(mode, vectors, dist, dparams, precomputed)
+    try:
+        if mode == "distances":
+            coords, state = impl.fit_distances(matrix, resolved, progress=progress)
+        else:
+            coords, state = impl.fit(matrix, resolved, progress=progress)
+    except ValueError as err:
+        raise EmbeddingError(
+            f"{method} failed on {n} function vectors of length {vectors.matrix.shape[1]} "
+            f"({dist.name} distance) with {resolved}: {err}"
+        ) from err
+    coords = _fit_result(coords, n, method)
+    quality = measure_fit(impl, entry, state, coords, (mode, matrix, vectors, dist, dparams))
+    return Embedding(
+        coords,
+        vectors.points.reset_index(drop=True),
+        method,
+        resolved,
+        vectors.fingerprint,
+        vectors.output,
+        int(vectors.matrix.shape[1]),
+        state,
+        quality=quality,
+        distance=dist.name,
+        distance_params=dparams,
+        _reference=vectors if mode == "distances" else None,
+    )
+
+
+def _check_points(vectors: FunctionVectors) -> None:
+    if len(vectors) == 0:
         raise EmbeddingError("no function vectors to embed; evaluate some checkpoints first")
     taken = sorted({"x", "y"} & set(vectors.points.columns))
     if taken:
@@ -473,21 +581,3 @@ def embed(
             f"adds; rename them before embedding"
         )
     _check_finite(vectors)
-    resolved = {**impl.resolve(params, n), "random_state": int(random_state)}
-    try:
-        coords, state = impl.fit(vectors.matrix, resolved, progress=progress)
-    except ValueError as err:
-        raise EmbeddingError(
-            f"{method} failed on {n} function vectors of length {vectors.matrix.shape[1]} "
-            f"with {resolved}: {err}"
-        ) from err
-    return Embedding(
-        _fit_result(coords, n, method),
-        vectors.points.reset_index(drop=True),
-        method,
-        resolved,
-        vectors.fingerprint,
-        vectors.output,
-        int(vectors.matrix.shape[1]),
-        state,
-    )

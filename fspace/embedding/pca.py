@@ -17,6 +17,7 @@ SVD_SOLVERS = ("auto", "full", "covariance_eigh", "arpack", "randomized")
     label="PCA",
     help="projection on the first two principal axes; linear, keeps large distances",
     params=[Param("svd_solver", str, "auto", "scikit-learn's SVD solver", choices=SVD_SOLVERS)],
+    dashboard=(),
     metric=True,
     distances=("euclidean",),
 )

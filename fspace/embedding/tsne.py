@@ -54,7 +54,7 @@ PARAMS = (
     Param("initialization", str, "pca", "initial map", choices=INITIALIZATIONS),
     Param("neighbors", str, "auto", "nearest-neighbour search", choices=NEIGHBORS),
     Param("n_iter", int, 500, "optimisation steps after early exaggeration", low=1),
-    Param("learning_rate", float, None, "step size (default: openTSNE's auto)", low=1e-12),
+    Param("learning_rate", float, None, "step size > 0 (default: openTSNE's auto)"),
     Param("n_jobs", int, None, "threads (default: all cores from 1,000 points, else 1)", low=1),
     Param(
         "negative_gradient_method",
@@ -72,6 +72,7 @@ PARAMS = (
     label="t-SNE",
     help="t-distributed stochastic neighbour embedding (openTSNE); keeps neighbourhoods",
     params=PARAMS,
+    dashboard=("perplexity",),
     metric=False,
     distances="any",
 )
@@ -89,10 +90,10 @@ class TSNEMethod(EmbeddingMethod):
 
     min_points = 4
 
-    def resolve(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("learning_rate") == "auto":  # openTSNE's spelling of the default
             params = {**params, "learning_rate": None}
-        return super().resolve(params, n_points)
+        return super().validate(params)
 
     def check(self, params: dict[str, Any]) -> None:
         check_positive("perplexity", params["perplexity"])

@@ -39,6 +39,7 @@ PARAMS = (
     label="UMAP",
     help="uniform manifold approximation and projection (umap-learn); keeps neighbourhoods",
     params=PARAMS,
+    dashboard=("n_neighbors", "min_dist"),
     metric=False,
     distances="any",
 )
