@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.errors import CheckpointError, RunError
-from fspace.plot.results import mosaic
+from fspace.plot.common import mosaic
 from fspace.plot.style import COLORS
 
 if TYPE_CHECKING:
@@ -208,8 +208,8 @@ def fields_figure(handle: ExperimentHandle, details: Details) -> dict | str:
 
 def fields_dict(before: np.ndarray, after: np.ndarray, titles: tuple[str, str]) -> dict:
     """Two mosaics of filters side by side, drawn as
-    :func:`~fspace.plot.results.receptive_fields_figure` draws them (grey, each filter
-    scaled around 0, square pixels), as a plain figure dict."""
+    :func:`~fspace.experiments.pretraining.figures.receptive_fields_figure` draws them
+    (grey, each filter scaled around 0, square pixels), as a plain figure dict."""
     from plotly.colors import make_colorscale, sequential
 
     from fspace.app.figures import typed

@@ -18,8 +18,8 @@ _lock = threading.Lock()
 
 def regime_cards(exp) -> list:
     """Cards with every figure of :func:`generative_report` for ``exp`` (cached)."""
-    from fspace.analysis.generative import generative_report
     from fspace.experiments.generative.config import REGIMES
+    from fspace.experiments.generative.report import generative_report
 
     ckpts = exp.require_checkpoints()
     groups = {r.group for r in exp.runs()}

@@ -1,6 +1,6 @@
 """The pre-training results of an experiment, computed in the background.
 
-The figures come from :mod:`fspace.analysis` and :mod:`fspace.plot.results`, the same
+The figures come from :mod:`fspace.experiments.pretraining.analysis` and :mod:`.figures`, the same
 builders ``fspace export``'s report uses, so the page and the exported files agree.
 Each part is published as soon as it is ready (error figures first, then weight
 changes, then the group separation, which reads every function vector), and a part
@@ -120,8 +120,8 @@ class ResultsStore:
             entry.stage, entry.finished = "", time.monotonic()
 
     def _compute(self, entry: ResultsEntry) -> None:
-        from fspace import analysis
         from fspace.evaluation import points_frame
+        from fspace.experiments.pretraining import analysis
         from fspace.store import Experiment
 
         handle = entry.handle
@@ -153,7 +153,8 @@ class ResultsStore:
         self._publish(entry, results)
 
     def _separation(self, entry, exp, scan, final, changes) -> tuple[dict[str, Any], str]:
-        from fspace import analysis
+        from fspace.analysis import separation as measure_separation
+        from fspace.experiments.pretraining import analysis
 
         def progress(done: int, total: int) -> None:
             entry.stage = f"group separation: function vectors {done:,}/{total:,}"
@@ -161,7 +162,7 @@ class ResultsStore:
         try:
             vectors, _ = checkpoint_vectors(exp, list(scan.checkpoints), progress=progress)
             entry.stage = f"group separation of {len(vectors):,} checkpoints"
-            separation = analysis.separation(vectors, self._map_frame(entry.handle, vectors))
+            separation = measure_separation(vectors, self._map_frame(entry.handle, vectors))
         except FspaceError as err:
             return analysis.summary(final, changes), str(err)
         return analysis.summary(final, changes, separation), ""

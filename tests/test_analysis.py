@@ -11,18 +11,17 @@ import torch
 from torch import nn
 
 from fspace import FunctionVectors, Recorder
-from fspace.analysis import (
+from fspace.analysis import group_separation, separation
+from fspace.errors import CheckpointError, ConfigError, EmptyExperimentError, RunError
+from fspace.evaluation import points_frame
+from fspace.experiments.pretraining.analysis import (
     error_summary,
     final_errors,
     format_summary,
-    group_separation,
     receptive_fields,
-    separation,
     summary,
     weight_changes,
 )
-from fspace.errors import CheckpointError, ConfigError, EmptyExperimentError, RunError
-from fspace.evaluation import points_frame
 from fspace.models.mlp import make_mlp
 from fspace.store import Experiment
 

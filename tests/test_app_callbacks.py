@@ -252,7 +252,7 @@ def test_receptive_fields_for_image_probes(tmp_path):
         fig = fields_figure(handle, find_checkpoint(handle, "r"))
         assert fig["layout"]["annotations"][1]["text"] == "epoch 1 (this checkpoint)"
         assert fig["data"][0]["z"]["shape"] == "35,35"  # 16 tiles of 8x8, 1-pixel gaps
-        from fspace.plot.results import mosaic
+        from fspace.plot.common import mosaic
 
         weights = handle.experiment.load_weights(find_checkpoint(handle, "r").checkpoint)
         first = weights["0.weight"].numpy()  # nn.Sequential's first Linear

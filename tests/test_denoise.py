@@ -8,11 +8,11 @@ import pytest
 import torch
 from scipy.special import expit, softmax
 
-from fspace.analysis.generative import denoise_report
 from fspace.errors import ConfigError
+from fspace.experiments.generative.analysis import denoise_report
+from fspace.experiments.generative.figures import denoise_figure, denoise_summary_figure
 from fspace.models.dbn import make_dbn
 from fspace.training.denoise import NOISE_KINDS, blend_schedule, corrupt, denoise
-from fspace.plot.generative import denoise_figure, denoise_summary_figure
 
 
 @pytest.fixture(autouse=True, scope="module")

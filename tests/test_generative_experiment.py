@@ -192,8 +192,9 @@ def test_bad_convnets_are_refused(kwargs):
 
 @pytest.mark.slow
 def test_report_builds_every_figure_and_the_numbers(tiny):
-    from fspace.analysis.generative import format_generative_summary, generative_report
-    from fspace.plot.generative import FIGURES
+    from fspace.experiments.generative.analysis import format_generative_summary
+    from fspace.experiments.generative.figures import FIGURES
+    from fspace.experiments.generative.report import generative_report
 
     figures, numbers = generative_report(
         tiny[0], method="pca", progress=False, denoise_images=40, denoise_steps=3
@@ -232,8 +233,12 @@ def test_command_line_records_the_configured_regimes(tmp_path, capsys):
 
 
 def test_regime_errors_and_pairwise_separation_on_recorded_vectors(tiny):
-    from fspace.analysis.generative import pairwise_separation, regime_errors, regime_summary
     from fspace.evaluation import evaluate
+    from fspace.experiments.generative.analysis import (
+        pairwise_separation,
+        regime_errors,
+        regime_summary,
+    )
 
     vectors = evaluate(tiny[0], progress=False)
     final = regime_errors(vectors.points)

@@ -12,7 +12,7 @@ import torch
 from fspace import Experiment
 from fspace.errors import ConfigError, RunError
 from fspace.experiments.pretraining import PretrainingConfig, run_pretraining
-from fspace.report import FIGURES, write_report
+from fspace.experiments.pretraining.report import FIGURES, write_report
 
 TINY = dict(
     dataset="digits",

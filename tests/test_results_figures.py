@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fspace.analysis import error_summary
 from fspace.errors import ConfigError
-from fspace.plot.results import (
+from fspace.experiments.pretraining.analysis import error_summary
+from fspace.experiments.pretraining.figures import (
     error_depth_figure,
     error_histogram_figure,
     error_table_figure,

@@ -1,8 +1,9 @@
 """Results page of the pre-training experiment: final errors by depth and group,
 receptive fields before and after fine-tuning, weight changes, group separation.
 
-The figures are those of ``fspace``'s report (:mod:`fspace.plot.results`), computed in
-the background by :mod:`fspace.app.results` and refreshed when the experiment changes.
+The figures are those of ``fspace``'s report
+(:mod:`fspace.experiments.pretraining.figures`), computed in the background by
+:mod:`fspace.app.results` and refreshed when the experiment changes.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def _failed(text: str):
 @guarded(_failed)
 def render(token, run):
     """Every figure of the latest results."""
-    from fspace.analysis import error_summary
-    from fspace.plot import results as figures
+    from fspace.experiments.pretraining import figures
+    from fspace.experiments.pretraining.analysis import error_summary
 
     entry = current().results.find(token)
     if entry is None or entry.results is None:
@@ -141,8 +142,8 @@ def render(token, run):
 @guarded(note_figure)
 def fields(run, exp):
     """Receptive fields of ``run`` at its first and last checkpoint."""
-    from fspace.analysis import receptive_fields
-    from fspace.plot.results import receptive_fields_figure
+    from fspace.experiments.pretraining.analysis import receptive_fields
+    from fspace.experiments.pretraining.figures import receptive_fields_figure
 
     if not run:
         return note_figure("no run to show")

@@ -1,24 +1,7 @@
-"""Analyses of recorded experiments: pure functions of points frames, weights and
-function vectors, shared by the command line and the dashboard."""
+"""Analyses shared by every experiment: pure functions of points frames and function
+vectors. The analyses of one ready-made experiment live in its package
+(:mod:`fspace.experiments.pretraining.analysis`, ...)."""
 
-from fspace.analysis.pretraining import (
-    error_summary,
-    final_errors,
-    format_summary,
-    group_separation,
-    receptive_fields,
-    separation,
-    summary,
-    weight_changes,
-)
+from fspace.analysis.separation import group_separation, separation
 
-__all__ = [
-    "error_summary",
-    "final_errors",
-    "format_summary",
-    "group_separation",
-    "receptive_fields",
-    "separation",
-    "summary",
-    "weight_changes",
-]
+__all__ = ["group_separation", "separation"]

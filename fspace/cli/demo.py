@@ -63,9 +63,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fspace.analysis import format_summary
     from fspace.experiments.pretraining import PretrainingConfig, run_pretraining
-    from fspace.report import write_report
+    from fspace.experiments.pretraining.analysis import format_summary
+    from fspace.experiments.pretraining.report import write_report
 
     warn_deprecated(args)
     name = "demo-quick" if args.quick else "demo"

@@ -1,10 +1,10 @@
-"""The training regimes of :mod:`fspace.experiments.generative`: how each run's model is
-built, where it starts and how one epoch trains it. A new regime is one more entry in
-:data:`REGIMES` plus, if it starts or trains differently, a branch below."""
+"""How each training regime of the generative experiment builds its model, where the
+model starts and how one epoch trains it. A new regime is one more entry in
+:data:`~fspace.experiments.generative.config.REGIMES` plus, if it starts or trains
+differently, a branch below."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,85 +12,13 @@ import torch
 from torch import nn
 
 from fspace.errors import RunError
+from fspace.experiments.digits import sgd_epoch
+from fspace.experiments.generative.config import GenerativeConfig, Regime
 
 if TYPE_CHECKING:
-    from fspace.experiments.generative import GenerativeConfig
-    from fspace.experiments.pretraining import _Data, _EpochData
-    from fspace.models.rbm import RBM
+    from fspace.experiments.digits import Data, EpochData
     from fspace.store import Experiment
-
-COMMON_KEYS = ("dataset", "n_probe", "n_train", "split_seed", "distort", "epochs", "extra")
-_PRETRAIN = ("pretrain_epochs", "pretrain_lr", "pretrain_batch_size")
-_WAKE_SLEEP = ("wake_sleep_lr", "wake_sleep_cd_k", "wake_sleep_batch_size")
-
-
-@dataclass(frozen=True)
-class Regime:
-    """One training regime: its model, starting point and fine-tuning, and the config
-    fields it uses (recorded with its runs; a rerun with other values is refused)."""
-
-    name: str
-    architecture: str  # "mlp", "dbn" (the joint model) or "conv"
-    units: str  # "logistic" or "relu"
-    init: str  # "random", "pretrained" or "wake-sleep"
-    fine_tuning: str  # "backprop" or "wake-sleep"
-    keys: tuple[str, ...]
-
-
-def _regime(name: str, *args: str, keys: tuple[str, ...]) -> tuple[str, Regime]:
-    return name, Regime(name, *args, keys=keys)
-
-
-_MLP = ("hidden", "n_top", "batch_size")
-REGIMES: dict[str, Regime] = dict(
-    [
-        _regime("random+backprop", "mlp", "logistic", "random", "backprop", keys=(*_MLP, "lr")),
-        _regime(
-            "pretrained+backprop",
-            "mlp",
-            "logistic",
-            "pretrained",
-            "backprop",
-            keys=(*_MLP, "lr", *_PRETRAIN),
-        ),
-        _regime(
-            "pretrained+wake-sleep",
-            "dbn",
-            "logistic",
-            "pretrained",
-            "wake-sleep",
-            keys=("hidden", "n_top", *_PRETRAIN, *_WAKE_SLEEP),
-        ),
-        _regime(
-            "wake-sleep+backprop",
-            "dbn",
-            "logistic",
-            "wake-sleep",
-            "backprop",
-            keys=(*_MLP, *_PRETRAIN, *_WAKE_SLEEP, "dbn_lr"),
-        ),
-        _regime(
-            "relu-random+backprop", "mlp", "relu", "random", "backprop", keys=(*_MLP, "relu_lr")
-        ),
-        _regime(
-            "relu-pretrained+backprop",
-            "mlp",
-            "relu",
-            "pretrained",
-            "backprop",
-            keys=(*_MLP, "relu_lr", "pretrain_epochs", "relu_pretrain_lr", "pretrain_batch_size"),
-        ),
-        _regime(
-            "conv-random+backprop",
-            "conv",
-            "relu",
-            "random",
-            "backprop",
-            keys=("conv_channels", "conv_lr", "batch_size"),
-        ),
-    ]
-)
-"""Every regime by name (= the runs' group), in the order they are recorded."""
+    from fspace.training.rbm import RBM
 
 FACTORIES = {
     "mlp": "fspace.models.mlp:make_mlp",
@@ -103,14 +31,14 @@ class SeedState:
     """What the runs of one seed share: minibatches and the pre-trained stacks, each
     trained once, on first use."""
 
-    def __init__(self, cfg: GenerativeConfig, data: _Data, seed: int, batches: _EpochData):
+    def __init__(self, cfg: GenerativeConfig, data: Data, seed: int, batches: EpochData):
         self.cfg, self.data, self.seed, self.batches = cfg, data, seed, batches
         self._logistic: list[RBM] = []
         self._relu: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def logistic_stack(self, depth: int) -> list[RBM]:
         """The first ``depth`` binary RBMs of the seed's stack ``hidden + [n_top]``."""
-        from fspace.models.pretrain import pretrain_stack
+        from fspace.training.pretrain import pretrain_stack
 
         have, cfg = self._logistic, self.cfg
         sizes = [*cfg.hidden, cfg.n_top]
@@ -130,7 +58,7 @@ class SeedState:
 
     def greedy_dbn(self) -> nn.Module:
         """The joint model: the seed's lower RBMs, then a top RBM fitted with the labels."""
-        from fspace.models.wakesleep import dbn_from_stack, fit_top
+        from fspace.training.wakesleep import dbn_from_stack, fit_top
 
         cfg = self.cfg
         stack = self.logistic_stack(len(cfg.hidden))
@@ -180,7 +108,7 @@ def relu_stack(
     are not blown up) is folded into its weights, so layer ``i`` is returned as
     ``(W (n_in, n_out), b)`` with ``relu(x W + b)`` on the raw activations below.
     """
-    from fspace.models.rbm import RBM
+    from fspace.training.rbm import RBM
 
     seeds = np.random.SeedSequence(random_state).generate_state(len(sizes))
     layers = []
@@ -204,7 +132,7 @@ def relu_stack(
 
 
 def factory(
-    cfg: GenerativeConfig, data: _Data, spec: Regime, seed: int
+    cfg: GenerativeConfig, data: Data, spec: Regime, seed: int
 ) -> tuple[str, dict[str, Any]]:
     """The model factory and its keyword arguments for a run of ``spec``."""
     n_in, n_classes = int(data.train_x.shape[1]), int(data.n_classes)
@@ -231,7 +159,7 @@ def build(factory_name: str, kwargs: dict[str, Any]) -> nn.Module:
 @torch.no_grad()
 def start_model(
     cfg: GenerativeConfig,
-    data: _Data,
+    data: Data,
     spec: Regime,
     seed: int,
     state: SeedState,
@@ -250,7 +178,7 @@ def start_model(
             layer.weight.copy_(weight.T)
             layer.bias.copy_(bias)
         return model
-    from fspace.models.pretrain import init_from_stack
+    from fspace.training.pretrain import init_from_stack
 
     return init_from_stack(model, state.logistic_stack(len(cfg.hidden) + 1))
 
@@ -284,7 +212,7 @@ def train_epoch(
 ) -> dict[str, float]:
     """Train ``model`` for one epoch on ``x, y`` as ``spec`` says; return its metrics."""
     if spec.fine_tuning == "wake-sleep":
-        from fspace.models.wakesleep import up_down_epoch
+        from fspace.training.wakesleep import up_down_epoch
 
         # Seeded by (seed, epoch): a resumed run draws the same samples.
         entropy = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
@@ -301,24 +229,3 @@ def train_epoch(
     rates = {"dbn": cfg.dbn_lr, "conv": cfg.conv_lr}
     lr = rates.get(spec.architecture, cfg.relu_lr if spec.units == "relu" else cfg.lr)
     return {"train_loss": sgd_epoch(model, x, y, lr, cfg.batch_size)}
-
-
-def sgd_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, bs: int) -> float:
-    """One epoch of plain minibatch SGD on cross-entropy; returns the mean training loss.
-
-    As :func:`fspace.experiments.pretraining.finetune_epoch`, except that parameters
-    the loss does not reach (the joint model's generative weights) are left alone.
-    """
-    model.train()
-    total = 0.0
-    for start in range(0, len(x), bs):
-        xb, yb = x[start : start + bs], y[start : start + bs]
-        loss = nn.functional.cross_entropy(model(xb), yb)
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-lr)
-        total += float(loss.detach()) * len(yb)
-    return total / len(x)

@@ -25,42 +25,44 @@ def pretraining_figures(
     """Build every figure of the pre-training analysis and the summary numbers.
 
     Returns ``(figures, numbers)``: plotly figures keyed by :data:`FIGURES`, and the
-    dictionary of :func:`fspace.analysis.summary`.
+    dictionary of :func:`.analysis.summary`.
     """
-    from fspace import analysis
+    from fspace.analysis import separation
     from fspace.evaluation import evaluate, points_frame
+    from fspace.experiments.pretraining import analysis
+    from fspace.experiments.pretraining import figures as plots
     from fspace.pipeline import embed_vectors
-    from fspace.plot import results, trajectory_figure
+    from fspace.plot import trajectory_figure
 
     vectors = evaluate(exp, progress=progress)
     emb = embed_vectors(exp, vectors, method=method, random_state=random_state, progress=progress)
     frame = points_frame(exp, exp.checkpoints())
     final = analysis.final_errors(frame)
     changes = analysis.weight_changes(exp)
-    numbers = analysis.summary(final, changes, analysis.separation(vectors, emb.frame))
+    numbers = analysis.summary(final, changes, separation(vectors, emb.frame))
     figures = {
         "trajectories": trajectory_figure(
             emb.frame, title=f"Function-space trajectories ({emb.method}), coloured by epoch"
         ),
-        "error_histograms": results.error_histogram_figure(final),
-        "error_vs_depth": results.error_depth_figure(final),
+        "error_histograms": plots.error_histogram_figure(final),
+        "error_vs_depth": plots.error_depth_figure(final),
         "receptive_fields": _receptive_fields(exp, final),
-        "weight_change": results.weight_change_figure(changes),
+        "weight_change": plots.weight_change_figure(changes),
     }
     return figures, numbers
 
 
 def _receptive_fields(exp: Experiment, final):
-    from fspace import analysis
-    from fspace.plot import results
+    from fspace.experiments.pretraining import analysis
+    from fspace.experiments.pretraining import figures as plots
 
     pretrained = final[final["group"] == "pretrained"].sort_values(["depth", "seed"])
     pool = pretrained if len(pretrained) else final.sort_values(["depth", "seed"])
     if not len(pool):
-        return results.receptive_fields_figure(*_no_filters())
+        return plots.receptive_fields_figure(*_no_filters())
     run = pool.iloc[-1]["run"]
     before, after = analysis.receptive_fields(exp, run)
-    return results.receptive_fields_figure(
+    return plots.receptive_fields_figure(
         before, after, title=f"First-layer receptive fields of {run}, before and after fine-tuning"
     )
 

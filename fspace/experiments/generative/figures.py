@@ -1,6 +1,6 @@
 """Figures of the generative experiment, as pure functions (no I/O).
 
-Each builder takes the output of an analysis in :mod:`fspace.analysis.generative` (or
+Each builder takes the output of an analysis in :mod:`fspace.experiments.generative.analysis` (or
 of :func:`fspace.training.denoise.denoise`) and returns a plotly figure. Each regime
 has its own marker, dash and colour (:data:`REGIME_STYLES`) in every figure; empty
 input gives a figure with a message instead of an error.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.errors import ConfigError
-from fspace.plot.results import _layout, _message_figure, _require
+from fspace.plot.common import message_figure, require_columns, result_layout
 from fspace.plot.style import GroupStyle, group_style
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ FIGURES = (
     "denoising_summary",
     "samples",
 )
-"""Names of the figures :func:`fspace.analysis.generative.generative_report` builds."""
+"""Names of the figures :func:`fspace.experiments.generative.report.generative_report` builds."""
 
 REGIME_STYLES = {
     name: group_style(name)
@@ -89,11 +89,11 @@ def regime_error_figure(final: pd.DataFrame, *, title: str | None = None) -> go.
     deviation as error bar, and every seed as a point."""
     import plotly.graph_objects as go
 
-    from fspace.analysis.generative import regime_summary
+    from fspace.experiments.generative.analysis import regime_summary
 
     if final is None or len(final) == 0:
-        return _message_figure("no finished runs", title)
-    _require(final, ("run", "group", "seed", "test_error"), "regime_error_figure")
+        return message_figure("no finished runs", title)
+    require_columns(final, ("run", "group", "seed", "test_error"), "regime_error_figure")
     stats = regime_summary(final)
     fig = go.Figure()
     for row in stats.itertuples(index=False):
@@ -125,7 +125,7 @@ def regime_error_figure(final: pd.DataFrame, *, title: str | None = None) -> go.
                 meta={"role": "seeds", "group": row.group},
             )
         )
-    fig.update_layout(**{**_layout(title), "showlegend": False})
+    fig.update_layout(**{**result_layout(title), "showlegend": False})
     # Log scale: a regime stuck near chance would otherwise flatten all the others.
     fig.update_yaxes(title_text="final test error", type="log", tickvals=_ERROR_TICKS)
     fig.update_yaxes(tickformat=".0%", range=[np.log10(0.008), np.log10(1.3)])
@@ -137,11 +137,11 @@ def learning_curve_figure(curves: pd.DataFrame, *, title: str | None = None) -> 
     """Test error against epoch per regime: mean across seeds, ± one standard deviation."""
     import plotly.graph_objects as go
 
-    from fspace.analysis.generative import regime_order
+    from fspace.experiments.generative.analysis import regime_order
 
     if curves is None or len(curves) == 0:
-        return _message_figure("no checkpoints", title)
-    _require(curves, ("group", "epoch", "mean", "std", "n"), "learning_curve_figure")
+        return message_figure("no checkpoints", title)
+    require_columns(curves, ("group", "epoch", "mean", "std", "n"), "learning_curve_figure")
     fig = go.Figure()
     for group in regime_order(curves["group"].tolist()):
         part = curves[curves["group"] == group].sort_values("epoch")
@@ -159,7 +159,7 @@ def learning_curve_figure(curves: pd.DataFrame, *, title: str | None = None) -> 
                 meta={"group": group},
             )
         )
-    fig.update_layout(**{**_layout(title), "legend": _SIDE_LEGEND})
+    fig.update_layout(**{**result_layout(title), "legend": _SIDE_LEGEND})
     fig.update_xaxes(title_text="epoch of fine-tuning (0 = start)", dtick=1)
     # Log scale: the regimes differ by a few percent near the end, ~90% at the start.
     fig.update_yaxes(title_text="test error", type="log", tickvals=_ERROR_TICKS, tickformat=".0%")
@@ -167,16 +167,16 @@ def learning_curve_figure(curves: pd.DataFrame, *, title: str | None = None) -> 
 
 
 def separation_figure(pairs: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """Heatmap of :func:`~fspace.analysis.generative.pairwise_separation`: how often a
+    """Heatmap of :func:`~fspace.experiments.generative.analysis.pairwise_separation`: how often a
     checkpoint's nearest neighbour from another run shares its regime (0.5: mixed; below
     0.5: the nearest neighbours come systematically from the other regime)."""
     import plotly.graph_objects as go
 
-    from fspace.analysis.generative import regime_order
+    from fspace.experiments.generative.analysis import regime_order
 
     if pairs is None or len(pairs) == 0:
-        return _message_figure("fewer than two regimes", title)
-    _require(pairs, ("group_a", "group_b", "accuracy"), "separation_figure")
+        return message_figure("fewer than two regimes", title)
+    require_columns(pairs, ("group_a", "group_b", "accuracy"), "separation_figure")
     groups = regime_order([*pairs["group_a"], *pairs["group_b"]])
     index = {g: i for i, g in enumerate(groups)}
     z = np.full((len(groups), len(groups)), np.nan)
@@ -203,7 +203,7 @@ def separation_figure(pairs: pd.DataFrame, *, title: str | None = None) -> go.Fi
             hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
         )
     )
-    fig.update_layout(**{**_layout(title), "height": 560})
+    fig.update_layout(**{**result_layout(title), "height": 560})
     if title:
         fig.update_layout(
             title_subtitle_text="0.5: their checkpoints mix; 1: apart; below 0.5: each "
@@ -224,7 +224,7 @@ def _image_grid(rows: int, cols: int, titles: list[str], title: str | None) -> g
         horizontal_spacing=0.01,
         vertical_spacing=min(0.3 / rows, 0.06),
     )
-    fig.update_layout(**{**_layout(title), "height": 90 + _CELL * rows, "showlegend": False})
+    fig.update_layout(**{**result_layout(title), "height": 90 + _CELL * rows, "showlegend": False})
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "ticks": ""}
     fig.update_xaxes(**axis, constrain="domain")
     fig.update_yaxes(**axis, autorange="reversed", constrain="domain")
@@ -265,7 +265,7 @@ def denoise_figure(
     noisy = np.asarray(noisy).reshape(len(noisy), -1)
     n, steps = noisy.shape[0], len(result.bottom_up)
     if n == 0:
-        return _message_figure("no examples", title)
+        return message_figure("no examples", title)
     if result.images.shape[:2] != (steps, n) or np.asarray(originals).shape[0] != n:
         raise ConfigError(
             f"denoise_figure: {n} noisy images, result images {result.images.shape}, "
@@ -304,8 +304,8 @@ def denoise_summary_figure(report: pd.DataFrame, *, title: str | None = None) ->
     from plotly.subplots import make_subplots
 
     if report is None or len(report) == 0:
-        return _message_figure("no denoising results", title)
-    _require(report, ("kind", "bottom_up", "label_accuracy", "mse", "noisy_mse"), "denoise")
+        return message_figure("no denoising results", title)
+    require_columns(report, ("kind", "bottom_up", "label_accuracy", "mse", "noisy_mse"), "denoise")
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("label accuracy", "MSE to the original image")
     )
@@ -343,7 +343,7 @@ def denoise_summary_figure(report: pd.DataFrame, *, title: str | None = None) ->
                     row=1,
                     col=col,
                 )
-    fig.update_layout(**_layout(title))
+    fig.update_layout(**result_layout(title))
     fig.update_layout(legend={"title": {"text": "noise"}})
     fig.update_xaxes(title_text="top-down share 1 − α")
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
@@ -362,7 +362,7 @@ def samples_figure(
     the ``per_label`` samples of label ``i`` (``images`` in that order)."""
     images = np.asarray(images).reshape(len(images), -1)
     if len(images) == 0:
-        return _message_figure("no samples", title)
+        return message_figure("no samples", title)
     if len(images) % per_label:
         raise ConfigError(f"{len(images)} samples do not fill rows of {per_label}")
     rows = len(images) // per_label

@@ -1,6 +1,6 @@
 """Figures of the pre-training experiment's results, as pure functions (no I/O).
 
-Each builder takes the output of an analysis in :mod:`fspace.analysis.pretraining`
+Each builder takes the output of an analysis in :mod:`fspace.experiments.pretraining.analysis`
 and returns a plotly figure; groups keep the colours of :mod:`fspace.plot.style`, so
 every figure of an experiment reads the same way. Empty input gives a figure with a
 message instead of an error, so a dashboard can show a run that is still starting.
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.errors import ConfigError
-from fspace.plot.style import add_message, group_order, group_style
+from fspace.plot.common import message_figure, mosaic, require_columns, result_layout
+from fspace.plot.style import group_order, group_style
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-HEIGHT = 420
 _CHANGE_TITLE = "relative change ‖W − W₀‖ / ‖W₀‖"
 
 
@@ -30,15 +30,15 @@ def error_histogram_figure(
 ) -> go.Figure:
     """Histograms of the final test error, one panel per depth, the groups overlaid.
 
-    ``final`` is :func:`~fspace.analysis.pretraining.final_errors`'s frame. All panels
+    ``final`` is :func:`~fspace.experiments.pretraining.analysis.final_errors`'s frame. All panels
     share the same bins (``bins`` of them over the whole range; by default about twice
     the square root of the number of runs).
     """
     import plotly.graph_objects as go
 
     if final is None or len(final) == 0:
-        return _message_figure("no finished runs", title)
-    _require(final, ("group", "depth", "test_error"), "error_histogram_figure")
+        return message_figure("no finished runs", title)
+    require_columns(final, ("group", "depth", "test_error"), "error_histogram_figure")
     depths = _depths(final)
     fig = _panels(depths, title, shared_yaxes=True)
     xbins = _shared_bins(final["test_error"].to_numpy(dtype=np.float64), bins)
@@ -80,11 +80,11 @@ def error_depth_figure(final: pd.DataFrame, *, title: str | None = None) -> go.F
     of one standard deviation, and every seed as a faint point."""
     import plotly.graph_objects as go
 
-    from fspace.analysis.pretraining import error_summary
+    from fspace.experiments.pretraining.analysis import error_summary
 
     if final is None or len(final) == 0:
-        return _message_figure("no finished runs", title)
-    _require(final, ("run", "group", "depth", "seed", "test_error"), "error_depth_figure")
+        return message_figure("no finished runs", title)
+    require_columns(final, ("run", "group", "depth", "seed", "test_error"), "error_depth_figure")
     stats = error_summary(final)
     groups = group_order(final["group"].tolist())
     fig = go.Figure()
@@ -93,7 +93,7 @@ def error_depth_figure(final: pd.DataFrame, *, title: str | None = None) -> go.F
         shift = (i - (len(groups) - 1) / 2) * 0.08
         fig.add_trace(_mean_trace(stats[stats["group"] == group], group, shift))
         fig.add_trace(_seeds_trace(final[final["group"] == group], group, shift))
-    fig.update_layout(**_layout(title))
+    fig.update_layout(**result_layout(title))
     fig.update_xaxes(title_text="hidden layers", tickvals=_depths(final), zeroline=False)
     fig.update_yaxes(title_text="final test error", tickformat=".1%")
     if final["test_error"].nunique() <= 1:
@@ -142,33 +142,12 @@ def _seeds_trace(final: pd.DataFrame, group: str, shift: float) -> go.Scatter:
     )
 
 
-def mosaic(filters: np.ndarray, *, gap: int = 1, columns: int | None = None) -> np.ndarray:
-    """Tile ``(n, h, w)`` filters into one image, each scaled to [-1, 1] by its largest
-    absolute value (so 0 stays mid-grey); the ``gap`` pixels between tiles are NaN.
-
-    Tiles fill rows of ``columns`` (default ``ceil(sqrt(n))``) from the top left.
-    """
-    filters = np.asarray(filters, dtype=np.float64)
-    if filters.ndim != 3:
-        raise ConfigError(f"filters must have shape (n, height, width), got {filters.shape}")
-    n, h, w = filters.shape
-    cols = columns or max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / cols))
-    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
-    for i, f in enumerate(filters):
-        scale = np.abs(f).max()
-        r, c = divmod(i, cols)
-        top, left = r * (h + gap), c * (w + gap)
-        out[top : top + h, left : left + w] = f / scale if scale > 0 else 0.0
-    return out
-
-
 def receptive_fields_figure(
     before: np.ndarray, after: np.ndarray, *, title: str | None = None, gap: int = 1
 ) -> go.Figure:
     """First-layer filters before and after fine-tuning, side by side as grey mosaics.
 
-    ``before`` and ``after`` are :func:`~fspace.analysis.pretraining.receptive_fields`'s
+    ``before`` and ``after`` are :func:`~fspace.experiments.pretraining.analysis.receptive_fields`'s
     ``(n, height, width)`` arrays; each filter is scaled symmetrically around 0 (see
     :func:`mosaic`), white positive, black negative.
     """
@@ -181,7 +160,7 @@ def receptive_fields_figure(
             f"before and after filters differ in shape: {before.shape} vs {after.shape}"
         )
     if before.ndim != 3 or before.shape[0] == 0:
-        return _message_figure("no filters", title)
+        return message_figure("no filters", title)
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -209,22 +188,24 @@ def receptive_fields_figure(
         # Square pixels: each x axis is scaled to its own panel's y axis.
         suffix = "" if col == 1 else str(col)
         fig.layout[f"xaxis{suffix}"].scaleanchor = f"y{suffix}"
-    fig.update_layout(**_layout(title), plot_bgcolor="white")
+    fig.update_layout(**result_layout(title), plot_bgcolor="white")
     return fig
 
 
 def weight_change_figure(changes: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """Relative change of each weight matrix during fine-tuning, one panel per depth.
 
-    ``changes`` is :func:`~fspace.analysis.pretraining.weight_changes`'s frame. Bars
+    ``changes`` is :func:`~fspace.experiments.pretraining.analysis.weight_changes`'s frame. Bars
     show the mean across seeds per layer and group, with one standard deviation as
     error bars; each seed is a point on its group's bar.
     """
     import plotly.graph_objects as go
 
     if changes is None or len(changes) == 0:
-        return _message_figure("no weight changes", title)
-    _require(changes, ("run", "group", "depth", "layer", "relative_change"), "weight_change_figure")
+        return message_figure("no weight changes", title)
+    require_columns(
+        changes, ("run", "group", "depth", "layer", "relative_change"), "weight_change_figure"
+    )
     depths = _depths(changes)
     fig = _panels(depths, title, shared_yaxes=True)
     shown: set[str] = set()
@@ -277,13 +258,15 @@ def _seed_points(rows: pd.DataFrame, group: str, depth: Any) -> go.Scatter:
 
 
 def error_table_figure(stats: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """A table of :func:`~fspace.analysis.pretraining.error_summary`: final test error
+    """A table of :func:`~fspace.experiments.pretraining.analysis.error_summary`: final test error
     per group and depth, mean ± std, min, max and number of runs."""
     import plotly.graph_objects as go
 
     if stats is None or len(stats) == 0:
-        return _message_figure("no finished runs", title)
-    _require(stats, ("group", "depth", "mean", "std", "min", "max", "n"), "error_table_figure")
+        return message_figure("no finished runs", title)
+    require_columns(
+        stats, ("group", "depth", "mean", "std", "min", "max", "n"), "error_table_figure"
+    )
     cells = [
         stats["group"].astype(str).tolist(),
         stats["depth"].tolist(),
@@ -297,17 +280,8 @@ def error_table_figure(stats: pd.DataFrame, *, title: str | None = None) -> go.F
     ]
     header = ["group", "depth", "mean ± std", "min", "max", "runs"]
     fig = go.Figure(go.Table(header={"values": header}, cells={"values": cells}))
-    fig.update_layout(**_layout(title))
+    fig.update_layout(**result_layout(title))
     return fig
-
-
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(
-            f"{what} needs column(s) {', '.join(missing)}; pass the frame of the matching "
-            f"analysis in fspace.analysis"
-        )
 
 
 def _depths(frame: pd.DataFrame) -> list[Any]:
@@ -346,34 +320,5 @@ def _panels(depths: list[Any], title: str | None, *, shared_yaxes: bool) -> go.F
         subplot_titles=[f"depth {d}" for d in depths],
         horizontal_spacing=min(0.06, 0.5 / max(len(depths), 1)),
     )
-    fig.update_layout(**_layout(title))
+    fig.update_layout(**result_layout(title))
     return fig
-
-
-def _layout(title: str | None) -> dict[str, Any]:
-    return {
-        "template": "plotly_white",
-        "title": {"text": title, "x": 0.01, "xanchor": "left"} if title else None,
-        "height": HEIGHT,
-        "margin": {"l": 60, "r": 20, "t": 90, "b": 50},
-        # Top right in the margin, on the title's line, clear of the panel titles.
-        "legend": {
-            "title": {"text": "group"},
-            "orientation": "h",
-            "x": 1,
-            "xanchor": "right",
-            "yref": "container",
-            "y": 0.98,
-            "yanchor": "top",
-        },
-    }
-
-
-def _message_figure(text: str, title: str | None) -> go.Figure:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    fig.update_layout(**_layout(title))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return add_message(fig, text)
