@@ -33,7 +33,7 @@ import torch
 
 from fspace import Experiment, ProbeSuite, Recorder, evaluate, function_vector
 from fspace.models.mlp import make_mlp
-from fspace.store.vectors import as_stored
+from fspace.outputs import OutputSpec, as_stored
 
 SHAPE = {"n_in": 784, "hidden": [500, 500], "n_classes": 10}
 FLOPS = 2 * 1000 * (784 * 500 + 500 * 500 + 500 * 10)  # per checkpoint, 1,000 probes
@@ -97,7 +97,7 @@ def plain_loop(path: Path, suite: ProbeSuite) -> tuple[float, np.ndarray]:
         exp.save_vector(ckpt, suite.fingerprint, "prob", v)
         rows.append(v)
     took = time.perf_counter() - start
-    return took, np.stack([as_stored(v, "prob").numpy() for v in rows])
+    return took, np.stack([as_stored(v, OutputSpec(form="prob")).float().numpy() for v in rows])
 
 
 def batched(path: Path) -> tuple[float, np.ndarray]:

@@ -18,7 +18,8 @@ says why), with the same results.
 
 Example::
 
-    matrix = function_vectors(model, [state_a, state_b], suite)  # (2, len(suite) * classes)
+    vectors = function_vectors(model, [state_a, state_b], suite, OutputSpec())
+    vectors.matrix  # (2, len(suite) * classes)
 """
 
 from __future__ import annotations
@@ -28,23 +29,22 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import torch
 from torch import nn
 
-from fspace.errors import ModelOutputError
-from fspace.evaluation import (
-    ModelFactory,
-    _check_output,
-    _EvalMode,
-    _transform,
-    build_model,
-    function_vector,
-    load_into,
-    resolve_factory,
+from fspace.errors import CheckpointError, ConfigError, ModelOutputError
+from fspace.outputs import OutputSpec, as_spec, extract_output
+from fspace.outputs_apply import (
+    Accumulator,
+    EvalMode,
+    Vectors,
+    batch_size_for,
+    model_vectors,
 )
 from fspace.probes import ProbeSuite
-from fspace.store import CheckpointInfo, Experiment
+from fspace.store import CheckpointInfo, Experiment, RunInfo
 from fspace.store.reading import read_into, read_mapped
 
 BATCH_BYTES = 128 * 2**20
@@ -56,8 +56,13 @@ DEAD_INPUT_SHARE = 0.1
 """Skip input features zero on every probe when they are at least this share."""
 INIT_ONLY_KWARGS = ("seed", "random_state")
 """Model factory arguments assumed to change only the initial weights, not the forward."""
+INPUT_LAYER_ATTRIBUTE = "fspace_input_layer"
+"""A model whose forward flattens its one input tensor and feeds it to a Linear layer
+first may name that layer in this attribute (e.g. ``"hidden_layers.0"``), so that
+input features zero on every probe are skipped."""
 
-Vector = torch.Tensor | None  # None: the model's outputs were not all finite
+Vector = Vectors | None  # None: the model's outputs were not all finite
+Builder = Callable[[RunInfo], nn.Module]
 
 
 def default_device() -> torch.device:
@@ -81,72 +86,74 @@ def function_vectors(
     states: Sequence[Mapping[str, torch.Tensor]],
     probes: ProbeSuite | torch.Tensor,
     *,
-    output: str = "prob",
-    batch_size: int = 4096,
+    output: str | OutputSpec | None = None,
+    batch_size: int | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Function vectors of ``model``'s architecture with each of ``states`` loaded.
+    """Function vectors ``(len(states), length)`` of ``model``'s architecture with each
+    of ``states`` loaded, in the vector form ``output`` (default: probabilities).
 
     Row ``i`` equals ``function_vector(model_with_states[i], probes)`` up to float
     rounding (another summation order); rows whose outputs are not all finite are
     returned as they are, for the caller to drop. ``model`` itself is not modified.
     Raises RuntimeError when the forward cannot be mapped over stacked weights.
     """
+    suite = probes if isinstance(probes, ProbeSuite) else ProbeSuite(probes)
+    spec = as_spec(output)
     names = [name for name, _ in model.named_parameters()]
     stacked = {name: torch.stack([s[name] for s in states]) for name in names}
-    return stacked_vectors(
-        model, stacked, probes, output=output, batch_size=batch_size, device=device
-    )
+    return stacked_vectors(model, stacked, suite, spec, batch_size=batch_size, device=device).matrix
 
 
 @torch.no_grad()
 def stacked_vectors(
     model: nn.Module,
     stacked: Mapping[str, torch.Tensor],
-    probes: ProbeSuite | torch.Tensor,
+    probes: ProbeSuite,
+    spec: OutputSpec,
     *,
-    output: str = "prob",
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     device: torch.device | str | None = None,
-) -> torch.Tensor:
+) -> Vectors:
     """Like :func:`function_vectors`, with each parameter already stacked along a
     first dimension of one entry per checkpoint."""
-    _check_output(output)
     problem = batch_problem(model)
     if problem is not None:
         raise RuntimeError(f"cannot evaluate {type(model).__name__} in batches: {problem}")
     device = torch.device(device) if device is not None else default_device()
-    inputs = probes.inputs if isinstance(probes, ProbeSuite) else probes
     params = {name: stacked[name] for name, _ in model.named_parameters()}
-    model, params, inputs = _skip_dead_inputs(model, params, inputs)
+    model, params, suite = _skip_dead_inputs(model, params, probes)
     params = {name: t.to(device) for name, t in params.items()}
     count = next(iter(params.values())).shape[0]
+    what = f"{type(model).__name__} ({count} checkpoints)"
 
     def forward(p, x):
-        return torch.func.functional_call(model, p, (x,))
+        if isinstance(x, Mapping):
+            out = torch.func.functional_call(model, p, (), dict(x))
+        else:
+            out = torch.func.functional_call(model, p, x if isinstance(x, tuple) else (x,))
+        return extract_output(out, spec.key, what)
 
     mapped = torch.func.vmap(forward, in_dims=(0, None))
-    chunks = []
-    with _EvalMode(model):
-        for start in range(0, inputs.shape[0], batch_size):
-            x = inputs[start : start + batch_size].to(device)
-            out = mapped(params, x)
-            if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[1] != len(x):
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ModelOutputError(
-                    f"{type(model).__name__} returned {shape} for {count} checkpoints "
-                    f"and {len(x)} probe inputs; expected (n, classes) logits per checkpoint"
-                )
-            chunks.append(_transform(out.float(), output).to("cpu"))
-    return torch.cat(chunks, 1).reshape(count, -1)
+    acc = Accumulator(suite, spec, what)
+    with EvalMode(model):
+        size = batch_size or batch_size_for(lambda x: mapped(params, x), suite, device)
+        for _, _, x in suite.batches(size, device):
+            acc.add(mapped(params, x), x)
+    return acc.finish(finite=False)  # rows not all finite: the caller drops them
 
 
 def _first_linear(model: nn.Module, inputs: torch.Tensor) -> str | None:
-    """Name of the Linear layer the flattened inputs go into first, if that is certain."""
-    from fspace.models.mlp import MLP
-
-    if type(model) is MLP:  # its forward flattens, then applies hidden_layers[0]
-        return "hidden_layers.0"
+    """Name of the Linear layer the flattened inputs go into first, if that is certain:
+    the one a model names in :data:`INPUT_LAYER_ATTRIBUTE`, or the first layer of a
+    plain ``nn.Sequential`` (after an ``nn.Flatten``)."""
+    named = getattr(model, INPUT_LAYER_ATTRIBUTE, None)
+    if isinstance(named, str):
+        try:
+            layer = model.get_submodule(named)
+        except AttributeError:  # e.g. an MLP without hidden layers
+            return None
+        return named if isinstance(layer, nn.Linear) else None
     if type(model) is nn.Sequential:
         children = list(model.named_children())
         first = 0
@@ -161,17 +168,20 @@ def _first_linear(model: nn.Module, inputs: torch.Tensor) -> str | None:
     return None
 
 
-def _skip_dead_inputs(model, params, inputs):
+def _skip_dead_inputs(model, params, suite: ProbeSuite):
     """Leave out the input features that are zero on every probe input, with the
     first layer's weight columns that multiply them: what they add is exactly zero.
     (A third of MNIST's pixels are blank on every digit.)"""
+    inputs = suite.inputs
+    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
+        return model, params, suite
     name = _first_linear(model, inputs)
     if name is None:
-        return model, params, inputs
+        return model, params, suite
     flat = inputs.reshape(len(inputs), -1)
     alive = flat.ne(0).any(0).nonzero().squeeze(1)
     if len(alive) > (1 - DEAD_INPUT_SHARE) * flat.shape[1]:
-        return model, params, inputs
+        return model, params, suite
     pruned = copy.deepcopy(model)
     parent, _, child = name.rpartition(".")
     old = pruned.get_submodule(name)
@@ -179,10 +189,10 @@ def _skip_dead_inputs(model, params, inputs):
     setattr(pruned.get_submodule(parent) if parent else pruned, child, new)
     weight = f"{name}.weight"
     params = {**params, weight: params[weight].index_select(2, alive)}
-    return pruned, params, flat.index_select(1, alive)
+    return pruned, params, ProbeSuite(flat.index_select(1, alive), name=suite.name)
 
 
-def signature(run, factory: str | ModelFactory | None) -> str:
+def signature(run: RunInfo, factory: Any = None) -> str:
     """Runs with equal signatures share an architecture and are batched together:
     the same model factory, called with the same arguments up to ``INIT_ONLY_KWARGS``."""
     spec = factory if factory is not None else run.model_factory
@@ -191,30 +201,53 @@ def signature(run, factory: str | ModelFactory | None) -> str:
     return json.dumps([name, kwargs], sort_keys=True, default=str)
 
 
+def load_into(model: nn.Module, weights: dict[str, torch.Tensor], ckpt: CheckpointInfo) -> None:
+    """Load stored weights into ``model``, naming the checkpoint if they do not fit."""
+    expected = model.state_dict()
+    for name, value in weights.items():
+        want = expected.get(name)
+        if want is not None and want.is_floating_point() != value.is_floating_point():
+            raise CheckpointError(
+                f"checkpoint {ckpt.key} ({ckpt.path}): tensor {name!r} is {value.dtype}, "
+                f"the model's is {want.dtype}"
+            )
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0:3]
+        raise CheckpointError(
+            f"checkpoint {ckpt.key} ({ckpt.path}) does not fit the model factory's "
+            f"architecture: {' '.join(first)}"
+        ) from None
+
+
 def compute_vectors(
     exp: Experiment,
     suite: ProbeSuite,
-    output: str,
+    spec: OutputSpec,
     ckpts: Sequence[CheckpointInfo],
-    factory: str | ModelFactory | None = None,
+    build: Builder,
     *,
+    group_key: Callable[[RunInfo], str] = signature,
     device: torch.device | str | None = None,
+    extract: Callable | None = None,
+    forward: Callable | None = None,
     on_done: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[CheckpointInfo, Vector]]:
-    """Yield ``(checkpoint, vector)`` for every checkpoint of ``ckpts``, computed from
-    its stored weights in batches of one architecture; ``vector`` is None where the
-    outputs are not all finite. ``on_done(n)`` reports progress."""
+    """Yield ``(checkpoint, vectors)`` for every checkpoint of ``ckpts``, computed from
+    its stored weights in batches of one architecture (runs with equal ``group_key``,
+    built by ``build(run)``); ``vectors`` (one row) is None where the outputs are not
+    all finite. ``on_done(n)`` reports progress."""
     device = torch.device(device) if device is not None else default_device()
-    if factory is not None:
-        resolve_factory(factory)  # a bad spec is a ConfigError before anything is read
     groups: dict[str, list[CheckpointInfo]] = {}
     runs = {r: exp.run(r) for r in dict.fromkeys(c.run for c in ckpts)}
     for c in ckpts:
-        groups.setdefault(signature(runs[c.run], factory), []).append(c)
+        groups.setdefault(group_key(runs[c.run]), []).append(c)
+    calls = {"extract": extract, "forward": forward}
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fspace-read") as pool:
         for group in groups.values():
-            model = build_model(runs[group[0].run], factory).to(device)
-            for ckpt, vector in _evaluate_group(model, group, suite, output, device, pool):
+            model = build(runs[group[0].run]).to(device)
+            for ckpt, vector in _evaluate_group(model, group, suite, spec, device, pool, calls):
                 if on_done is not None:
                     on_done(1)
                 yield ckpt, vector
@@ -225,11 +258,11 @@ def _batch_length(model: nn.Module) -> int:
     return max(1, min(MAX_BATCH, BATCH_BYTES // max(nbytes, 1)))
 
 
-def _evaluate_group(model, ckpts, suite, output, device, pool):
-    """(checkpoint, vector) of checkpoints sharing ``model``'s architecture, in order."""
-    if batch_problem(model) is not None:
+def _evaluate_group(model, ckpts, suite, spec, device, pool, calls):
+    """(checkpoint, vectors) of checkpoints sharing ``model``'s architecture, in order."""
+    if batch_problem(model) is not None or any(calls.values()):
         for ckpt, future in _read_ahead(pool, ckpts, 2):
-            yield ckpt, _one_by_one(model, [(ckpt, future.result())], suite, output)[0]
+            yield ckpt, _one_by_one(model, [(ckpt, future.result())], suite, spec, calls)[0]
         return
     size = _batch_length(model)
     # Two stacks: one is read into on the pool while the other is computed on.
@@ -248,20 +281,27 @@ def _evaluate_group(model, ckpts, suite, output, device, pool):
                 load_into(model, weights, ckpt)  # raises, naming it, if they do not fit
                 for name, t in stack.items():
                     t[i].copy_(weights[name])  # cast as load_state_dict does
-        matrix = None
+        rows: list[Vector] | None = None
         if batchable:
             try:
-                matrix = stacked_vectors(model, stack, suite, output=output, device=device)
-            except (RuntimeError, ValueError, TypeError, ModelOutputError):
+                rows = _split(stacked_vectors(model, stack, suite, spec, device=device))
+            except (RuntimeError, ValueError, TypeError, ModelOutputError, ConfigError):
                 # The forward cannot be mapped (data-dependent control flow, .item(),
                 # outputs that are not one tensor): one at a time gives the same
                 # vectors, or the error that names the checkpoint.
                 batchable = False
-        if matrix is None:
+        if rows is None:
             states = [{name: t[i] for name, t in stack.items()} for i in range(len(batch))]
-            matrix = _one_by_one(model, list(zip(batch, states, strict=True)), suite, output)
-        for ckpt, v in zip(batch, matrix, strict=True):
-            yield ckpt, (v if v is not None and bool(torch.isfinite(v).all()) else None)
+            rows = _one_by_one(model, list(zip(batch, states, strict=True)), suite, spec, calls)
+        yield from zip(batch, rows, strict=True)
+
+
+def _split(vectors: Vectors) -> list[Vector]:
+    finite = torch.isfinite(vectors.matrix).all(1)
+    return [
+        Vectors(vectors.matrix[i : i + 1], vectors.spec, vectors.layout) if finite[i] else None
+        for i in range(vectors.matrix.shape[0])
+    ]
 
 
 def _empty_stack(model: nn.Module, size: int) -> dict[str, torch.Tensor]:
@@ -293,12 +333,12 @@ def _read_ahead(pool, ckpts, window: int) -> Iterator[tuple[CheckpointInfo, Futu
     yield from pending
 
 
-def _one_by_one(model, items, suite, output) -> list[Vector]:
+def _one_by_one(model, items, suite, spec, calls) -> list[Vector]:
     out = []
     for ckpt, weights in items:
         load_into(model, weights, ckpt)
         try:
-            out.append(function_vector(model, suite, output=output, what=f"checkpoint {ckpt.key}"))
+            out.append(model_vectors(model, suite, spec, what=f"checkpoint {ckpt.key}", **calls))
         except ModelOutputError as e:
             if "NaN" not in str(e):
                 raise

@@ -76,24 +76,20 @@ def _wait_all(ray, refs: list, progress: bool, what: str) -> list:
 
 
 def evaluate_chunk(
-    path: str, fingerprint: str, output: str, keys: Sequence[str], factory: Any
+    path: str, fingerprint: str, output: dict, keys: Sequence[str], factory: Any
 ) -> list[str]:
-    """Compute and cache the function vectors of the checkpoints ``keys``; returns the
-    keys whose outputs were not all finite (left uncached)."""
-    from fspace.batched import compute_vectors
+    """Compute and cache the function vectors of the checkpoints ``keys`` in the output
+    spec ``output`` (its JSON form); returns the keys whose outputs were not all finite
+    (left uncached)."""
+    from fspace.evaluation import collect
+    from fspace.outputs import OutputSpec
     from fspace.store import Experiment
 
     exp = Experiment(path)
     wanted = set(keys)
     ckpts = [c for c in exp.checkpoints() if c.key in wanted]
     suite = exp.probes(fingerprint)
-    failed = []
-    for ckpt, v in compute_vectors(exp, suite, output, ckpts, factory):
-        if v is None:
-            failed.append(ckpt.key)
-        else:
-            exp.save_vector(ckpt, fingerprint, output, v)
-    return failed
+    return collect(exp, suite, OutputSpec.from_json(output), ckpts, model_factory=factory).failed
 
 
 def evaluate_on_ray(
@@ -101,7 +97,7 @@ def evaluate_on_ray(
     *,
     address: str | None = None,
     probes: str | None = None,
-    output: str = "prob",
+    output: str | None = None,
     model_factory: Any = None,
     runs: Sequence[str] | None = None,
     cpus_per_task: int = 1,
@@ -113,32 +109,27 @@ def evaluate_on_ray(
     reads them all back with :func:`fspace.evaluate`, which also names any
     checkpoint whose outputs were not finite.
     """
-    from fspace.evaluation import evaluate
+    from fspace.evaluation import evaluate, resolve_output
     from fspace.store import Experiment
 
     exp = Experiment(_absolute(experiment))
     suite = exp.probes(probes)
+    spec, _ = resolve_output(exp, suite, output)
     ckpts = exp.require_checkpoints()
     if runs is not None:
         ckpts = [c for c in ckpts if c.run in set(runs)]
-    missing = [c for c in ckpts if not _cached(exp, c, suite.fingerprint, output)]
+    missing = [c for c in ckpts if exp.load_vector(c, suite.fingerprint, spec.name) is None]
     if missing:
         ray = connect(address)
         task = ray.remote(num_cpus=cpus_per_task)(_with_threads(evaluate_chunk, cpus_per_task))
         refs = [
-            task.remote(str(exp.path), suite.fingerprint, output, keys, model_factory)
+            task.remote(str(exp.path), suite.fingerprint, spec.to_json(), keys, model_factory)
             for keys in _chunks(missing)
         ]
         _wait_all(ray, refs, progress, "evaluation tasks")
     return evaluate(
-        exp, probes=suite, output=output, model_factory=model_factory, runs=runs, progress=False
+        exp, probes=suite, output=spec, model_factory=model_factory, runs=runs, progress=False
     )
-
-
-def _cached(exp, ckpt, fingerprint: str, output: str) -> bool:
-    from fspace.store import layout
-
-    return layout.vector_path(exp.path, ckpt.run, fingerprint, output, ckpt.name).exists()
 
 
 def _chunks(ckpts) -> list[list[str]]:

@@ -1,205 +1,201 @@
-"""Function vectors: a model's outputs on every probe input, concatenated.
+"""Function vectors of stored checkpoints: the one evaluation core.
 
-:func:`function_vector` is the pure computation; the :class:`~fspace.Recorder` calls it
-online and :func:`evaluate` calls it offline on stored weights, caching each result in
-the experiment so nothing is evaluated twice.
+:func:`collect` is the core every path goes through (:func:`evaluate`, the command
+line, Ray workers and the dashboard): each checkpoint's cached vector is read back if
+there is one, the missing ones are computed from the stored weights in batches of one
+architecture (:mod:`fspace.batched`) and cached. The kind and form of the vectors are
+those the experiment was recorded with (:func:`resolve_output`), unless asked for
+otherwise. The pure computation for one model is
+:func:`fspace.outputs_apply.function_vector`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import os
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fspace.errors import (
-    CheckpointError,
-    ConfigError,
-    EmptyExperimentError,
-    ModelOutputError,
-    ProbeMismatchError,
-    RunError,
-)
+from fspace import factories
+from fspace.batched import compute_vectors, signature
+from fspace.errors import ConfigError, EmptyExperimentError, ModelOutputError, ProbeMismatchError
+from fspace.outputs import OutputSpec, as_spec, as_stored
+from fspace.outputs_apply import function_vector
 from fspace.probes import ProbeSuite
-from fspace.store import CheckpointInfo, Experiment, RunInfo
-from fspace.vectors import OUTPUTS, FunctionVectors
+from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
+from fspace.vectors import FunctionVectors
+
+__all__ = ["Collected", "collect", "evaluate", "function_vector", "points_frame"]
 
 ModelFactory = Callable[..., nn.Module]
+Progress = Callable[[int], None]
 
 
-def _check_output(output: str) -> None:
-    if output not in OUTPUTS:
-        raise ConfigError(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
+def resolve_output(
+    exp: Experiment,
+    suite: ProbeSuite,
+    output: str | OutputSpec | None = None,
+    **choices: Any,
+) -> tuple[OutputSpec, dict[str, Any]]:
+    """The output spec to evaluate ``exp`` with, and the header metadata of vectors
+    already cached in it (empty if none).
 
-
-class _EvalMode:
-    """Put every submodule in eval mode, and restore each one's own mode afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> None:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc) -> None:
-        for m, mode in self.modes:
-            m.training = mode
-
-
-def _transform(logits: torch.Tensor, output: str) -> torch.Tensor:
-    if output == "prob":
-        return torch.softmax(logits, dim=-1)
-    if output == "logprob":
-        return torch.log_softmax(logits, dim=-1)
-    return logits
-
-
-@torch.no_grad()
-def function_vector(
-    model: nn.Module,
-    probes: ProbeSuite | torch.Tensor,
-    *,
-    output: str = "prob",
-    batch_size: int = 4096,
-    what: str = "model",
-) -> torch.Tensor:
-    """Outputs of ``model`` on every probe input, concatenated into one float32 vector.
-
-    The model runs in eval mode under ``no_grad``; each submodule's own train/eval mode
-    is restored afterwards. ``output`` picks softmax probabilities (``"prob"``, the
-    default), log-probabilities or raw logits of the model's ``(n, classes)`` output.
-
-    Example::
-
-        v = function_vector(model, suite)   # shape (len(suite) * n_classes,)
+    Without ``output`` or ``choices`` (``kind``, ``params``, ``key``, ``extract``,
+    ``forward``) it is the one the experiment was recorded with; several recorded ones
+    must be told apart by ``output``.
     """
-    _check_output(output)
-    if not isinstance(probes, (ProbeSuite, torch.Tensor)):
-        raise ConfigError(
-            f"probes must be a ProbeSuite or a tensor of inputs, got {type(probes).__name__}"
-        )
-    inputs = probes.inputs if isinstance(probes, ProbeSuite) else probes
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    chunks = []
-    with _EvalMode(model):
-        for start in range(0, inputs.shape[0], batch_size):
-            out = model(inputs[start : start + batch_size].to(device))
-            if not isinstance(out, torch.Tensor):
-                raise ModelOutputError(
-                    f"{what} returned {type(out).__name__}, not a tensor; a function "
-                    f"vector needs an (n, classes) tensor of logits"
-                )
-            if out.ndim != 2 or out.shape[0] != min(batch_size, inputs.shape[0] - start):
-                raise ModelOutputError(
-                    f"{what} returned shape {tuple(out.shape)} for "
-                    f"{min(batch_size, inputs.shape[0] - start)} probe inputs; expected "
-                    f"(n, classes) logits"
-                )
-            chunks.append(_transform(out.float(), output).to("cpu"))
-    v = torch.cat(chunks).reshape(-1)
-    if not torch.isfinite(v).all():
-        bad = int((~torch.isfinite(v)).sum())
-        raise ModelOutputError(f"{what} produced {bad} NaN or infinite outputs on the probes")
-    return v
-
-
-def resolve_factory(spec: str | ModelFactory) -> ModelFactory:
-    """Turn ``"package.module:function"`` into the callable it names."""
-    if callable(spec):
-        return spec
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigError(f"model factory {spec!r} must be 'package.module:function'")
-    module_name, attr = spec.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"model factory {spec!r}: cannot import {module_name!r} ({e})") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"model factory {spec!r}: {module_name} has no function {attr!r}")
-    return factory
-
-
-TRUSTED_ENV = "FSPACE_TRUSTED_FACTORIES"
-
-
-def trusted_factory(spec: str) -> bool:
-    """Whether a factory named in a run.json may be imported and called.
-
-    A run.json could name any importable function (``os:system``) with any arguments, so
-    only fspace's own factories and the packages listed (comma-separated) in the
-    ``FSPACE_TRUSTED_FACTORIES`` environment variable are called without being asked.
-    """
-    package = spec.split(":", 1)[0].split(".", 1)[0]
-    allowed = {"fspace", *filter(None, os.environ.get(TRUSTED_ENV, "").split(","))}
-    return package in {a.strip() for a in allowed}
-
-
-def build_model(run: RunInfo, factory: str | ModelFactory | None = None) -> nn.Module:
-    """Instantiate the architecture of ``run`` with its recorded ``model_kwargs``.
-
-    ``factory`` (given by the caller) takes precedence over the one the run recorded; a
-    recorded one is only used if :func:`trusted_factory` allows it.
-    """
-    spec = factory or run.model_factory
-    if spec is None:
-        raise RunError(
-            f"run {run.id!r} recorded no model factory; pass one (model_factory='pkg.mod:fn' "
-            f"to the Recorder, or --model-factory to fspace evaluate)"
-        )
-    if factory is None and not trusted_factory(spec):
-        raise RunError(
-            f"run {run.id!r} names model factory {spec!r}, which is not trusted: a run.json "
-            f"can name any function. Pass it yourself (--model-factory {spec}) or add its "
-            f"package to the {TRUSTED_ENV} environment variable"
-        )
-    fn = resolve_factory(spec)
-    try:
-        inspect.signature(fn).bind(**run.model_kwargs)
-    except TypeError as e:
-        raise ConfigError(
-            f"model factory {spec!r} does not accept run {run.id!r}'s model_kwargs "
-            f"{run.model_kwargs}: {e}"
-        ) from None
-    model = fn(**run.model_kwargs)
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"model factory {spec!r} returned {type(model).__name__}, not a Module")
-    return model
-
-
-def load_into(model: nn.Module, weights: dict[str, torch.Tensor], ckpt: CheckpointInfo) -> None:
-    """Load stored weights into ``model``, naming the checkpoint if they do not fit."""
-    expected = model.state_dict()
-    for name, value in weights.items():
-        want = expected.get(name)
-        if want is not None and want.is_floating_point() != value.is_floating_point():
-            raise CheckpointError(
-                f"checkpoint {ckpt.key} ({ckpt.path}): tensor {name!r} is {value.dtype}, "
-                f"the model's is {want.dtype}"
+    remembered = {name: meta for (_, name), meta in exp.vector_outputs(suite.fingerprint).items()}
+    specs = {name: _spec_of(name, meta) for name, meta in remembered.items()}
+    if output is None and not any(v not in (None, "logits", {}) for v in choices.values()):
+        online = [n for n in specs if remembered[n].get("online")]
+        names = online if len(online) == 1 else list(specs)
+        if len(names) > 1:
+            raise ConfigError(
+                f"experiment {exp.path} holds function vectors of {len(names)} outputs on probe "
+                f"suite {suite.name!r} ({', '.join(sorted(names))}); pick one with --output"
             )
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0:3]
-        raise CheckpointError(
-            f"checkpoint {ckpt.key} ({ckpt.path}) does not fit the model factory's "
-            f"architecture: {' '.join(first)}"
-        ) from None
+        if names:
+            return specs[names[0]], remembered[names[0]]
+        return OutputSpec(form="prob"), {}
+    spec = as_spec(output, **choices)
+    if spec.form is None:
+        spec = OutputSpec(spec.kind, "prob", spec.params, spec.key, spec.extract, spec.forward)
+    known = specs.get(spec.name)
+    if spec.kind is None and known is not None:
+        spec = known
+    return spec, remembered.get(spec.name, {})
+
+
+def _spec_of(name: str, meta: dict[str, Any]) -> OutputSpec:
+    body = meta.get("spec")
+    if isinstance(body, dict):
+        return OutputSpec.from_json(body)
+    # vectors cached before outputs had kinds: probabilities etc. of a classifier
+    return OutputSpec("classification", name.split(".")[0])
+
+
+@dataclass
+class Collected:
+    """What :func:`collect` gathered: the vectors of ``kept`` checkpoints in order, the
+    keys of those left out (outputs not finite), the spec and one vector's layout."""
+
+    matrix: np.ndarray | None
+    kept: list[CheckpointInfo]
+    failed: list[str]
+    spec: OutputSpec
+    layout: tuple[int, ...] | None
+    computed: int = 0
+    cached: list[str] = field(default_factory=list)
+
+
+def collect(
+    exp: Experiment,
+    suite: ProbeSuite,
+    spec: OutputSpec,
+    ckpts: Sequence[CheckpointInfo],
+    *,
+    meta: dict[str, Any] | None = None,
+    model_factory: str | ModelFactory | None = None,
+    extract: Callable | None = None,
+    forward: Callable | None = None,
+    device: torch.device | str | None = None,
+    on_done: Progress | None = None,
+) -> Collected:
+    """Read the cached vector of every checkpoint of ``ckpts``, compute and cache the
+    missing ones.
+
+    The values returned are the cached ones (in the form's storage dtype), so a second
+    call returns the same matrix.
+    """
+    rows = _Rows(ckpts)
+    layout = tuple(meta["layout"]) if meta and "layout" in meta else None
+    missing = []
+    for i in range(len(ckpts)):
+        if rows.load(i, exp, suite.fingerprint, spec.name):
+            if on_done is not None:
+                on_done(1)
+        else:
+            missing.append(i)
+    if missing:
+        _check_calls(spec, extract, forward)
+        spec, computed_layout = _compute(
+            exp, suite, spec, rows, missing, model_factory, extract, forward, device, on_done
+        )
+        layout = computed_layout or layout
+    matrix, kept = rows.finish()
+    if layout is None and matrix is not None:
+        layout = (len(suite), matrix.shape[1] // len(suite))
+    return Collected(matrix, kept, rows.failed, spec, layout, computed=len(missing))
+
+
+def _check_calls(spec: OutputSpec, extract, forward) -> None:
+    for name, recorded, given in (
+        ("extract", spec.extract, extract),
+        ("forward", spec.forward, forward),
+    ):
+        if recorded is not None and given is None:
+            raise ConfigError(
+                f"these function vectors were recorded with {name}={recorded}; pass "
+                f"{name}= the same function to compute the missing ones"
+            )
+
+
+def _compute(exp, suite, spec, rows, missing, factory, extract, forward, device, on_done):
+    ckpts = [rows.ckpts[i] for i in missing]
+    index = {c.key: i for c, i in zip(ckpts, missing, strict=True)}
+    layout = None
+    build = _builder(factory)
+    # Writes (each with an fsync) overlap the computation on their own threads.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fspace-vectors") as pool:
+        writes = []
+        for ckpt, vectors in compute_vectors(
+            exp,
+            suite,
+            spec,
+            ckpts,
+            build,
+            group_key=lambda run: signature(run, factory),
+            device=device,
+            extract=extract,
+            forward=forward,
+            on_done=on_done,
+        ):
+            if vectors is None:
+                rows.failed.append(ckpt.key)
+                continue
+            spec, layout = vectors.spec, vectors.layout
+            stored = as_stored(vectors.matrix[0], spec)
+            meta = {"spec": spec.to_json(), "layout": list(layout)}
+            writes.append(
+                pool.submit(exp.save_vector, ckpt, suite.fingerprint, spec.name, stored, meta=meta)
+            )
+            rows.put(index[ckpt.key], stored.float())
+        for w in writes:
+            w.result()
+    return spec, layout
+
+
+def _builder(factory: str | ModelFactory | None) -> Callable[[RunInfo], nn.Module]:
+    if factory is not None:
+        factories.resolve(factory, True)  # a bad spec: ConfigError before anything is read
+    return lambda run: factories.build_model(run, factory)
 
 
 def evaluate(
-    experiment: Experiment | str,
+    experiment: Experiment | str | Sequence[Experiment | str],
     *,
     probes: str | ProbeSuite | None = None,
-    output: str = "prob",
+    output: str | OutputSpec | None = None,
+    kind: str | None = None,
+    output_params: dict[str, Any] | None = None,
+    output_key: str = "logits",
+    extract: Callable | None = None,
+    forward: Callable | None = None,
     model_factory: str | ModelFactory | None = None,
     runs: Sequence[str] | None = None,
     progress: bool = True,
@@ -211,34 +207,138 @@ def evaluate(
     others are computed from stored weights with the run's model factory (or
     ``model_factory``), many checkpoints of one architecture at a time
     (:mod:`fspace.batched`; on ``device``, by default the GPU if there is one), and
-    cached. The values returned are the cached ones (rounded to the storage dtype of
-    :mod:`fspace.store.vectors`), so a second call returns the same matrix.
-    Checkpoints whose model produces NaN or infinite outputs are left out with a
-    warning that names them.
+    cached. The output kind and vector form are those the experiment was recorded with,
+    unless ``output`` (and ``kind``, ``output_params``, ``output_key``, ``extract``,
+    ``forward``, as for the :class:`~fspace.Recorder`) say otherwise. Checkpoints whose
+    model produces NaN or infinite outputs are left out with a warning naming them.
+
+    A list of experiments on one probe suite gives one matrix, with an ``experiment``
+    column in the points; suites that differ raise ProbeMismatchError.
     """
+    options = dict(
+        probes=probes,
+        output=output,
+        kind=kind,
+        output_params=output_params,
+        output_key=output_key,
+        extract=extract,
+        forward=forward,
+        model_factory=model_factory,
+        runs=runs,
+        progress=progress,
+        device=device,
+    )
+    if isinstance(experiment, (list, tuple)):
+        return _evaluate_many(list(experiment), options)
+    return _evaluate_one(experiment, **options)
+
+
+def _evaluate_one(
+    experiment,
+    *,
+    probes,
+    output,
+    kind,
+    output_params,
+    output_key,
+    extract,
+    forward,
+    model_factory,
+    runs,
+    progress,
+    device,
+) -> FunctionVectors:
+    from tqdm.auto import tqdm
+
     exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
-    _check_output(output)
     ckpts = exp.require_checkpoints()
     suite = probes if isinstance(probes, ProbeSuite) else exp.probes(probes)
+    spec, meta = resolve_output(
+        exp,
+        suite,
+        output,
+        kind=kind,
+        params=output_params,
+        key=output_key,
+        extract=extract,
+        forward=forward,
+    )
     if runs is not None:
-        wanted = set(runs)
+        wanted = {layout.check_name(r, "run id") for r in runs}
         for r in wanted - {c.run for c in ckpts}:
             exp.run(r)  # unknown run -> RunError naming it
         ckpts = [c for c in ckpts if c.run in wanted]
-    rows = _collect(exp, suite, output, ckpts, model_factory, progress, device)
-    if rows.failed:
-        warnings.warn(
-            f"left out {len(rows.failed)} checkpoints with NaN or infinite outputs: "
-            + ", ".join(rows.failed[:5])
-            + (" ..." if len(rows.failed) > 5 else ""),
-            stacklevel=2,
+    bar = tqdm(total=len(ckpts), desc="function vectors", unit="ckpt", disable=not progress)
+    try:
+        got = collect(
+            exp,
+            suite,
+            spec,
+            ckpts,
+            meta=meta,
+            model_factory=model_factory,
+            extract=extract,
+            forward=forward,
+            device=device,
+            on_done=bar.update,
         )
-    matrix, kept = rows.finish()
-    if not kept:
+    finally:
+        bar.close()
+    if got.failed:
+        warnings.warn(
+            f"left out {len(got.failed)} checkpoints with NaN or infinite outputs: "
+            + ", ".join(got.failed[:5])
+            + (" ..." if len(got.failed) > 5 else ""),
+            stacklevel=3,
+        )
+    if not got.kept:
         raise EmptyExperimentError(f"no checkpoint in {exp.path} has a finite function vector")
-    layout = (len(suite), matrix.shape[1] // len(suite))
+    return vectors_of(exp, suite, got)
+
+
+def vectors_of(exp: Experiment, suite: ProbeSuite, got: Collected) -> FunctionVectors:
+    """The :class:`FunctionVectors` of what :func:`collect` gathered."""
     return FunctionVectors(
-        matrix, points_frame(exp, kept), suite.fingerprint, output, layout=layout
+        got.matrix,
+        points_frame(exp, got.kept),
+        suite.fingerprint,
+        got.spec.name,
+        kind=got.spec.kind or "classification",
+        layout=got.layout,
+    )
+
+
+def _evaluate_many(experiments: list, options: dict[str, Any]) -> FunctionVectors:
+    import pandas as pd
+
+    if not experiments:
+        raise ConfigError("evaluate() got an empty list of experiments")
+    parts = []
+    for e in experiments:
+        exp = e if isinstance(e, Experiment) else Experiment(e)
+        vectors = _evaluate_one(exp, **options)
+        if parts and vectors.fingerprint != parts[0][1].fingerprint:
+            raise ProbeMismatchError(
+                f"experiments {parts[0][0].path} and {exp.path} were evaluated on different "
+                f"probe suites ({parts[0][1].fingerprint} vs {vectors.fingerprint}); evaluate "
+                f"them together only on the same suite (probes=NAME)"
+            )
+        if parts:
+            parts[0][1].check_compatible(vectors)
+        parts.append((exp, vectors))
+    points = []
+    for exp, vectors in parts:
+        frame = vectors.points.copy()
+        frame.insert(0, "experiment", str(exp.path))
+        points.append(frame)
+    first = parts[0][1]
+    return FunctionVectors(
+        np.concatenate([v.matrix for _, v in parts]),
+        pd.concat(points, ignore_index=True),
+        first.fingerprint,
+        first.output,
+        kind=first.kind,
+        layout=first.layout,
     )
 
 
@@ -284,7 +384,7 @@ class _Rows:
         self.matrix[i] = v.reshape(-1).numpy()
         self.filled[i] = True
 
-    def finish(self) -> tuple[np.ndarray, list[CheckpointInfo]]:
+    def finish(self) -> tuple[np.ndarray | None, list[CheckpointInfo]]:
         """The matrix of the filled rows (in place, no copy) and their checkpoints."""
         keep = np.flatnonzero(self.filled)
         kept = [self.ckpts[i] for i in keep]
@@ -294,42 +394,6 @@ class _Rows:
             if i != j:
                 self.matrix[j] = self.matrix[i]
         return self.matrix[: len(keep)], kept
-
-
-def _collect(exp, suite, output, ckpts, factory, progress, device) -> _Rows:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    from fspace.batched import compute_vectors
-    from fspace.store.vectors import as_stored
-
-    rows = _Rows(ckpts)
-    bar = tqdm(total=len(ckpts), desc="function vectors", unit="ckpt", disable=not progress)
-    missing = []
-    for i in range(len(ckpts)):
-        if rows.load(i, exp, suite.fingerprint, output):
-            bar.update(1)
-        else:
-            missing.append(i)
-    if missing:
-        index = {ckpts[i].key: i for i in missing}
-        todo = [ckpts[i] for i in missing]
-        # Writes (each with an fsync) overlap the computation on their own threads.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fspace-vectors") as pool:
-            writes = []
-            for ckpt, v in compute_vectors(
-                exp, suite, output, todo, factory, device=device, on_done=bar.update
-            ):
-                if v is None:
-                    rows.failed.append(ckpt.key)
-                    continue
-                writes.append(pool.submit(exp.save_vector, ckpt, suite.fingerprint, output, v))
-                rows.put(index[ckpt.key], as_stored(v, output))
-            for w in writes:
-                w.result()
-    bar.close()
-    return rows
 
 
 def points_frame(exp: Experiment, ckpts: Sequence[CheckpointInfo]):

@@ -114,7 +114,7 @@ def embed_experiment(
     *,
     method: str = "tsne",
     probes: str | None = None,
-    output: str = "prob",
+    output: str | None = None,
     random_state: int = 0,
     params: dict[str, Any] | None = None,
     model_factory=None,

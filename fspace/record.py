@@ -16,15 +16,16 @@ vector while the model is in memory; the disk writes happen on a background thre
 
 from __future__ import annotations
 
-import contextlib
 import json
+import math
 import numbers
 import os
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -38,10 +39,12 @@ from fspace.errors import (
     ProbeMismatchError,
     RecorderError,
 )
-from fspace.evaluation import ModelFactory, function_vector
+from fspace.outputs import OutputSpec, as_spec, as_stored
+from fspace.outputs_apply import Vectors, model_vectors
 from fspace.probes import ProbeSuite
-from fspace.store import CheckpointInfo, Experiment, RunInfo, files, layout
-from fspace.vectors import OUTPUTS
+from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
+
+ModelFactory = Callable[..., nn.Module]
 
 
 def _as_suite(probes: Any) -> ProbeSuite | None:
@@ -49,6 +52,8 @@ def _as_suite(probes: Any) -> ProbeSuite | None:
         return probes
     try:
         return ProbeSuite.from_array(probes)
+    except ConfigError as e:
+        raise ConfigError(f"probes: {e}") from None
     except (TypeError, ValueError, RuntimeError) as e:
         raise ConfigError(
             f"probes must be a ProbeSuite or an array of numbers, got {type(probes).__name__} ({e})"
@@ -93,7 +98,7 @@ def _json_dict(value: Any, what: str) -> dict[str, Any]:
         if not isinstance(k, str):
             raise ConfigError(f"{what} keys must be strings, got {k!r}")
         try:
-            json.dumps(v)
+            json.dumps(v, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ConfigError(
                 f"{what}[{k!r}] = {v!r} cannot be stored as JSON ({e}); use numbers, strings, "
@@ -121,9 +126,35 @@ def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     for k, v in (metrics or {}).items():
         try:
             out[str(k)] = float(v.item() if isinstance(v, torch.Tensor) else v)
-        except (TypeError, ValueError, RuntimeError):
+        except (TypeError, ValueError, RuntimeError, OverflowError):
             raise ConfigError(f"metric {k!r} must be a number, got {v!r}") from None
+        if not math.isfinite(out[str(k)]):
+            raise ConfigError(
+                f"metric {k!r} is {v!r}; only finite numbers are stored (leave it out, or "
+                f"record a large finite value)"
+            )
     return out
+
+
+_DTYPE_HINTS = ("scalar type", "dtype", "Long, Int", "Double", "expected scalar")
+
+
+def _forward_error(e: Exception, what: str, suite: ProbeSuite, model: nn.Module) -> FspaceError:
+    """The error to raise when the model's own forward fails on the probe inputs."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if any(hint in str(e) for hint in _DTYPE_HINTS):
+        params = {str(p.dtype).removeprefix("torch.") for p in model.parameters()}
+        return ConfigError(
+            f"{what}: the model cannot take probe suite {suite.name!r} as it is "
+            f"({suite.describe()}; model parameters {', '.join(sorted(params)) or 'none'}): "
+            f"{first}. fspace never casts probe inputs: build the suite with the dtypes the "
+            f"model takes (token ids as int64, features as the parameters' float dtype)"
+        )
+    return ProbeMismatchError(
+        f"{what}: the model raised {type(e).__name__} on probe suite {suite.name!r} "
+        f"({len(suite)} probes: {suite.describe()}): {first}; the probe inputs must be what "
+        f"the model's forward takes (or pass forward=)"
+    )
 
 
 class Recorder:
@@ -135,9 +166,17 @@ class Recorder:
         group: the run's group, e.g. ``"pretrained"`` or ``"random"``.
         seed: the run's seed, kept as a label.
         config: free-form JSON-serialisable settings of the run.
-        probes: a :class:`ProbeSuite` (or array of inputs) to compute function vectors
-            on at every record; stored in the experiment.
-        output: what the function vectors hold: ``"prob"``, ``"logprob"`` or ``"logits"``.
+        probes: a :class:`ProbeSuite` (or array of inputs, or a dict or tuple of them)
+            to compute function vectors on at every record; stored in the experiment.
+        output: the vector form (:mod:`fspace.outputs`): ``"prob"`` (the default for
+            classification and sequence outputs), ``"logprob"``, ``"logits"``,
+            ``"raw"`` (regression), or a compact one (``"token_logprob"``, ``"topk"``,
+            ``"sketch"``) with its settings in ``output_params``.
+        kind: ``"classification"``, ``"sequence"`` or ``"regression"``; by default
+            inferred from the output's shape (regression is never guessed).
+        output_key: the entry of a dict or ``ModelOutput`` the model returns.
+        extract: a function from the model's output to the tensor to use.
+        forward: a function ``forward(model, inputs)`` calling the model another way.
         model_factory: ``"package.module:function"`` that rebuilds the architecture,
             called with ``model_kwargs``; needed to evaluate stored weights later.
         max_pending: checkpoints allowed to wait for the writer before ``record`` blocks.
@@ -152,15 +191,28 @@ class Recorder:
         seed: int | None = None,
         config: dict[str, Any] | None = None,
         probes: ProbeSuite | Any = None,
-        output: str = "prob",
+        output: str | OutputSpec | None = None,
+        kind: str | None = None,
+        output_params: dict[str, Any] | None = None,
+        output_key: str = "logits",
+        extract: Callable | None = None,
+        forward: Callable | None = None,
         model_factory: str | ModelFactory | None = None,
         model_kwargs: dict[str, Any] | None = None,
         max_pending: int = 4,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"path must be a directory path, got {type(path).__name__}")
-        if output not in OUTPUTS:
-            raise ConfigError(f"output {output!r} is not one of {', '.join(OUTPUTS)}")
+        spec = as_spec(
+            output,
+            kind=kind,
+            params=output_params,
+            key=output_key,
+            extract=extract,
+            forward=forward,
+        )
+        if spec.form is None:  # both inferred kinds default to probabilities
+            spec = OutputSpec(spec.kind, "prob", spec.params, spec.key, spec.extract, spec.forward)
         if _whole(max_pending, "max_pending") < 1:
             raise ConfigError(f"max_pending must be at least 1, got {max_pending}")
         info = _run_info(run, group, seed, config, model_factory, model_kwargs)
@@ -168,10 +220,14 @@ class Recorder:
         if probes is not None:
             layout.check_name(probes.name, "probe suite name")
         # Everything above is checked before the first file is written.
-        self.output = output
+        self.spec = spec
+        self._extract, self._forward = extract, forward
         self.max_pending = max_pending
         self.experiment = Experiment.create(path)
         self.run = self.experiment.create_run(info)
+        self._lease = self.experiment.writer(self.run.id)  # RunBusyError if another writes it
+        # A recorder dropped without close() still gives the run back.
+        self._release = weakref.finalize(self, self._lease.release)
         self.probes = probes
         if self.probes is not None:
             self.experiment.add_probes(self.probes)
@@ -179,7 +235,7 @@ class Recorder:
         self._vector_size = (
             None
             if self.probes is None
-            else self.experiment.vector_size(self.probes.fingerprint, output)
+            else self.experiment.vector_size(self.probes.fingerprint, spec.name)
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspace-writer")
         self._pending: deque[tuple[tuple[int, int], str, Future]] = deque()
@@ -214,6 +270,7 @@ class Recorder:
         step = epoch if step is None else _whole(step, "step")
         if (epoch, step) in self._recorded:
             return False
+        name = layout.checkpoint_name(epoch, step)  # ConfigError when out of range
         values = _metrics(metrics)
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         vector = self._vector(model, epoch, step)
@@ -233,12 +290,24 @@ class Recorder:
         self._recorded.add((epoch, step))
         return True
 
-    def _vector(self, model: nn.Module, epoch: int, step: int) -> torch.Tensor | None:
+    @property
+    def output(self) -> str:
+        """The name the function vectors are cached under (their form and settings)."""
+        return self.spec.name
+
+    def _vector(self, model: nn.Module, epoch: int, step: int) -> Vectors | None:
         if self.probes is None:
             return None
         what = f"run {self.run.id!r} at epoch {epoch}, step {step}"
         try:
-            v = function_vector(model, self.probes, output=self.output, what=what)
+            v = model_vectors(
+                model,
+                self.probes,
+                self.spec,
+                extract=self._extract,
+                forward=self._forward,
+                what=what,
+            )
         except ModelOutputError as e:
             if "NaN" not in str(e):
                 raise
@@ -247,17 +316,14 @@ class Recorder:
         except FspaceError:
             raise
         except Exception as e:  # the model's own forward failed on the probe inputs
-            raise ProbeMismatchError(
-                f"{what}: the model raised {type(e).__name__} on probe suite "
-                f"{self.probes.name!r} ({len(self.probes)} inputs of shape "
-                f"{tuple(self.probes.inputs.shape[1:])}): {e}; the probe inputs must be what "
-                f"the model's forward takes"
-            ) from e
+            raise _forward_error(e, what, self.probes, model) from e
+        self.spec = v.spec  # the kind, once known, holds for every later checkpoint
+        size = v.matrix.shape[1]
         if self._vector_size is None:
-            self._vector_size = v.numel()
-        elif v.numel() != self._vector_size:
+            self._vector_size = size
+        elif size != self._vector_size:
             raise ModelOutputError(
-                f"{what}: function vector has {v.numel()} values on probe suite "
+                f"{what}: function vector has {size} values on probe suite "
                 f"{self.probes.name!r}, but the experiment's checkpoints have "
                 f"{self._vector_size}; the model's output size differs from the experiment's"
             )
@@ -271,12 +337,17 @@ class Recorder:
             metrics=meta["metrics"],
             path=layout.checkpoint_path(self.experiment.path, self.run.id, name),
         )
+        self._lease.check()  # a writer that lost its lease writes nothing more
         # The vector goes first: a listed checkpoint always has its online vector.
         if vector is not None:
-            self.experiment.save_vector(ckpt, self.probes.fingerprint, self.output, vector)
-        # An earlier, interrupted process may have written it: the stored one stands.
-        with contextlib.suppress(FileExistsError):
-            files.write(ckpt.path, weights, meta, exclusive=True)
+            how = {"spec": vector.spec.to_json(), "layout": list(vector.layout), "online": True}
+            stored = as_stored(vector.matrix[0], vector.spec)
+            self.experiment.save_vector(
+                ckpt, self.probes.fingerprint, vector.spec.name, stored, meta=how
+            )
+        # The lease makes this the run's only writer, so a checkpoint that exists now was
+        # written by someone else: RunError says this one was not saved.
+        self.experiment.write_checkpoint(self.run.id, weights, meta, lease=self._lease)
 
     def _wait_for_room(self) -> None:
         while len(self._pending) >= self.max_pending:
@@ -319,6 +390,7 @@ class Recorder:
         finally:
             self._closed = True
             self._pool.shutdown(wait=True)
+            self._release()
 
     def __enter__(self) -> Recorder:
         return self

@@ -12,10 +12,6 @@ from fspace.errors import ConfigError, ProbeMismatchError
 if TYPE_CHECKING:
     import pandas as pd
 
-OUTPUTS = ("prob", "logprob", "logits")
-"""What a function vector holds per probe input: softmax probabilities (default),
-log-probabilities, or raw logits."""
-
 
 @dataclass(frozen=True)
 class FunctionVectors:
@@ -30,6 +26,8 @@ class FunctionVectors:
     points: pd.DataFrame
     fingerprint: str
     output: str = "prob"
+    """The vector form and its settings, as cached vectors are filed (``"prob"``,
+    ``"sketch.k=1024"``; see :mod:`fspace.outputs`)."""
     kind: str = "classification"
     layout: tuple[int, ...] | None = None
     """The shape of one checkpoint's vector before flattening; its last axis holds the
@@ -61,17 +59,27 @@ class FunctionVectors:
             )
         if self.layout is None:
             raise ConfigError("these function vectors do not record their layout")
+        form = self.form
+        if not form.distribution:
+            raise ConfigError(
+                f"function vectors of form {self.output!r} are not distributions; use a "
+                f"distance on their values (euclidean)"
+            )
         outcomes = self.layout[-1]
         cube = np.asarray(self.matrix, dtype=np.float64).reshape(len(self), -1, outcomes)
-        if self.output == "prob":
-            return cube
-        if self.output == "logprob":
-            return np.exp(cube)
-        if self.output == "logits":
-            shifted = cube - cube.max(axis=-1, keepdims=True)
-            e = np.exp(shifted)
-            return e / e.sum(axis=-1, keepdims=True)
-        raise ConfigError(f"function vectors of form {self.output!r} are not distributions")
+        return form.probabilities(cube)
+
+    @property
+    def form(self):
+        """The vector form (a :class:`fspace.outputs.Form` subclass) the vectors hold."""
+        from fspace.outputs import FORMS
+
+        return FORMS.get(self.output.split(".")[0]).obj
+
+    @property
+    def is_distribution(self) -> bool:
+        """Whether each vector holds distributions (over the last axis of ``layout``)."""
+        return self.kind != "regression" and self.form.distribution
 
     def check_compatible(self, other: FunctionVectors) -> None:
         """Raise unless ``other`` was computed on the same probe suite and output."""
@@ -83,7 +91,7 @@ class FunctionVectors:
         if other.output != self.output:
             raise ProbeMismatchError(
                 f"function vectors hold different outputs ({self.output!r} vs "
-                f"{other.output!r}); evaluate both with the same --output"
+                f"{other.output!r}); evaluate both with the same output form"
             )
         if other.matrix.shape[1] != self.matrix.shape[1]:
             raise ProbeMismatchError(

@@ -266,8 +266,8 @@ class _Returns(torch.nn.Module):
 
 
 MODEL_CASES = {
-    "a-tuple": (lambda y: (y,), ModelOutputError, "tuple"),
-    "a-dict": (lambda y: {"logits": y}, ModelOutputError, "dict"),
+    "a-dict-without-logits": (lambda y: {"scores": y}, ModelOutputError, "keys: 'scores'"),
+    "a-tuple-of-strings": (lambda y: ("logits",), ModelOutputError, "str"),
     "a-list": (lambda y: y.tolist(), ModelOutputError, "list"),
     "a-numpy-array": (lambda y: y.numpy(), ModelOutputError, "ndarray"),
     "one-dimensional": (lambda y: y.sum(dim=1), ModelOutputError, "shape"),

@@ -211,8 +211,10 @@ def test_inputs_zero_on_every_probe_are_skipped_with_the_same_vectors(name):
     model = DEAD_INPUT_MODELS[name]()
     states = _states_for(model, 4)
     params = {k: torch.stack([s[k] for s in states]) for k in states[0]}
-    pruned, pruned_params, pruned_inputs = batched._skip_dead_inputs(model, params, inputs)
-    assert pruned_inputs.shape == (30, 3)
+    pruned, pruned_params, pruned_suite = batched._skip_dead_inputs(
+        model, params, ProbeSuite(inputs)
+    )
+    assert pruned_suite.inputs.shape == (30, 3)
     first = next(m for m in pruned.modules() if isinstance(m, torch.nn.Linear))
     assert first.in_features == 3 and pruned_params[next(iter(params))].shape[-1] == 3
     matrix = function_vectors(model, states, inputs, device="cpu")

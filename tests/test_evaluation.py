@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -19,7 +17,6 @@ from fspace.errors import (
     ProbeMismatchError,
     RunError,
 )
-from fspace.evaluation import resolve_factory
 
 
 def _by_hand(model, x: np.ndarray, output: str) -> np.ndarray:
@@ -75,14 +72,22 @@ def test_offline_equals_online_and_is_cached(tmp_path, suite, monkeypatch):
     assert list(online.points["checkpoint"]) == list(offline.points["checkpoint"])
     assert set(online.points.columns) >= {"run", "group", "seed", "epoch", "step", "test_error"}
 
-    import fspace.evaluation as ev
+    import fspace.factories
 
     def must_not_build(*args, **kwargs):
         raise AssertionError("a cached checkpoint was evaluated again")
 
-    monkeypatch.setattr(ev, "build_model", must_not_build)
+    monkeypatch.setattr(fspace.factories, "build_model", must_not_build)
     again = evaluate(offline_path, progress=False)
     np.testing.assert_array_equal(again.matrix, offline.matrix)
+    # The values come from the cache: a cached vector changed on disk is what is returned.
+    exp = Experiment(offline_path)
+    ckpt = exp.checkpoints()[2]
+    marked = torch.full((offline.matrix.shape[1],), 0.25)
+    exp.save_vector(ckpt, suite.fingerprint, "prob", marked)
+    read = evaluate(offline_path, progress=False)
+    np.testing.assert_array_equal(read.matrix[2], marked.numpy())
+    np.testing.assert_array_equal(np.delete(read.matrix, 2, 0), np.delete(offline.matrix, 2, 0))
 
 
 def test_evaluate_selected_runs_and_unknown_run(recorded):
@@ -100,7 +105,7 @@ def test_empty_experiment(tmp_path, suite):
 
 
 def test_probe_suite_mismatch(recorded, suite):
-    other = ProbeSuite.from_array(np.zeros((5, 4)), name="other")
+    other = ProbeSuite.from_array(np.ones((5, 4), np.float32), name="other")
     Experiment(recorded).add_probes(other)
     with pytest.raises(ProbeMismatchError, match="2 probe suites"):
         evaluate(recorded, progress=False)
@@ -117,37 +122,6 @@ def test_weights_that_do_not_fit_the_factory(tmp_path, suite):
         evaluate(path, model_factory=lambda seed: make_mlp(hidden=5, seed=seed), progress=False)
 
 
-@pytest.mark.parametrize(
-    ("spec", "match"),
-    [
-        pytest.param("no_colon", "package.module:function", id="no-colon"),
-        pytest.param("no_such_module_xyz:f", "cannot import", id="no-module"),
-        pytest.param("_models:nothing", "no function", id="no-function"),
-    ],
-)
-def test_bad_factory_specs(spec, match):
-    with pytest.raises(ConfigError, match=match):
-        resolve_factory(spec)
-
-
 def test_unknown_output(suite):
     with pytest.raises(ConfigError, match="probabilities|prob"):
         function_vector(make_mlp(), suite, output="probabilities")
-
-
-def test_untrusted_recorded_factory_is_never_called(tmp_path, suite, monkeypatch):
-    path = record_experiment(tmp_path / "exp", suite, seeds=(0,), epochs=1, online=False)
-    Experiment(path).add_probes(suite)
-    run_json = path / "runs" / "pretrained-s0" / "run.json"
-    body = json.loads(run_json.read_text())
-    marker = tmp_path / "pwned"
-    body["model_factory"] = "os:mkdir"
-    body["model_kwargs"] = {"path": str(marker)}
-    run_json.write_text(json.dumps(body))
-    with pytest.raises(RunError, match="not trusted"):
-        evaluate(path, runs=["pretrained-s0"], progress=False)
-    assert not marker.exists()
-    monkeypatch.setenv("FSPACE_TRUSTED_FACTORIES", "os")  # the user's explicit choice
-    with pytest.raises(ConfigError, match="returned NoneType"):
-        evaluate(path, runs=["pretrained-s0"], progress=False)
-    assert marker.exists()

@@ -12,8 +12,9 @@ import torch
 
 from fspace import Experiment, ProbeSuite, Recorder
 from fspace.errors import ConfigError, RunError
-from fspace.evaluation import build_model, function_vector
+from fspace.evaluation import function_vector
 from fspace.experiments.generative import REGIMES, GenerativeConfig, run_generative
+from fspace.factories import build_model
 from fspace.models.conv import make_convnet
 from fspace.models.mlp import make_mlp
 

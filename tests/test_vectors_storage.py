@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import record_experiment
 
-import fspace.store.vectors as vector_files
 from fspace import Experiment, evaluate
 from fspace.errors import CheckpointError, ModelOutputError, ProbeMismatchError
+from fspace.outputs import OutputSpec, as_stored
+from fspace.outputs_forms import Prob
 from fspace.store import files, layout
 
 
@@ -42,20 +43,20 @@ def test_float16_storage_halves_the_file_and_keeps_probabilities(exp, suite, mon
     exp.save_vector(ckpt, suite.fingerprint, "prob", v)
     path = layout.vector_path(exp.path, ckpt.run, suite.fingerprint, "prob", ckpt.name)
     size32 = path.stat().st_size
-    monkeypatch.setitem(vector_files.STORAGE_DTYPES, "prob", torch.float16)
-    exp.save_vector(ckpt, suite.fingerprint, "prob", v)
+    monkeypatch.setattr(Prob, "storage_dtype", torch.float16)
+    exp.save_vector(ckpt, suite.fingerprint, "prob", as_stored(v, OutputSpec(form="prob")))
     assert files.read_header(path)[0]["vector"]["dtype"] == "F16"
     assert path.stat().st_size < 0.6 * size32
     back = exp.load_vector(ckpt, suite.fingerprint, "prob")
     assert back.dtype == torch.float32
     assert (back - v).abs().max() <= 2.5e-4
-    torch.testing.assert_close(back, vector_files.as_stored(v, "prob"), rtol=0, atol=0)
+    torch.testing.assert_close(back, v.half().float(), rtol=0, atol=0)
     row = torch.zeros(3000)  # float16 into a float32 row: converted on the way
     torch.testing.assert_close(exp.load_vector(ckpt, suite.fingerprint, "prob", out=row), back)
 
 
 def test_evaluate_returns_what_is_stored_in_float16_too(tmp_path, suite, monkeypatch):
-    monkeypatch.setitem(vector_files.STORAGE_DTYPES, "prob", torch.float16)
+    monkeypatch.setattr(Prob, "storage_dtype", torch.float16)
     path = record_experiment(tmp_path / "exp", suite, seeds=(0,), online=False)
     Experiment(path).add_probes(suite)
     first = evaluate(path, progress=False)

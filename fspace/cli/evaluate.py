@@ -64,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
     runs = vectors.points["run"].nunique()
     print(
         f"{n} function vectors of length {d} ({runs} runs) on probe suite "
-        f"{vectors.fingerprint}, output {vectors.output}"
+        f"{vectors.fingerprint}, {vectors.kind} output as {vectors.output}"
     )
     return 0

@@ -75,9 +75,12 @@ def _print_probes(exp, problems: list) -> None:
             problems.append(Problem(exp.path / "probes" / name, str(e)))
             continue
         print(
-            f"probes      {name}: {len(suite)} inputs of shape "
-            f"{tuple(suite.inputs.shape[1:])}, fingerprint {fp}"
+            f"probes      {name}: {len(suite)} probes ({suite.describe()}), fingerprint {fp}"
         )
+        for (_, output), meta in sorted(exp.vector_outputs(fp).items()):
+            kind = (meta.get("spec") or {}).get("kind") or "classification"
+            shape = "x".join(str(n) for n in meta.get("layout") or ()) or "?"
+            print(f"              vectors {output}: {kind} output, {shape} per checkpoint")
 
 
 def _counts(counter: Counter) -> str:

@@ -30,6 +30,9 @@ class MLP(nn.Module):
     (ReLU), biases at zero, all drawn from a generator seeded with ``seed``.
     """
 
+    fspace_input_layer = "hidden_layers.0"
+    """The Linear layer the flattened inputs go into first (see :mod:`fspace.batched`)."""
+
     def __init__(
         self,
         n_in: int,

@@ -1,23 +1,26 @@
 """Cached function vectors: one small tensor file per checkpoint, probe suite and output.
 
 ``runs/RUN/vectors/FINGERPRINT-OUTPUT/CHECKPOINT.safetensors`` holds one 1-D tensor
-``vector``. Each file is written atomically by whoever computed it (the Recorder
+``vector``; OUTPUT names the vector form and its settings (``prob``,
+``sketch.k=1024``). Its header also records how the vector was computed (the output
+kind, form, parameters and layout), which is how an experiment remembers what it was
+recorded with. Each file is written atomically by whoever computed it (the Recorder
 online, :func:`fspace.evaluate` offline, any number of processes at once) and read
 through a memory map straight into a row of the caller's matrix.
 
-The stored dtype per output is :data:`STORAGE_DTYPES`. It is float32 throughout, so
-a cached vector is exactly the one the model produced. float16 halves the files and
-the bytes read and checksummed; for probabilities it adds at most 2.4e-4 per value,
-which ``benchmarks/bench_memory.py`` shows no embedding can tell apart (it embeds the
-same vectors both ways and compares); set ``STORAGE_DTYPES["prob"] = torch.float16``
-to store them so. Log-probabilities and logits are unbounded and should stay float32.
-Files of either dtype are always readable.
+A vector is stored in the float dtype it is given: float32, so a cached vector is
+exactly the one the model produced, unless its form asks for float16 (see
+``Form.storage_dtype`` in :mod:`fspace.outputs`): that halves the files and the bytes
+read and checksummed, and for probabilities adds at most 2.4e-4 per value, which
+``benchmarks/bench_memory.py`` shows no embedding can tell apart. Files of either
+dtype are always readable, as float32.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,26 +31,27 @@ from fspace.store.reading import read_into, read_mapped
 if TYPE_CHECKING:
     from fspace.store.experiment import CheckpointInfo
 
-STORAGE_DTYPES = {"prob": torch.float32, "logprob": torch.float32, "logits": torch.float32}
-"""The dtype new function vectors are stored in, per output (see the module docstring)."""
+STORED_DTYPES = (torch.float32, torch.float16)
+"""The dtypes a function vector is stored in; others are stored as float32."""
 
 
-def storage_dtype(output: str) -> torch.dtype:
-    """The dtype function vectors holding ``output`` are stored in."""
-    return STORAGE_DTYPES.get(output, torch.float32)
-
-
-def as_stored(v: torch.Tensor, output: str) -> torch.Tensor:
-    """``v`` as float32 with exactly the values a later :func:`load` returns."""
-    return v.reshape(-1).to(storage_dtype(output)).float()
-
-
-def save(root: Path, ckpt: CheckpointInfo, fingerprint: str, output: str, v: torch.Tensor) -> Path:
-    """Write the function vector of ``ckpt`` (atomically, replacing an older one)."""
-    path = layout.vector_path(root, ckpt.run, fingerprint, output, ckpt.name)
-    meta = {"kind": "vector", "fingerprint": fingerprint, "output": output, "checkpoint": ckpt.key}
-    stored = v.detach().reshape(-1).to("cpu", storage_dtype(output))
-    return files.write(path, {"vector": stored}, meta)
+def save(
+    root: Path,
+    ckpt: CheckpointInfo,
+    fingerprint: str,
+    output: str,
+    v: torch.Tensor,
+    *,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write the function vector of ``ckpt`` (atomically, replacing an older one), with
+    ``meta`` (how it was computed) in its header."""
+    path = layout.writable(root, layout.vector_path(root, ckpt.run, fingerprint, output, ckpt.name))
+    body = {**(meta or {}), "kind": "vector", "fingerprint": fingerprint, "output": output}
+    body["checkpoint"] = ckpt.key
+    dtype = v.dtype if v.dtype in STORED_DTYPES else torch.float32
+    stored = v.detach().reshape(-1).to("cpu", dtype)
+    return files.write(path, {"vector": stored}, body)
 
 
 def load(
@@ -101,5 +105,38 @@ def size(root: Path, fingerprint: str, output: str) -> int | None:
             header, _ = files.read_header(path)
             return int(header["vector"]["shape"][0])
         except (CheckpointError, KeyError, IndexError, TypeError, ValueError):
+            continue
+    return None
+
+
+def outputs(root: Path, fingerprint: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(fingerprint, output)`` of every kind of function vector cached in any run,
+    each with the header metadata of one of its files (the first readable one)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    runs = root / "runs"
+    if not runs.is_dir():
+        return found
+    for run in sorted(os.scandir(runs), key=lambda e: e.name):
+        vectors = Path(run.path) / "vectors"
+        if run.name.startswith(".") or not vectors.is_dir():
+            continue
+        for entry in sorted(os.scandir(vectors), key=lambda e: e.name):
+            fp, _, output = entry.name.partition("-")
+            if not output or (fingerprint is not None and fp != fingerprint):
+                continue
+            if (fp, output) not in found:
+                meta = _first_header(Path(entry.path))
+                if meta is not None:
+                    found[(fp, output)] = meta
+    return found
+
+
+def _first_header(directory: Path) -> dict[str, Any] | None:
+    for path in sorted(directory.glob("*.safetensors")):
+        if path.name.startswith("."):
+            continue
+        try:
+            return files.read_header(path)[1]
+        except CheckpointError:
             continue
     return None
