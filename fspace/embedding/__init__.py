@@ -7,7 +7,15 @@ outside fspace names its module in the entry-point group ``fspace.embeddings``.
 modules import their libraries (openTSNE, scikit-learn, umap-learn) only when they fit.
 """
 
-from fspace.embedding import pca, tsne, umap  # noqa: F401 - registers the built-in methods
+from fspace.embedding import (  # noqa: F401 - registers the built-in methods
+    inpca,
+    isomap,
+    mds,
+    pca,
+    phate,
+    tsne,
+    umap,
+)
 from fspace.embedding.base import (
     METHODS,
     Embedding,

@@ -536,7 +536,7 @@ def embed(
     impl = entry.obj()
     check_int("random_state", random_state, 0)
     dist, dparams = inputs.distance_of(distance, vectors, distance_params)
-    inputs.check_method_takes(entry, dist.name)
+    inputs.check_method_takes(METHODS, entry, dist.name)
     _check_points(vectors)
     mode = inputs.input_mode(impl, dist)
     params = inputs.with_precomputed_metric(mode, impl, params)
