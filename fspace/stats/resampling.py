@@ -96,8 +96,8 @@ def bca_interval(
         return float(low), float(high)
     z0 = ndtri(below)
     jack = apply_statistic(statistic, 1.0 - np.eye(n), codes[None])
-    u = jack[np.isfinite(jack)]
-    u = u.mean() - u
+    jack = jack[np.isfinite(jack)]  # leaving out a group's last pair can leave nothing
+    u = jack.mean() - jack if len(jack) else jack
     spread = float(np.sum(u**2))
     accel = float(np.sum(u**3)) / (6.0 * spread**1.5) if spread > 0 else 0.0
     z = ndtri(quantiles)
