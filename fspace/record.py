@@ -274,7 +274,6 @@ class Recorder:
         values = _metrics(metrics)
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         vector = self._vector(model, epoch, step)
-        name = layout.checkpoint_name(epoch, step)
         meta = {
             "kind": "checkpoint",
             "run": self.run.id,

@@ -17,6 +17,7 @@ from conftest import record_experiment
 from fspace import Experiment, ProbeSuite
 from fspace.errors import CheckpointError
 from fspace.store import files
+from fspace.store.reading import read_mapped
 
 GOOD = "runs/random-s0/checkpoints/e000001-s0000000001.safetensors"
 NEW = "runs/random-s0/checkpoints/e000099-s0000000099.safetensors"
@@ -63,7 +64,7 @@ def read_or_refuse(path: Path) -> tuple[dict, dict] | None:
     """Read ``path`` both ways (header only, then everything); None if both refuse it
     with a CheckpointError naming it. Any other exception fails the calling test."""
     results = []
-    for read in (files.read_header, files.read):
+    for read in (files.read_header, files.read, read_mapped):
         try:
             with bounded():
                 results.append(read(path))
@@ -72,7 +73,18 @@ def read_or_refuse(path: Path) -> tuple[dict, dict] | None:
             results.append(None)
     if results[1] is not None:
         assert results[0] is not None, "read() loads what read_header() refuses"
+    assert (results[1] is None) == (results[2] is None), "read() and read_mapped() disagree"
     return results[1]
+
+
+def lenient_dumps(tensors: dict, meta: dict) -> bytes:
+    """A tensor file as older fspace versions wrote it: metadata may hold infinity and
+    NaN (which :func:`files.dumps` now refuses), with a valid checksum."""
+    from safetensors.torch import save
+
+    meta = json.loads(json.dumps({**meta, "format_version": files.FORMAT_VERSION}))
+    meta["checksum"] = files.checksum(tensors, meta)
+    return save(tensors, metadata={"fspace": json.dumps(meta, sort_keys=True)})
 
 
 def safetensors_bytes(header: dict | bytes, data: bytes = b"") -> bytes:

@@ -63,20 +63,18 @@ def _print_probes(exp, problems: list) -> None:
     from fspace.store import Problem
 
     # A broken probe file is reported with the rest, not allowed to hide everything else.
-    try:
+    before = len(exp.problems)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         suites = exp.probe_suites()
-    except CheckpointError as e:
-        problems.append(Problem(exp.path / "probes", str(e)))
-        return
+    problems += exp.problems[before:]
     for name, fp in suites.items():
         try:
             suite = exp.probes(name)
         except (CheckpointError, ProbeMismatchError) as e:
             problems.append(Problem(exp.path / "probes" / name, str(e)))
             continue
-        print(
-            f"probes      {name}: {len(suite)} probes ({suite.describe()}), fingerprint {fp}"
-        )
+        print(f"probes      {name}: {len(suite)} probes ({suite.describe()}), fingerprint {fp}")
         for (_, output), meta in sorted(exp.vector_outputs(fp).items()):
             kind = (meta.get("spec") or {}).get("kind") or "classification"
             shape = "x".join(str(n) for n in meta.get("layout") or ()) or "?"

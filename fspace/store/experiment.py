@@ -8,11 +8,13 @@ before, so several writers never contend for anything.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +28,15 @@ from fspace.errors import (
     NotAnExperimentError,
     ProbeMismatchError,
     RunError,
+    StoreWriteError,
 )
 from fspace.probes import ProbeSuite
-from fspace.store import files, layout
+from fspace.store import files, layout, lease
+from fspace.store import runs as run_files
 from fspace.store import vectors as vector_files
 from fspace.store.cache import Cache
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One training run: its id, group, seed, free-form config and model factory."""
-
-    id: str
-    group: str
-    seed: int | None
-    config: dict[str, Any] = field(default_factory=dict)
-    model_factory: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    created: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "group": self.group,
-            "seed": self.seed,
-            "config": self.config,
-            "model_factory": self.model_factory,
-            "model_kwargs": self.model_kwargs,
-            "created": self.created,
-        }
+from fspace.store.lease import Lease
+from fspace.store.runs import RunInfo
 
 
 @dataclass(frozen=True)
@@ -138,10 +120,20 @@ class Experiment:
     # runs ----------------------------------------------------------------------------
 
     def run_ids(self) -> list[str]:
+        """Ids of the runs' directories; a directory whose name is not a valid run id
+        (``sgd-s0 (copy)``) is skipped and listed in ``problems``."""
         runs = self.path / "runs"
-        if not runs.is_dir():
+        try:
+            entries = [e for e in os.scandir(runs) if e.name[0] != "." and e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(e.name for e in os.scandir(runs) if e.is_dir() and e.name[0] != ".")
+        out = []
+        for entry in entries:
+            try:
+                out.append(layout.check_name(entry.name, "run directory"))
+            except ConfigError as e:
+                self._problem(Path(entry.path), f"{entry.path}: skipped, {e}")
+        return sorted(out)
 
     def runs(self) -> list[RunInfo]:
         """All runs whose run.json is readable; unreadable ones are listed in ``problems``."""
@@ -156,37 +148,35 @@ class Experiment:
         return out
 
     def run(self, run_id: str) -> RunInfo:
-        """The run named ``run_id``; RunError if there is none."""
-        layout.check_name(run_id, "run id")
-        path = layout.run_dir(self.path, run_id) / "run.json"
+        """The run named ``run_id``; RunError if there is none or it is malformed."""
         try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-            return RunInfo(
-                id=body["id"],
-                group=body["group"],
-                seed=body.get("seed"),
-                config=dict(body.get("config") or {}),
-                model_factory=body.get("model_factory"),
-                model_kwargs=dict(body.get("model_kwargs") or {}),
-                created=float(body.get("created", 0.0)),
-            )
-        except FileNotFoundError:
+            layout.check_name(run_id, "run id")
+        except ConfigError as e:
+            raise RunError(str(e)) from None
+        path = layout.run_dir(self.path, run_id) / "run.json"
+        if not path.exists() and not path.is_symlink():
             known = ", ".join(self.run_ids()[:10]) or "none"
-            raise RunError(f"no run {run_id!r} in {self.path} (runs: {known})") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise RunError(f"{path}: run description is malformed ({e!r})") from None
+            raise RunError(f"no run {run_id!r} in {self.path} (runs: {known})")
+        try:
+            raw = files.read_small(path, run_files.MAX_BYTES)
+        except CheckpointError as e:
+            raise RunError(str(e)) from None
+        return run_files.parse(path, run_id, raw)
 
     def create_run(self, info: RunInfo) -> RunInfo:
         """Claim ``info.id`` for a new run, or reopen it if it was recorded with the same
         group and seed. Two processes can never both create the same run."""
         layout.check_name(info.id, "run id")
         layout.check_name(info.group, "group")
-        path = layout.run_dir(self.path, info.id) / "run.json"
+        text = run_files.dumps(info)
+        path = layout.writable(self.path, layout.run_dir(self.path, info.id) / "run.json")
         try:
-            _atomic.write_text(path, json.dumps(info.to_json(), indent=2), exclusive=True)
+            _atomic.write_text(path, text, exclusive=True)
             return info
         except FileExistsError:
             existing = self.run(info.id)
+        except OSError as e:
+            raise StoreWriteError(f"cannot write {path} ({e.strerror})") from None
         if (existing.group, existing.seed) != (info.group, info.seed):
             raise RunError(
                 f"run {info.id!r} already exists in {self.path} with group "
@@ -194,6 +184,22 @@ class Experiment:
                 f"group {info.group!r}, seed {info.seed}"
             )
         return existing
+
+    def writer(self, run_id: str, *, ttl: float = lease.TTL) -> Lease:
+        """Take the lease to write run ``run_id`` (see :mod:`fspace.store.lease`);
+        RunBusyError if another live process holds it. Release it when done."""
+        return Lease(self.path, run_id, ttl=ttl).acquire()
+
+    def signature(self) -> tuple:
+        """Changes whenever a run or a checkpoint is added, renamed or removed (a
+        directory listing and two ``stat`` calls per run)."""
+        runs = self.path / "runs"
+        try:
+            names = sorted(e.name for e in os.scandir(runs) if e.name[0] != ".")
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
+        # A new file is renamed into place, which touches its directory.
+        return tuple((n, _mtime(runs / n), _mtime(runs / n / "checkpoints")) for n in names)
 
     # checkpoints ---------------------------------------------------------------------
 
@@ -240,26 +246,74 @@ class Experiment:
                 run=run_id,
                 epoch=int(meta["epoch"]),
                 step=int(meta["step"]),
-                metrics={str(k): float(v) for k, v in (meta.get("metrics") or {}).items()},
+                metrics={str(k): _finite(v) for k, v in (meta.get("metrics") or {}).items()},
                 path=path,
-                created=float(meta.get("created", 0.0)),
+                created=_finite(meta.get("created", 0.0), 0.0),
             )
+            name = info.name  # ConfigError for an epoch or step out of range
         except CheckpointError as e:
             self._problem(path, str(e))
             return None
-        except (KeyError, TypeError, ValueError) as e:
-            self._problem(path, f"{path}: checkpoint metadata is malformed ({e!r})")
+        except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
+            self._problem(path, f"{path}: checkpoint metadata is malformed ({e})")
+            return None
+        if path.name != f"{name}.safetensors":
+            self._problem(
+                path,
+                f"{path}: holds checkpoint {name} of run {run_id!r} under another file name "
+                f"(a copy or a renamed file); skipped, rename or delete it",
+            )
             return None
         self._header_cache[path] = (stamp, info)
         return info
 
     def _problem(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(path, message))
+        if all(p.message != message for p in self.problems):
+            self.problems.append(Problem(path, message))
 
     def load_weights(self, ckpt: CheckpointInfo, *, verify: bool = True) -> dict[str, torch.Tensor]:
         """The checkpoint's state dict (CPU tensors), checked against its checksum."""
         tensors, _ = files.read(ckpt.path, verify=verify)
         return tensors
+
+    def write_checkpoint(
+        self,
+        run: str,
+        weights: dict[str, torch.Tensor],
+        meta: dict[str, Any],
+        *,
+        lease: Lease | None = None,
+    ) -> CheckpointInfo:
+        """Write the checkpoint ``meta["epoch"]``, ``meta["step"]`` of ``run`` atomically,
+        never replacing one; with ``lease``, only while it is still held.
+
+        Raises RunError if the checkpoint exists already (another writer made it: this
+        one was not saved), RunBusyError if the lease was lost, StoreWriteError if the
+        disk refuses it and ConfigError for metadata JSON cannot hold.
+        """
+        layout.check_name(run, "run id")
+        info = CheckpointInfo(
+            run=run,
+            epoch=meta["epoch"],
+            step=meta["step"],
+            metrics=dict(meta.get("metrics") or {}),
+            path=layout.checkpoint_path(self.path, run, "x"),
+            created=float(meta.get("created", 0.0)),
+        )
+        path = layout.writable(self.path, layout.checkpoint_path(self.path, run, info.name))
+        info = dataclasses.replace(info, path=path)
+        if lease is not None:
+            lease.check()
+        try:
+            files.write(path, weights, meta, exclusive=True)
+        except FileExistsError:
+            raise RunError(
+                f"{path} exists already: another process wrote checkpoint {info.key}, so "
+                f"this one was not saved"
+            ) from None
+        except OSError as e:
+            raise StoreWriteError(f"cannot write {path} ({e.strerror})") from None
+        return info
 
     def require_checkpoints(self) -> list[CheckpointInfo]:
         """Like :meth:`checkpoints` but raise EmptyExperimentError when there are none."""
@@ -277,35 +331,67 @@ class Experiment:
         """Store a probe suite under its name. Re-adding identical inputs is a no-op;
         different inputs under an existing name are refused."""
         layout.check_name(suite.name, "probe suite name")
-        path = self.path / "probes" / f"{suite.name}.safetensors"
+        path = layout.writable(self.path, self.path / "probes" / f"{suite.name}.safetensors")
         tensors, structure = suite.to_file()
         meta = {"kind": "probes", "name": suite.name, "fingerprint": suite.fingerprint}
         meta.update(structure)
         try:
             files.write(path, tensors, meta, exclusive=True)
+            return suite
         except FileExistsError:
-            existing = self.probes(suite.name)
-            if existing.fingerprint != suite.fingerprint:
-                raise ProbeMismatchError(
-                    f"probe suite {suite.name!r} in {self.path} has fingerprint "
-                    f"{existing.fingerprint}, the given inputs have {suite.fingerprint}; "
-                    f"store them under another name"
-                ) from None
+            pass
+        except OSError as e:
+            raise StoreWriteError(f"cannot write {path} ({e.strerror})") from None
+        existing = self.probes(suite.name)
+        if existing.fingerprint != suite.fingerprint:
+            raise ProbeMismatchError(
+                f"probe suite {suite.name!r} in {self.path} has fingerprint "
+                f"{existing.fingerprint}, the given inputs have {suite.fingerprint}; "
+                f"store them under another name"
+            )
         return suite
 
     def probe_suites(self) -> dict[str, str]:
-        """Names of stored probe suites mapped to their fingerprints."""
+        """Names of stored probe suites mapped to their fingerprints; a file that is not
+        a readable probe suite is skipped with a warning and listed in ``problems``."""
         directory = self.path / "probes"
         if not directory.is_dir():
             return {}
         out = {}
         for p in sorted(directory.glob("*.safetensors")):
-            if not p.name.startswith("."):
-                out[p.stem] = files.read_header(p)[1]["fingerprint"]
+            if p.name.startswith("."):
+                continue
+            try:
+                _, meta = files.read_header(p, limit=files.MAX_PROBE_BYTES)
+                fingerprint = meta.get("fingerprint")
+                if meta.get("kind", "probes") != "probes" or not isinstance(fingerprint, str):
+                    raise CheckpointError(f"{p}: not a probe suite (no fingerprint)")
+            except CheckpointError as e:
+                self._problem(p, str(e))
+                warnings.warn(f"skipping unreadable file: {e}", stacklevel=2)
+                continue
+            out[p.stem] = fingerprint
         return out
+
+    def probe_shapes(self, name: str | None = None) -> dict[str, tuple[int, ...]]:
+        """Shapes of the tensors of probe suite ``name`` (the only one if None), read
+        from its file's header without loading them."""
+        stem = self._probe_stem(name)
+        header, _ = files.read_header(self.path / "probes" / f"{stem}.safetensors")
+        return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()}
 
     def probes(self, name: str | None = None) -> ProbeSuite:
         """The probe suite named (or fingerprinted) ``name``; the only one if None."""
+        stem = self._probe_stem(name)
+        path = self.path / "probes" / f"{stem}.safetensors"
+        tensors, meta = files.read(path, limit=files.MAX_PROBE_BYTES)
+        if not isinstance(meta.get("fingerprint"), str):
+            raise CheckpointError(f"{path}: not a probe suite (no fingerprint)")
+        suite = ProbeSuite.from_file(tensors, meta, name=stem)
+        suite.require(meta["fingerprint"], f"stored probe suite {stem!r}")
+        return suite
+
+    def _probe_stem(self, name: str | None) -> str:
         suites = self.probe_suites()
         if name is None:
             if len(suites) != 1:
@@ -314,17 +400,14 @@ class Experiment:
                     f"experiment {self.path} has {what}; "
                     + ("name one of: " + ", ".join(suites) if suites else "add one first")
                 )
-            name = next(iter(suites))
+            return next(iter(suites))
         by_fp = {fp: n for n, fp in suites.items()}
         stem = name if name in suites else by_fp.get(name)
         if stem is None:
             raise ProbeMismatchError(
                 f"no probe suite {name!r} in {self.path} (have: {', '.join(suites) or 'none'})"
             )
-        tensors, meta = files.read(self.path / "probes" / f"{stem}.safetensors")
-        suite = ProbeSuite.from_file(tensors, meta, name=stem)
-        suite.require(meta["fingerprint"], f"stored probe suite {stem!r}")
-        return suite
+        return stem
 
     # function vectors ----------------------------------------------------------------
 
@@ -339,7 +422,10 @@ class Experiment:
     ) -> None:
         """Cache the function vector of ``ckpt`` on the suite with fingerprint ``suite``
         (in ``v``'s float dtype), with ``meta`` (how it was computed) in its header."""
-        vector_files.save(self.path, ckpt, suite, output, v, meta=meta)
+        try:
+            vector_files.save(self.path, ckpt, suite, output, v, meta=meta)
+        except OSError as e:
+            raise StoreWriteError(f"cannot cache the function vector of {ckpt.key} ({e})") from None
 
     def vector_outputs(self, suite: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
         """``(fingerprint, output)`` of the function vectors cached in any run (of
@@ -362,3 +448,16 @@ class Experiment:
         """The cached function vector of ``ckpt`` (float32), or None if it was never
         computed; with ``out`` it is written into that float32 tensor instead."""
         return vector_files.load(self.path, ckpt, suite, output, out=out)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _finite(value: Any, default: float = math.nan) -> float:
+    """``value`` as a float; infinity or NaN (which older files may hold) as ``default``."""
+    out = float(value)
+    return out if math.isfinite(out) else default

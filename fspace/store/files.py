@@ -22,7 +22,8 @@ from typing import Any, BinaryIO
 import torch
 
 from fspace import _atomic
-from fspace.errors import CheckpointError
+from fspace.errors import CheckpointError, ConfigError
+from fspace.store import layout
 
 # Version 1 checksums covered the tensors only; version 2 covers the metadata as well.
 FORMAT_VERSION = 2
@@ -75,7 +76,10 @@ def dumps(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> bytes:
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     # Checksum the metadata as a reader will parse it back, so both sides hash the same.
-    meta = json.loads(json.dumps({**meta, "format_version": FORMAT_VERSION}))
+    try:
+        meta = json.loads(json.dumps({**meta, "format_version": FORMAT_VERSION}, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"metadata cannot be stored as JSON ({e}); use finite numbers") from None
     meta["checksum"] = checksum(tensors, meta)
     return save(tensors, metadata={"fspace": json.dumps(meta, sort_keys=True)})
 
@@ -130,6 +134,17 @@ def _check_size(path: Path, st: os.stat_result, limit: int) -> None:
             f"{path}: sparse file ({st.st_size} bytes, {allocated * 512} on disk); "
             f"fspace never writes one, so it is damaged or not fspace's"
         )
+
+
+def read_small(path: str | os.PathLike, limit: int) -> bytes:
+    """The whole content of a small plain file (a run.json, a marker), at most ``limit``
+    bytes; CheckpointError naming it otherwise."""
+    f, size = open_regular(path, limit)
+    try:
+        with f:
+            return f.read(size)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
 
 
 def header_length(path: Path, head: bytes, size: int) -> int:
@@ -196,8 +211,8 @@ def _is_metrics(x: Any) -> bool:
 # Fields fspace itself writes, and what each must be; other fields are left alone.
 _FIELDS = {
     "checksum": (lambda x: isinstance(x, str), "a string"),
-    "epoch": (lambda x: _is_int(x) and x >= 0, "an int >= 0"),
-    "step": (lambda x: _is_int(x) and x >= 0, "an int >= 0"),
+    "epoch": (lambda x: _is_int(x) and 0 <= x <= layout.MAX_EPOCH, "an int in the epoch range"),
+    "step": (lambda x: _is_int(x) and 0 <= x <= layout.MAX_STEP, "an int in the step range"),
     "metrics": (_is_metrics, "an object of numbers"),
     "created": (_is_number, "a number"),
 }
