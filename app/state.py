@@ -56,28 +56,15 @@ class ExperimentHandle:
 
     def signature(self) -> tuple:
         """Changes whenever a run or a checkpoint is added, renamed or removed."""
-        runs = self.path / "runs"
-        try:
-            names = sorted(e.name for e in os.scandir(runs) if e.name[0] != ".")
-        except FileNotFoundError:
-            return ()
-        out = []
-        for name in names:
-            run = runs / name
-            # A new file is renamed into place, which touches its directory.
-            out.append((name, _mtime(run), _mtime(run / "checkpoints")))
-        return tuple(out)
+        return self.experiment.signature()
 
     def input_shape(self) -> tuple[int, ...] | None:
         """Shape of one probe input, read from the probe suite's header; None unless the
         experiment has exactly one probe suite."""
-        from fspace.store import files
-
-        suites = self.experiment.probe_suites()
-        if len(suites) != 1:
+        if len(self.experiment.probe_suites()) != 1:
             return None
-        header, _ = files.read_header(self.path / "probes" / f"{next(iter(suites))}.safetensors")
-        return tuple(int(n) for n in header["inputs"]["shape"][1:])
+        shape = self.experiment.probe_shapes().get("inputs")
+        return None if shape is None else shape[1:]
 
     @property
     def last_scan(self) -> Scan | None:
@@ -104,13 +91,6 @@ class ExperimentHandle:
             waiting = tuple(r for r in sorted(self._runs) if r not in with_ckpts)
             self._scan = Scan(signature, drawable, dict(self._runs), tuple(problems), waiting)
             return self._scan
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return 0
 
 
 class Registry:
