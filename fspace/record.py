@@ -16,13 +16,14 @@ vector while the model is in memory; the disk writes happen on a background thre
 
 from __future__ import annotations
 
-import contextlib
 import json
+import math
 import numbers
 import os
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +42,7 @@ from fspace.errors import (
 from fspace.outputs import OutputSpec, as_spec, as_stored
 from fspace.outputs_apply import Vectors, model_vectors
 from fspace.probes import ProbeSuite
-from fspace.store import CheckpointInfo, Experiment, RunInfo, files, layout
+from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -97,7 +98,7 @@ def _json_dict(value: Any, what: str) -> dict[str, Any]:
         if not isinstance(k, str):
             raise ConfigError(f"{what} keys must be strings, got {k!r}")
         try:
-            json.dumps(v)
+            json.dumps(v, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ConfigError(
                 f"{what}[{k!r}] = {v!r} cannot be stored as JSON ({e}); use numbers, strings, "
@@ -125,8 +126,13 @@ def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     for k, v in (metrics or {}).items():
         try:
             out[str(k)] = float(v.item() if isinstance(v, torch.Tensor) else v)
-        except (TypeError, ValueError, RuntimeError):
+        except (TypeError, ValueError, RuntimeError, OverflowError):
             raise ConfigError(f"metric {k!r} must be a number, got {v!r}") from None
+        if not math.isfinite(out[str(k)]):
+            raise ConfigError(
+                f"metric {k!r} is {v!r}; only finite numbers are stored (leave it out, or "
+                f"record a large finite value)"
+            )
     return out
 
 
@@ -219,6 +225,9 @@ class Recorder:
         self.max_pending = max_pending
         self.experiment = Experiment.create(path)
         self.run = self.experiment.create_run(info)
+        self._lease = self.experiment.writer(self.run.id)  # RunBusyError if another writes it
+        # A recorder dropped without close() still gives the run back.
+        self._release = weakref.finalize(self, self._lease.release)
         self.probes = probes
         if self.probes is not None:
             self.experiment.add_probes(self.probes)
@@ -261,10 +270,10 @@ class Recorder:
         step = epoch if step is None else _whole(step, "step")
         if (epoch, step) in self._recorded:
             return False
+        name = layout.checkpoint_name(epoch, step)  # ConfigError when out of range
         values = _metrics(metrics)
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         vector = self._vector(model, epoch, step)
-        name = layout.checkpoint_name(epoch, step)
         meta = {
             "kind": "checkpoint",
             "run": self.run.id,
@@ -327,6 +336,7 @@ class Recorder:
             metrics=meta["metrics"],
             path=layout.checkpoint_path(self.experiment.path, self.run.id, name),
         )
+        self._lease.check()  # a writer that lost its lease writes nothing more
         # The vector goes first: a listed checkpoint always has its online vector.
         if vector is not None:
             how = {"spec": vector.spec.to_json(), "layout": list(vector.layout), "online": True}
@@ -334,9 +344,9 @@ class Recorder:
             self.experiment.save_vector(
                 ckpt, self.probes.fingerprint, vector.spec.name, stored, meta=how
             )
-        # An earlier, interrupted process may have written it: the stored one stands.
-        with contextlib.suppress(FileExistsError):
-            files.write(ckpt.path, weights, meta, exclusive=True)
+        # The lease makes this the run's only writer, so a checkpoint that exists now was
+        # written by someone else: RunError says this one was not saved.
+        self.experiment.write_checkpoint(self.run.id, weights, meta, lease=self._lease)
 
     def _wait_for_room(self) -> None:
         while len(self._pending) >= self.max_pending:
@@ -379,6 +389,7 @@ class Recorder:
         finally:
             self._closed = True
             self._pool.shutdown(wait=True)
+            self._release()
 
     def __enter__(self) -> Recorder:
         return self

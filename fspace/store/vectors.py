@@ -46,7 +46,7 @@ def save(
 ) -> Path:
     """Write the function vector of ``ckpt`` (atomically, replacing an older one), with
     ``meta`` (how it was computed) in its header."""
-    path = layout.vector_path(root, ckpt.run, fingerprint, output, ckpt.name)
+    path = layout.writable(root, layout.vector_path(root, ckpt.run, fingerprint, output, ckpt.name))
     body = {**(meta or {}), "kind": "vector", "fingerprint": fingerprint, "output": output}
     body["checkpoint"] = ckpt.key
     dtype = v.dtype if v.dtype in STORED_DTYPES else torch.float32
