@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fspace.errors import StoreWriteError
 from fspace.evaluation import evaluate
 from fspace.store import Experiment
 
@@ -46,8 +47,12 @@ def cached_map(experiment: Experiment, key: dict[str, Any]) -> Embedding | None:
 
 
 def cache_map(experiment: Experiment, key: dict[str, Any], embedding: Embedding) -> None:
-    """Store ``embedding`` in the experiment's cache under ``key``."""
-    experiment.cache.put("map", key, np.asarray(embedding.coords, float), _meta_of(embedding))
+    """Store ``embedding`` in the experiment's cache under ``key``; a cache that cannot be
+    written (a full disk) is warned about, not fatal: the map itself is computed."""
+    try:
+        experiment.cache.put("map", key, np.asarray(embedding.coords, float), _meta_of(embedding))
+    except StoreWriteError as e:
+        warnings.warn(f"the map was not cached: {e}", stacklevel=2)
 
 
 def _meta_of(emb: Embedding) -> dict[str, Any]:
@@ -61,6 +66,8 @@ def _meta_of(emb: Embedding) -> dict[str, Any]:
         "fingerprint": emb.fingerprint,
         "output": emb.output,
         "dimension": int(emb.dimension),
+        "distance": emb.distance,
+        "distance_params": json.loads(json.dumps(emb.distance_params, default=_scalar)),
         "dtypes": emb.points.dtypes.astype(str).to_dict(),
         "points": records,
         "quality": json.loads(
@@ -93,7 +100,23 @@ def _embedding_from(coords: np.ndarray, meta: dict[str, Any]) -> Embedding:
     names = {f.name for f in dataclasses.fields(Embedding)}
     if "quality" in names:
         values["quality"] = dict(meta.get("quality") or {})
+    values["distance"] = str(meta.get("distance", "euclidean"))
+    values["distance_params"] = dict(meta.get("distance_params") or {})
     return Embedding(**{k: v for k, v in values.items() if k in names})
+
+
+def _distances(
+    exp: Experiment, vectors: FunctionVectors, method: str, distance: str, params: dict, cache: bool
+) -> np.ndarray | None:
+    """The distance matrix a method fitted to distances needs, through the store's cache."""
+    from fspace.distances import cached_pairwise, distance_entry
+    from fspace.embedding import get_method
+    from fspace.embedding.inputs import input_mode
+
+    entry = distance_entry(distance)
+    if input_mode(get_method(method), entry) != "distances":
+        return None
+    return cached_pairwise(exp, vectors, distance, cache=cache, **params)
 
 
 def _scalar(value: Any) -> Any:
@@ -110,7 +133,7 @@ def _null(_: str) -> None:
 
 
 def embed_experiment(
-    experiment: Experiment | str,
+    experiment: Experiment | str | list[Experiment | str],
     *,
     method: str = "tsne",
     probes: str | None = None,
@@ -120,30 +143,44 @@ def embed_experiment(
     model_factory=None,
     cache: bool = True,
     progress: bool = True,
+    distance: str = "euclidean",
+    distance_params: dict[str, Any] | None = None,
 ) -> Embedding:
     """Evaluate every checkpoint of ``experiment`` and embed the function vectors.
 
     The embedding is cached in the experiment's checksummed cache under a key made of
-    the method, its parameters, the probe suite, the output and the exact set of
-    checkpoints, so a second call with the same inputs only reads a file.
+    the method, its parameters, the distance, the probe suite, the output and the exact
+    set of checkpoints, so a second call with the same inputs only reads a file. A list
+    of experiments on one probe suite makes one map (points get an ``experiment``
+    column), cached in the first.
 
     Example::
 
-        emb = embed_experiment("checkpoints/demo", method="tsne", random_state=0)
+        emb = embed_experiment("checkpoints/demo", method="inpca", distance="bhattacharyya")
         emb.frame.head()   # run, group, seed, epoch, ..., x, y
     """
-    exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
+    many = isinstance(experiment, (list, tuple))
+    exps = [
+        e if isinstance(e, Experiment) else Experiment(e)
+        for e in (experiment if many else [experiment])
+    ]
     vectors = evaluate(
-        exp, probes=probes, output=output, model_factory=model_factory, progress=progress
+        exps if many else exps[0],
+        probes=probes,
+        output=output,
+        model_factory=model_factory,
+        progress=progress,
     )
     return embed_vectors(
-        exp,
+        exps[0],
         vectors,
         method=method,
         random_state=random_state,
         params=params,
         cache=cache,
         progress=progress,
+        distance=distance,
+        distance_params=distance_params,
     )
 
 
@@ -156,25 +193,38 @@ def embed_vectors(
     params: dict[str, Any] | None = None,
     cache: bool = True,
     progress: bool = True,
+    distance: str = "euclidean",
+    distance_params: dict[str, Any] | None = None,
 ) -> Embedding:
-    """Embed ``vectors`` of ``experiment``, reading or writing its embedding cache."""
+    """Embed ``vectors`` of ``experiment``, reading or writing its embedding cache (and
+    its cache of distance matrices, for a method fitted to one)."""
     from fspace.embedding import embed
 
     exp = experiment
     params = dict(params or {})
-    key = map_key(
-        method,
-        {**params, "random_state": random_state},
-        vectors.fingerprint,
-        vectors.output,
-        vectors.points["checkpoint"],
-    )
+    distance_params = dict(distance_params or {})
+    keyed = {**params, "random_state": random_state}
+    if distance != "euclidean":
+        keyed = {**keyed, "distance": distance, "distance_params": distance_params}
+    keys = vectors.points["checkpoint"]
+    if "experiment" in vectors.points.columns:
+        keys = vectors.points["experiment"].astype(str) + ":" + keys.astype(str)
+    key = map_key(method, keyed, vectors.fingerprint, vectors.output, keys)
     if cache:
         cached = cached_map(exp, key)
         if cached is not None:
             return cached
     # openTSNE's progress output is a log of KL values, not a bar: keep it quiet
-    result = embed(vectors, method, random_state=random_state, progress=False, **params)
+    result = embed(
+        vectors,
+        method,
+        random_state=random_state,
+        progress=False,
+        distance=distance,
+        distance_params=distance_params,
+        precomputed=_distances(exp, vectors, method, distance, distance_params, cache),
+        **params,
+    )
     if cache:
         cache_map(exp, key, result)
     return result

@@ -74,7 +74,7 @@ CLI_CASES = {
     "perplexity-for-pca": (["embed", "EXP", "--method", "pca", "--perplexity", "5"], "tsne only"),
     "neighbors-zero": (["embed", "EXP", "--n-neighbors", "0"], "--n-neighbors"),
     "random-state-negative": (["embed", "EXP", "--random-state", "-3"], "random_state"),
-    "unknown-method": (["embed", "EXP", "--method", "mds"], "'mds'"),
+    "unknown-method": (["embed", "EXP", "--method", "sammon"], "'sammon'"),
     "unknown-output": (["evaluate", "EXP", "--output", "softmax"], "'softmax'"),
     "unknown-suffix": (["export", "EXP", "-o", "TMP/plot.exe"], "'.exe'"),
     "no-suffix": (["export", "EXP", "-o", "TMP/plot"], "unknown suffix"),
@@ -344,7 +344,7 @@ def test_wrong_types_to_embed_and_function_vector(call, suite):
 
 
 EMBED_CASES = {
-    "unknown-method": ({"method": "mds"}, "'mds'"),
+    "unknown-method": ({"method": "sammon"}, "'sammon'"),
     "method-with-dotdot": ({"method": "../../escape"}, "'../../escape'"),
     "unknown-parameter": ({"method": "pca", "params": {"perplexity": 5}}, "perplexity"),
     "perplexity-negative": ({"params": {"perplexity": -1.0}}, "perplexity"),

@@ -123,3 +123,43 @@ def test_maps_refuse_distances_they_cannot_use(vectors):
     regression = FunctionVectors(vectors.matrix, vectors.points, "fp", kind="regression")
     with pytest.raises(ConfigError, match="regression; use euclidean"):
         embed(regression, "inpca", distance="bhattacharyya")
+
+
+def test_cli_maps_a_recorded_experiment_with_inpca_on_bhattacharyya(recorded, tmp_path, capsys):
+    from fspace.cli import main
+
+    csv = tmp_path / "map.csv"
+    argv = ["embed", str(recorded), "--method", "inpca", "--distance", "bhattacharyya", "-q"]
+    assert main([*argv, "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "30 checkpoints of 6 runs embedded with inpca" in out and "bhattacharyya" in out
+    assert "trustworthiness" in out and "explained stress" in out and "axis eigenvalue" in out
+    frame = pd.read_csv(csv)
+    assert len(frame) == 30 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+    assert main([*argv, "--floor", "1e-6"]) == 0  # a distance parameter
+    capsys.readouterr()
+    assert main([*argv, "--distance", "hellinger", "--floor", "1e-6"]) == 2
+    assert "--floor applies to --distance bhattacharyya or symmetric_kl only" in (
+        capsys.readouterr().err
+    )
+
+
+def test_cli_maps_two_experiments_on_one_probe_suite_together(tmp_path, suite, capsys):
+    from conftest import record_experiment
+
+    from fspace import ProbeSuite
+    from fspace.cli import main
+
+    a = record_experiment(tmp_path / "a", suite, groups=("x",), seeds=(0, 1), epochs=2)
+    b = record_experiment(tmp_path / "b", suite, groups=("y",), seeds=(0, 1), epochs=2)
+    csv = tmp_path / "both.csv"
+    argv = ["embed", str(a), str(b), "--method", "mds", "--distance", "hellinger", "-q"]
+    assert main([*argv, "--csv", str(csv)]) == 0
+    frame = pd.read_csv(csv)
+    assert len(frame) == 12 and frame["experiment"].nunique() == 2
+    other = ProbeSuite.from_array(np.ones((20, 4), dtype=np.float32), name="probe")
+    c = record_experiment(tmp_path / "c", other, groups=("z",), seeds=(0,), epochs=1)
+    capsys.readouterr()
+    assert main(["embed", str(a), str(c), "--method", "mds", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert suite.fingerprint in err and other.fingerprint in err

@@ -250,7 +250,29 @@ def add_embedding(parser: argparse.ArgumentParser) -> None:
         "embedding parameters", "each applies to the methods it names"
     )
     add_entry_params(parser, params, METHODS, prefix=PARAM_PREFIX)
+    add_distance(parser)
 
+
+def add_distance(parser: argparse.ArgumentParser) -> None:
+    """``--distance`` (any entry of :data:`fspace.distances.DISTANCES`) and its parameters."""
+    from fspace.distances import DISTANCES
+
+    group = parser.add_argument_group("distance", "the function-space distance the map shows")
+    add_choice(group, "--distance", DISTANCES, default="euclidean", help="distance")
+    add_entry_params(parser, group, DISTANCES, prefix=DISTANCE_PREFIX)
+
+
+def distance_params(args: argparse.Namespace) -> dict:
+    """The chosen distance's parameters given on the command line."""
+    from fspace.distances import DISTANCES
+
+    return chosen_params(
+        args, DISTANCES, args.distance, prefix=DISTANCE_PREFIX, option="--distance"
+    )
+
+
+DISTANCE_PREFIX = "distance_"
+"""``args.distance_floor``: where the options of :func:`add_distance`'s parameters land."""
 
 PARAM_PREFIX = "method_"
 """``args.method_perplexity``: where the options of :func:`add_embedding`'s parameters land."""
@@ -279,8 +301,12 @@ def embed_from_args(args: argparse.Namespace):
     from fspace.pipeline import embed_experiment
 
     params = embedding_params(args)
+    paths = args.experiment if isinstance(args.experiment, list) else [args.experiment]
+    experiments = [open_experiment(path) for path in paths]
     return embed_experiment(
-        open_experiment(args.experiment),
+        experiments if len(experiments) > 1 else experiments[0],
+        distance=getattr(args, "distance", "euclidean"),
+        distance_params=distance_params(args) if hasattr(args, "distance") else None,
         method=args.method,
         probes=args.probes,
         output=args.output,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import add_embedding, add_experiment, add_vectors, embed_from_args
+from fspace.cli._args import add_embedding, add_vectors, embed_from_args
 
 
 def register(sub) -> None:
@@ -17,7 +17,12 @@ def register(sub) -> None:
         description="Evaluate any checkpoints that need it, embed all function vectors in "
         "2-D and cache the map in the experiment.",
     )
-    add_experiment(p)
+    p.add_argument(
+        "experiment",
+        metavar="EXP",
+        nargs="+",
+        help="experiment directory; several recorded on one probe suite make one map",
+    )
     add_vectors(p)
     add_embedding(p)
     p.add_argument("--csv", metavar="FILE", help="also write the coordinates with their labels")
@@ -29,8 +34,11 @@ def run(args: argparse.Namespace) -> int:
     frame = emb.frame
     print(
         f"{len(frame)} checkpoints of {frame['run'].nunique()} runs embedded with "
-        f"{emb.method} {emb.params}"
+        f"{emb.method} {emb.params} on the {emb.distance} distance"
     )
+    from fspace.embedding.quality import summary
+
+    print(f"faithfulness: {summary(emb.quality)}")
     if args.csv:
         from fspace._atomic import write_text
         from fspace.errors import ExportError
