@@ -13,21 +13,31 @@ if TYPE_CHECKING:
     from fspace.app.maps import MapStatus
     from fspace.app.state import Scan
 
-PAGES = (("trajectories", "Trajectories"), ("results", "Results"), ("generative", "Regimes"))
 GRAPH_CONFIG = {"displaylogo": False}
 MAX_LISTED = 5
 
 
 def page_href(page: str, exp: str | None) -> str:
-    """URL of ``page`` showing experiment ``exp``."""
-    return f"/{page}" + (f"?{urlencode({'exp': exp})}" if exp else "")
+    """URL of the page named ``page`` (in :data:`fspace.app.pages.PAGES`) showing
+    experiment ``exp``."""
+    from fspace.app.pages import page_path
+
+    return page_path(page) + (f"?{urlencode({'exp': exp})}" if exp else "")
 
 
 def header(active: str, exp: str | None, names: list[str]) -> html.Header:
-    """The bar on top of every page: experiment selector and page links."""
+    """The bar on top of every page: experiment selector and the links of the pages
+    declared in :data:`fspace.app.pages.PAGES`."""
+    from fspace.app.pages import nav_pages
+
     links = [
-        dcc.Link(label, href=page_href(page, exp), className="fs-active" if page == active else "")
-        for page, label in PAGES
+        dcc.Link(
+            page.label,
+            href=page_href(page.name, exp),
+            className="fs-active" if page.name == active else "",
+            title=page.help or None,
+        )
+        for page in nav_pages()
     ]
     selector = dcc.Dropdown(
         id=ids.EXP_SELECT,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dash import dcc, html
 
 from fspace.app import ids
 from fspace.app.frames import FILTERS, PlotFrame
-from fspace.app.maps import LABELS, MapSpec
+from fspace.app.specs import MAX_SEED, MapSpec, method_entries, shown_params
 from fspace.app.views import View
+
+if TYPE_CHECKING:
+    from fspace.registry import Param
 
 HIDDEN = {"display": "none"}
 SHOWN: dict[str, str] = {}
@@ -19,41 +22,47 @@ PLAY_MS = 700
 
 
 def map_controls(spec: MapSpec, status: Any) -> html.Section:
-    """Method, its main parameter, seed, the re-fit button and the status line."""
-    from fspace.app.components import status_line
-    from fspace.embedding.base import get_method
+    """Method, its parameters, seed, the re-fit button and the status line.
 
-    perplexity = spec.param if spec.method == "tsne" and spec.param else None
-    neighbors = spec.param if spec.method == "umap" and spec.param else None
+    The method menu and every parameter input come from the method registry; the
+    parameters of the methods not chosen wait in hidden boxes.
+    """
+    from fspace.app.components import status_line
+
+    entries = method_entries()
+    menu = dcc.Dropdown(
+        id=ids.MAP_METHOD,
+        options=[{"label": e.label, "value": e.name, "title": e.help} for e in entries],
+        value=spec.method,
+        clearable=False,
+        searchable=False,
+        className="fs-method",
+    )
+    boxes = [
+        html.Div(
+            [param_row(e.name, p, spec.params.get(p.name)) for p in shown_params(e.name)],
+            id=ids.params_box_id(e.name),
+            style=SHOWN if e.name == spec.method else HIDDEN,
+        )
+        for e in entries
+    ]
+    seed = dcc.Input(
+        id=ids.MAP_SEED,
+        type="number",
+        value=spec.random_state,
+        step=1,
+        min=0,
+        max=MAX_SEED,
+        debounce=True,
+    )
     return html.Section(
         [
             html.H3("Map"),
-            dcc.RadioItems(
-                id=ids.MAP_METHOD,
-                options=[{"label": label, "value": m} for m, label in LABELS.items()],
-                value=spec.method,
-                inline=True,
-                className="fs-radio",
+            html.Div([html.Label("method"), menu], className="fs-row"),
+            *boxes,
+            html.Div(
+                [html.Label("random state", title="the map's seed"), seed], className="fs-row"
             ),
-            _number_row(
-                ids.PERPLEXITY_ROW,
-                "perplexity",
-                ids.PERPLEXITY,
-                perplexity or get_method("tsne").defaults["perplexity"],
-                spec.method == "tsne",
-                step="any",
-                minimum=1,
-            ),
-            _number_row(
-                ids.NEIGHBORS_ROW,
-                "neighbours",
-                ids.NEIGHBORS,
-                neighbors or get_method("umap").defaults["n_neighbors"],
-                spec.method == "umap",
-                step=1,
-                minimum=2,
-            ),
-            _number_row(None, "map seed", ids.MAP_SEED, spec.random_state, True, step=1, minimum=0),
             html.Button("Re-fit map", id=ids.REFIT, className="fs-button"),
             html.Div(status_line(status), id=ids.MAP_STATUS),
         ],
@@ -61,19 +70,51 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
     )
 
 
-def _number_row(row_id, label, input_id, value, shown, *, step, minimum) -> html.Div:
-    field = dcc.Input(
-        id=input_id, type="number", value=value, step=step, min=minimum, debounce=True
-    )
-    kwargs = {"id": row_id} if row_id else {}
-    return html.Div(
-        [html.Label(label), field], className="fs-row", style=SHOWN if shown else HIDDEN, **kwargs
-    )
+def param_row(method: str, param: Param, value: Any = None) -> html.Div:
+    """The input of one method parameter, built from its declared type and range."""
+    value = param.default if value is None else value
+    input_id = ids.param_id(method, param.name)
+    if param.choices is not None:
+        field: Any = dcc.Dropdown(
+            id=input_id,
+            options=[{"label": str(c), "value": c} for c in param.choices],
+            value=value,
+            clearable=False,
+            searchable=False,
+        )
+    elif param.type is bool:
+        field = dcc.RadioItems(
+            id=input_id,
+            options=[{"label": "on", "value": True}, {"label": "off", "value": False}],
+            value=value,
+            inline=True,
+            className="fs-radio",
+        )
+    elif param.type in (int, float):
+        field = dcc.Input(
+            id=input_id,
+            type="number",
+            value=value,
+            step=1 if param.type is int else "any",
+            min=param.low,
+            max=param.high,
+            placeholder="auto" if param.default is None else None,
+            debounce=True,
+        )
+    else:
+        field = dcc.Input(id=input_id, type="text", value=value, debounce=True)
+    hint = param.help + (f" ({_range(param)})" if _range(param) else "")
+    return html.Div([html.Label(param.name, title=hint), field], className="fs-row", title=hint)
 
 
-def param_styles(method: str) -> tuple[dict, dict]:
-    """Styles of the perplexity and neighbours rows for ``method``."""
-    return (SHOWN if method == "tsne" else HIDDEN, SHOWN if method == "umap" else HIDDEN)
+def _range(param: Param) -> str:
+    if param.low is not None and param.high is not None:
+        return f"{param.low:g} to {param.high:g}"
+    if param.low is not None:
+        return f"at least {param.low:g}"
+    if param.high is not None:
+        return f"at most {param.high:g}"
+    return ""
 
 
 def filter_controls(view: View, plot: PlotFrame | None) -> html.Section:

@@ -12,12 +12,10 @@ POLL = "trajectories-poll"
 MAP_TOKEN = "map-token"
 MAP_STATUS = "map-status"
 MAP_METHOD = "map-method"
-PERPLEXITY = "map-perplexity"
-NEIGHBORS = "map-neighbors"
+MAP_PARAM = "map-param"
+MAP_PARAMS = "map-params"
 MAP_SEED = "map-seed"
 REFIT = "map-refit"
-PERPLEXITY_ROW = "map-perplexity-row"
-NEIGHBORS_ROW = "map-neighbors-row"
 PROBLEMS = "experiment-problems"
 GRAPH = "trajectory-graph"
 EPOCHS = "epoch-window"
@@ -37,6 +35,16 @@ DOWNLOAD = "download"
 PAGE_MESSAGES = "page-messages"
 PENDING = "pending-view"
 GRAPH_READY = "graph-ready"
+
+
+def param_id(method: str, name: str) -> dict[str, str]:
+    """Pattern-matching id of the input of parameter ``name`` of embedding ``method``."""
+    return {"type": MAP_PARAM, "method": method, "name": name}
+
+
+def params_box_id(method: str) -> dict[str, str]:
+    """Pattern-matching id of the box of ``method``'s parameters (shown when chosen)."""
+    return {"type": MAP_PARAMS, "method": method}
 
 
 def filter_id(column: str) -> dict[str, str]:

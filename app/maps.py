@@ -1,12 +1,12 @@
 """Maps of experiments, computed in the background and kept in memory.
 
-A map is an experiment embedded with one :class:`MapSpec` (method and its main
-parameters). :class:`MapStore` keeps one :class:`MapEntry` per experiment and spec:
-the first request starts a fit on a worker thread (reading the on-disk embedding cache
-of :mod:`fspace.pipeline` when it holds this exact map), later requests only look at
-the entry, so no callback ever waits for a fit. When the experiment changes, the new
-checkpoints are placed into the existing map (:meth:`Embedding.transform`) instead of
-re-fitting it.
+A map is an experiment embedded with one :class:`~fspace.app.specs.MapSpec` (method,
+the parameters the page sets, seed). :class:`MapStore` keeps one :class:`MapEntry` per
+experiment and spec: the first request starts a fit on a worker thread (reading the
+on-disk embedding cache of :mod:`fspace.pipeline` when it holds this exact map), later
+requests only look at the entry, so no callback ever waits for a fit. When the
+experiment changes, the new checkpoints are placed into the existing map
+(:meth:`Embedding.transform`) instead of re-fitting it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fspace.app.frames import PlotFrame
 from fspace.app.jobs import Job, Jobs, QueueFullError
 from fspace.app.placement import place_by_neighbours
+from fspace.app.specs import MAX_SEED as MAX_SEED
+from fspace.app.specs import MapSpec, map_label, shown_params
 from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
 
@@ -30,63 +32,14 @@ if TYPE_CHECKING:
     from fspace.vectors import FunctionVectors
 
 log = logging.getLogger("fspace.app")
-LABELS = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
-# The parameter of each method that the page lets one change.
-MAIN_PARAMS = {"tsne": "perplexity", "umap": "n_neighbors", "pca": None}
 MAX_ENTRIES = 12
 # Bounds on the work one client can cause: fits run on WORKERS threads with at most
 # MAX_PENDING waiting (more requests wait for the next poll), at most MAX_CACHED_MAPS
-# maps are kept on disk per experiment, and a URL may ask for seeds up to MAX_SEED only.
+# maps are kept on disk per experiment, and a URL may ask for seeds up to MAX_SEED only
+# (fspace.app.specs).
 WORKERS = 2
 MAX_PENDING = 4
 MAX_CACHED_MAPS = 8
-MAX_SEED = 9999
-
-
-@dataclass(frozen=True)
-class MapSpec:
-    """Which map: method, its main parameter (None: the method's default) and seed."""
-
-    method: str = "tsne"
-    param: float | int | None = None
-    random_state: int = 0
-
-    @classmethod
-    def make(cls, method: str = "tsne", param: Any = None, random_state: Any = 0) -> MapSpec:
-        """Validate and normalise; a parameter equal to the default is dropped, so the
-        page shares the on-disk cache with ``fspace embed``'s defaults."""
-        from fspace.embedding.base import check_int, check_positive, get_method
-
-        if method not in MAIN_PARAMS:
-            raise ConfigError(f"unknown map method {method!r}; choose one of tsne, umap, pca")
-        name = MAIN_PARAMS[method]
-        if random_state is None:
-            random_state = 0
-        check_int("map seed", random_state, 0)
-        if int(random_state) > MAX_SEED:
-            raise ConfigError(f"map seed must be between 0 and {MAX_SEED}, got {random_state}")
-        if name is None or param is None or param == get_method(method).defaults[name]:
-            return cls(method, None, int(random_state))
-        if name == "n_neighbors":
-            check_int("neighbours", param, 2)
-            return cls(method, int(param), int(random_state))
-        check_positive(name, param)
-        return cls(method, float(param), int(random_state))
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Parameters passed to the embedding method."""
-        name = MAIN_PARAMS[self.method]
-        return {} if name is None or self.param is None else {name: self.param}
-
-    @property
-    def label(self) -> str:
-        """Short description, e.g. "t-SNE (perplexity 50, seed 1)"."""
-        names = {"perplexity": "perplexity", "n_neighbors": "neighbours"}
-        parts = [f"{names[k]} {v:g}" for k, v in self.params.items()]
-        if self.random_state:
-            parts.append(f"seed {self.random_state}")
-        return LABELS[self.method] + (f" ({', '.join(parts)})" if parts else "")
 
 
 @dataclass(frozen=True)
@@ -298,8 +251,22 @@ def describe(entry: MapEntry) -> MapStatus:
             return MapStatus(None, "waiting: the server is computing other maps", True)
         return MapStatus(None, "waiting to start", True)
     runs = len(entry.plot.runs)
-    text = f"{entry.spec.label}: {len(entry.plot):,} checkpoints of {runs:,} runs"
+    text = f"{used_label(entry)}: {len(entry.plot):,} checkpoints of {runs:,} runs"
     return MapStatus(entry.token, f"{text}. {entry.note}" if entry.note else text, False)
+
+
+def used_label(entry: MapEntry) -> str:
+    """The label of the map with the parameter values its fit actually used (a t-SNE
+    perplexity lowered for few checkpoints, say), e.g. "t-SNE (perplexity 9.66)"."""
+    spec, embedding = entry.spec, entry.embedding
+    if embedding is None:
+        return spec.label
+    try:
+        names = [p.name for p in shown_params(spec.method)]
+    except ConfigError:
+        return spec.label
+    used = {name: embedding.params[name] for name in names if name in embedding.params}
+    return map_label(spec.method, used, spec.random_state)
 
 
 def _empty_message(name: str, scan: Scan) -> str:

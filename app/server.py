@@ -26,14 +26,8 @@ from fspace.app.state import EXTENSION, ServerState
 from fspace.app.wiring import Callbacks, guarded_layout
 from fspace.errors import ConfigError
 
-PAGES = (
-    "fspace.app.pages.home",
-    "fspace.app.pages.trajectories",
-    "fspace.app.pages.results",
-    "fspace.app.pages.generative",
-    "fspace.app.pages.not_found_404",
-)
-# Callbacks that belong to a page but live in their own module.
+# The pages come from fspace.app.pages.PAGES; callbacks that belong to a page but live
+# in their own module are here.
 EXTRAS = ("fspace.app.downloads",)
 ASSETS = Path(__file__).parent / "assets"
 THREADS = 8
@@ -57,13 +51,14 @@ def choose_experiment(name: str | None, pathname: str | None, search: str | None
 
     from dash.exceptions import PreventUpdate
 
+    from fspace.app.pages import page_of_path
     from fspace.app.state import current
 
     shown = parse_qs((search or "").lstrip("?")).get("exp", [None])[-1]
     if not name or name == (shown or current().default_name()):
         raise PreventUpdate
-    page = "results" if str(pathname or "").rstrip("/").endswith("results") else "trajectories"
-    return page_href(page, name)
+    page = page_of_path(pathname)
+    return page_href(page.name if page is not None and page.tags["nav"] else "trajectories", name)
 
 
 def create_app(
@@ -98,18 +93,68 @@ def create_app(
         root, default_experiment=default_experiment, export_dir=export_dir, poll_ms=poll_ms
     )
     app.server.extensions[EXTENSION] = state
-    # Pages register themselves on import, which needs the app to exist first.
-    modules = [importlib.import_module(name) for name in PAGES + EXTRAS]
+    modules = register_pages(app) + [importlib.import_module(name) for name in EXTRAS]
     app.layout = html.Div([dcc.Location(id=ids.NAV, refresh="callback-nav"), dash.page_container])
     for module in modules:
         if hasattr(module, "callback"):
             module.callback.attach(app)
     shell.attach(app)
-    for page in dash.page_registry.values():
-        if callable(page.get("layout")):
-            page["layout"] = guarded_layout(page["layout"])
     protect(app, hosts or host_policy())
     return app
+
+
+def register_pages(app) -> list:
+    """Register every page of :data:`fspace.app.pages.PAGES` with Dash (which needs
+    ``app`` to exist first) and its older paths as redirects; the pages' modules.
+
+    The experiment registry is read first: an experiment plug-in may declare its page
+    when its module is imported.
+    """
+    import dash
+
+    from fspace.app.pages import pages
+
+    try:
+        from fspace.experiments import EXPERIMENTS
+    except ImportError:  # an install without the experiments
+        pass
+    else:
+        EXPERIMENTS.names()
+    declared = pages()
+    # Dash keeps one page list per process; pages of an earlier app that are not
+    # declared now (a plug-in's, in tests) would still be routed to.
+    for module in set(dash.page_registry) - {e.obj for e in declared}:
+        del dash.page_registry[module]
+    modules = []
+    for entry in declared:
+        module = importlib.import_module(entry.obj)
+        dash.register_page(
+            entry.obj,
+            path=entry.tags["path"],
+            name=entry.label,
+            title=f"fspace: {entry.label}",
+            description=entry.help,
+            order=entry.tags["order"],
+            layout=guarded_layout(module.layout),
+        )
+        for old in entry.tags["redirect_from"]:
+            _redirect(app, old, entry.tags["path"])
+        modules.append(module)
+    return modules
+
+
+def _redirect(app, old: str, new: str) -> None:
+    """Answer ``old`` (with any query) by a redirect to ``new``. (Dash's own
+    ``redirect_from`` registers on whichever app ran a callback last in this context.)"""
+    from flask import redirect, request
+
+    target = app.get_relative_path(new)
+
+    def moved():
+        query = request.query_string.decode("latin-1")
+        return redirect(target + (f"?{query}" if query else ""), code=301)
+
+    app.server.add_url_rule(app.get_relative_path(old), f"fspace-redirect-{old}", moved)
 
 
 def serve(

@@ -2,14 +2,17 @@
 
 ::
 
-    /trajectories?exp=NAME&map=tsne&perplexity=50&map_seed=1
+    /trajectories?exp=NAME&method=tsne&perplexity=50&random_state=1
                  &group=pretrained&depth=1,2&epochs=0-10&checkpoint=RUN/e000003-s0000003000
 
-``map`` is the embedding method (tsne, umap, pca) with ``perplexity`` (t-SNE) or
-``neighbors`` (UMAP) and ``map_seed``; ``group``, ``depth``, ``method`` and ``seed``
-filter the runs by those columns (comma-separated values); ``epochs`` is the epoch
-window; ``checkpoint`` (or ``run``, meaning its last checkpoint) opens the details.
-Parameters left at their defaults are left out of the URL.
+``method`` is the embedding method, followed by those of its parameters the dashboard
+offers, each under its own name (``perplexity``, ``n_neighbors``, ...: whatever the
+method registry declares), and ``random_state`` (the map's seed); ``group``, ``depth``,
+``pretraining`` and ``seed`` filter the runs by those columns (comma-separated values);
+``epochs`` is the epoch window; ``checkpoint`` (or ``run``, meaning its last
+checkpoint) opens the details. Parameters left at their defaults are left out of the
+URL. The words of older links are still read: ``map`` (the method, in which case
+``method`` is the pre-training filter), ``map_seed`` and ``neighbors``.
 """
 
 from __future__ import annotations
@@ -19,11 +22,22 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from fspace.app.frames import FILTERS
-from fspace.app.maps import MAIN_PARAMS, MapSpec
+from fspace.app.specs import (
+    DEFAULT_METHOD,
+    MapSpec,
+    method_entries,
+    method_entry,
+    number_text,
+    shown_params,
+)
 from fspace.errors import ConfigError
 
-PARAM_NAMES = {"perplexity": "perplexity", "n_neighbors": "neighbors"}
-KNOWN = {"exp", "map", "perplexity", "neighbors", "map_seed", "epochs", "checkpoint", "run"}
+VIEW_KEYS = ("exp", "method", "random_state", "epochs", "checkpoint", "run")
+OLD_KEYS = {"map": "method", "map_seed": "random_state", "neighbors": "n_neighbors"}
+"""Words of older links -> today's."""
+FILTER_KEYS = {column: ("pretraining" if column == "method" else column) for column in FILTERS}
+"""URL word of each filter column: the pre-training scheme is ``pretraining`` (the run
+column of older experiments is called ``method``, the embedding method's word)."""
 
 
 @dataclass(frozen=True)
@@ -42,18 +56,24 @@ class View:
         return dict(self.filters).get(column, ())
 
 
+def known_keys() -> set[str]:
+    """Every word a trajectories URL may hold (today's and older links')."""
+    params = {p.name for entry in method_entries() for p in shown_params(entry.name)}
+    return {*VIEW_KEYS, *OLD_KEYS, *FILTER_KEYS.values(), *params}
+
+
 def parse_view(query: Mapping[str, str | list[str]]) -> tuple[View, list[str]]:
     """The view a URL's query parameters describe, and messages about the ones that
     could not be used (each is then left at its default)."""
     notes: list[str] = []
-    values = {k: (v[-1] if isinstance(v, list) else v) for k, v in query.items()}
-    for key in sorted(set(values) - KNOWN - set(FILTERS)):
+    values = _today(query)
+    for key in sorted(set(values) - known_keys()):
         notes.append(f"unknown URL parameter {key!r} ignored")
     spec = _spec(values, notes)
     filters = tuple(
-        (column, tuple(v for v in values[column].split(",") if v))
-        for column in FILTERS
-        if values.get(column)
+        (column, tuple(v for v in values[key].split(",") if v))
+        for column, key in FILTER_KEYS.items()
+        if values.get(key)
     )
     view = View(
         exp=values.get("exp") or None,
@@ -66,31 +86,49 @@ def parse_view(query: Mapping[str, str | list[str]]) -> tuple[View, list[str]]:
     return view, notes
 
 
+def _today(query: Mapping[str, str | list[str]]) -> dict[str, str]:
+    """The query's last value of each key, older words replaced by today's."""
+    values = {k: (v[-1] if isinstance(v, list) else v) for k, v in query.items()}
+    scheme = values.pop("method", None)
+    if "map" not in values and scheme is not None and not _is_old_filter(scheme):
+        values["method"] = scheme
+    elif scheme is not None and "pretraining" not in values:
+        values["pretraining"] = scheme  # an older link: method= was the pre-training filter
+    for old, new in OLD_KEYS.items():
+        if old in values:
+            value = values.pop(old)
+            values.setdefault(new, value)
+    return values
+
+
+def _is_old_filter(text: str) -> bool:
+    """Whether ``method=text`` in a link without ``map=`` is the older pre-training
+    filter (its runs have a ``method`` column) rather than an embedding method."""
+    try:
+        method_entry(text)
+    except ConfigError:
+        return "method" in FILTERS
+    return False
+
+
 def _spec(values: Mapping[str, str], notes: list[str]) -> MapSpec:
-    method = values.get("map") or "tsne"
-    if method not in MAIN_PARAMS:
-        notes.append(f"unknown map method {method!r}; showing t-SNE (choose tsne, umap or pca)")
-        method = "tsne"
-    name = MAIN_PARAMS[method]
-    raw = values.get(PARAM_NAMES.get(name, ""), None) if name else None
-    param = _number(raw, PARAM_NAMES.get(name, ""), notes)
-    seed = _number(values.get("map_seed"), "map_seed", notes)
+    method = values.get("method") or DEFAULT_METHOD
     try:
-        return MapSpec.make(method, param, 0 if seed is None else seed)
+        label = method_entry(method).label
     except ConfigError as err:
-        notes.append(f"{err}; using the defaults of {method}")
-        return MapSpec(method)
-
-
-def _number(text: str | None, name: str, notes: list[str]) -> int | float | None:
-    if text is None or text == "":
-        return None
+        notes.append(f"{err}; showing {method_entry(DEFAULT_METHOD).label}")
+        method, label = DEFAULT_METHOD, method_entry(DEFAULT_METHOD).label
+    offered = {p.name for p in shown_params(method)}
+    for entry in method_entries():
+        for name in sorted({p.name for p in shown_params(entry.name)} - offered):
+            if values.get(name) and entry.name != method:
+                notes.append(f"{name} is a parameter of {entry.label}, not {label}; ignored")
+    params = {name: values[name] for name in offered if values.get(name)}
     try:
-        value = float(text)
-    except ValueError:
-        notes.append(f"{name}={text!r} is not a number; using the default")
-        return None
-    return int(value) if value.is_integer() else value
+        return MapSpec.make(method, None, values.get("random_state"), params=params)
+    except ConfigError as err:
+        notes.append(f"{err}; using the defaults of {label}")
+        return MapSpec(method)
 
 
 def _epochs(text: str | None, notes: list[str]) -> tuple[int, int] | None:
@@ -113,15 +151,15 @@ def view_query(view: View) -> str:
     if view.exp:
         params["exp"] = view.exp
     spec = view.spec
-    if spec != MapSpec() or spec.method != "tsne":
-        params["map"] = spec.method
-    for name, value in spec.params.items():
-        params[PARAM_NAMES[name]] = f"{value:g}"
+    if spec != MapSpec():
+        params["method"] = spec.method
+    for name, value in spec.values:
+        params[name] = number_text(value)
     if spec.random_state:
-        params["map_seed"] = str(spec.random_state)
+        params["random_state"] = str(spec.random_state)
     for column, chosen in view.filters:
         if chosen:
-            params[column] = ",".join(chosen)
+            params[FILTER_KEYS.get(column, column)] = ",".join(chosen)
     if view.epochs is not None:
         params["epochs"] = f"{view.epochs[0]}-{view.epochs[1]}"
     if view.checkpoint:

@@ -14,6 +14,7 @@ from conftest import record_experiment
 from test_app_data import click_on, decode
 
 from fspace import Recorder
+from fspace.app import ids
 from fspace.app.maps import MapSpec
 from fspace.app.server import create_app
 from fspace.app.state import EXTENSION, ServerState
@@ -157,9 +158,9 @@ def test_layout_reports_url_problems_and_keeps_going(pages, state):
 
 
 def test_poll_then_draw_every_checkpoint(pages, state):
-    token = wait_for(lambda: pages.trajectories.poll(1, "pca", 30, 15, 0, None, "exp", None)[0])
+    token = wait_for(lambda: pages.trajectories.poll(1, "pca", [], 0, None, [], "exp", None)[0])
     ready(state)
-    token, status, _ = pages.trajectories.poll(2, "pca", 30, 15, 0, None, "exp", None)
+    token, status, _ = pages.trajectories.poll(2, "pca", [], 0, None, [], "exp", None)
     assert "PCA: 30 checkpoints of 6 runs" in text_of(status)
     figure = pages.trajectories.draw(token, NO_FILTERS, None, None)
     assert points(figure) == 30
@@ -167,7 +168,7 @@ def test_poll_then_draw_every_checkpoint(pages, state):
     assert len(runs) == 6
     assert [t["name"] for t in markers(figure)] == group_order(["random", "pretrained"])
     # an unchanged map gives no new token, so the figure is not redrawn
-    again = pages.trajectories.poll(3, "pca", 30, 15, 0, None, "exp", token)[0]
+    again = pages.trajectories.poll(3, "pca", [], 0, None, [], "exp", token)[0]
     assert again is pages.trajectories.no_update
 
 
@@ -270,15 +271,29 @@ def test_play_and_step(pages):
 
 
 def test_query_describes_the_view(pages):
+    keys = [ids.param_id("tsne", "perplexity"), ids.param_id("umap", "n_neighbors")]
     query = pages.trajectories.query(
-        "tsne", 50, 15, 1, [["random"], [], [], []], [0, 2], "random-s0/e1", "exp", 0, 4, None
+        "tsne",
+        [50, 15],
+        1,
+        [["random"], [], [], []],
+        [0, 2],
+        "random-s0/e1",
+        keys,
+        "exp",
+        0,
+        4,
+        None,
     )
     assert query == (
-        "?exp=exp&map=tsne&perplexity=50&map_seed=1&group=random&epochs=0-2&checkpoint=random-s0/e1"
+        "?exp=exp&method=tsne&perplexity=50&random_state=1&group=random&epochs=0-2"
+        "&checkpoint=random-s0/e1"
     )
     assert (
-        pages.trajectories.query("pca", 30, 15, 0, NO_FILTERS, [0, 4], None, "exp", 0, 4, None)
-        == "?exp=exp&map=pca"
+        pages.trajectories.query(
+            "pca", [30, 15], 0, NO_FILTERS, [0, 4], None, keys, "exp", 0, 4, None
+        )
+        == "?exp=exp&method=pca"
     )
 
 
@@ -375,7 +390,7 @@ def test_corrupt_checkpoint_is_shown_and_skipped(root):
         from fspace.app.pages import trajectories
 
         token = ready(app.server.extensions[EXTENSION]).token
-        _, _, problems = trajectories.poll(1, "pca", 30, 15, 0, None, "exp", None)
+        _, _, problems = trajectories.poll(1, "pca", [], 0, None, [], "exp", None)
         assert "1 file(s) could not be read" in text_of(problems[0])
         assert "e000009-s0000000009.safetensors" in text_of(problems[0])
         assert points(trajectories.draw(token, NO_FILTERS, None, None)) == 30
@@ -383,7 +398,8 @@ def test_corrupt_checkpoint_is_shown_and_skipped(root):
 
 
 def test_bad_map_parameter_is_a_message(pages):
-    _, status, _ = pages.trajectories.poll(1, "tsne", -5, 15, 0, None, "exp", None)
+    keys = [ids.param_id("tsne", "perplexity")]
+    _, status, _ = pages.trajectories.poll(1, "tsne", [-5], 0, None, keys, "exp", None)
     assert "perplexity must be a number > 0" in text_of(status)
 
 

@@ -246,10 +246,10 @@ def test_default_perplexity_is_left_out_of_url_and_cache_key():
 @pytest.mark.parametrize(
     ("query", "fragment"),
     [
-        ({"map": "mds"}, "unknown map method 'mds'"),
+        ({"map": "no-such-method"}, "unknown embedding method 'no-such-method'"),
         ({"perplexity": "abc"}, "perplexity='abc' is not a number"),
         ({"perplexity": "-3"}, "perplexity must be a number > 0"),
-        ({"map": "umap", "neighbors": "1"}, "neighbours must be an integer >= 2"),
+        ({"map": "umap", "neighbors": "1"}, "n_neighbors must be an integer >= 2"),
         ({"epochs": "5-2"}, "epochs='5-2' is not a range"),
         ({"epochs": "x"}, "epochs='x' is not a range"),
         ({"zoom": "3"}, "unknown URL parameter 'zoom'"),
@@ -265,8 +265,8 @@ def test_bad_url_values_are_reported_and_defaulted(query, fragment):
 def test_map_spec_rejects_bad_values():
     with pytest.raises(ConfigError, match="map seed"):
         MapSpec.make("pca", None, -1)
-    with pytest.raises(ConfigError, match="unknown map method"):
-        MapSpec.make("isomap")
+    with pytest.raises(ConfigError, match="unknown embedding method"):
+        MapSpec.make("no-such-method")
     assert MapSpec.make("tsne", 30.0) == MapSpec("tsne")
     assert MapSpec.make("umap", 15).params == {}
     assert MapSpec.make("tsne", 50, 3).label == "t-SNE (perplexity 50, seed 3)"

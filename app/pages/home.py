@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash
 from dash import dcc, html
 
 from fspace.app.components import header, message, page_href
+from fspace.app.pages import nav_pages
 from fspace.app.state import current
 
 
@@ -24,18 +24,15 @@ def layout(**query: Any) -> html.Div:
         return html.Div([top, message(text, "info")], className="fs-page")
     rows = [html.Tr([html.Th("experiment"), html.Th("runs"), html.Th("pages")])]
     for name in names:
-        runs = state.registry.get(name).experiment.run_ids()
-        links = [
-            dcc.Link("trajectories", href=page_href("trajectories", name)),
-            " · ",
-            dcc.Link("results", href=page_href("results", name)),
-        ]
+        experiment = state.registry.get(name).experiment
+        links: list = []
+        for page in nav_pages(experiment):
+            links += [" · "] if links else []
+            links.append(dcc.Link(page.label.lower(), href=page_href(page.name, name)))
+        runs = experiment.run_ids()
         rows.append(html.Tr([html.Td(name), html.Td(f"{len(runs):,}"), html.Td(links)]))
     body = html.Section(
         [html.H2(f"Experiments in {state.registry.root}"), html.Table(rows, className="fs-table")],
         className="fs-card",
     )
     return html.Div([top, body], className="fs-page")
-
-
-dash.register_page(__name__, path="/", name="Experiments", order=0, layout=layout)

@@ -23,13 +23,13 @@ from fspace.app.controls import (
     filter_state,
     map_controls,
     marks,
-    param_styles,
     window,
 )
 from fspace.app.details import details_panel
 from fspace.app.figures import clicked_key, message_dict, trajectory_dict
 from fspace.app.frames import FILTERS
 from fspace.app.maps import MapEntry, MapSpec, MapStatus
+from fspace.app.specs import DEFAULT_METHOD, method_entry
 from fspace.app.state import current
 from fspace.app.views import View, parse_view, view_query
 from fspace.app.wiring import Callbacks, guarded, triggered
@@ -89,10 +89,25 @@ def layout(**query: Any) -> html.Div:
     return html.Div([top, notes_box, body, *stores], className="fs-page")
 
 
-def spec_of(method: str, perplexity: Any, neighbors: Any, seed: Any) -> MapSpec:
-    """The map the controls ask for (ConfigError for a value the method cannot use)."""
-    param = {"tsne": perplexity, "umap": neighbors}.get(method)
-    return MapSpec.make(method, param, seed)
+# The inputs of every method's parameters (made from the method registry).
+PARAM_VALUES = Input({"type": ids.MAP_PARAM, "method": ALL, "name": ALL}, "value")
+PARAM_KEYS = State({"type": ids.MAP_PARAM, "method": ALL, "name": ALL}, "id")
+
+
+def spec_of(
+    method: str, values: Sequence[Any] | None, keys: Sequence[dict] | None, seed: Any
+) -> MapSpec:
+    """The map the controls ask for (ConfigError for a value the method cannot use).
+
+    ``values`` are the parameter inputs' values and ``keys`` their ids
+    (:func:`ids.param_id`); only the chosen method's count.
+    """
+    params = {
+        key["name"]: value
+        for key, value in zip(keys or (), values or (), strict=False)
+        if key.get("method") == method
+    }
+    return MapSpec.make(method, None, seed, params=params)
 
 
 def _status_error(text: str):
@@ -105,34 +120,37 @@ def _status_error(text: str):
     Output(ids.PROBLEMS, "children"),
     Input(ids.POLL, "n_intervals"),
     Input(ids.MAP_METHOD, "value"),
-    Input(ids.PERPLEXITY, "value"),
-    Input(ids.NEIGHBORS, "value"),
+    PARAM_VALUES,
     Input(ids.MAP_SEED, "value"),
     Input(ids.REFIT, "n_clicks"),
+    PARAM_KEYS,
     State(ids.EXP, "data"),
     State(ids.MAP_TOKEN, "data"),
     prevent_initial_call=True,
 )
 @guarded(_status_error)
-def poll(_n, method, perplexity, neighbors, seed, _refit, exp, token):
+def poll(_n, method, values, seed, _refit, keys, exp, token):
     """Ask for the map the controls describe; new token only when the map changed."""
     state = current()
     handle = state.registry.get(exp)
-    spec = spec_of(method, perplexity, neighbors, seed)
+    spec = spec_of(method, values, keys, seed)
     status = state.maps.status(handle, spec, refit=triggered() == ids.REFIT)
     new_token = status.token if status.token != token else no_update
     return new_token, status_line(status), scan_messages(handle.last_scan)
 
 
-@callback(
-    Output(ids.PERPLEXITY_ROW, "style"),
-    Output(ids.NEIGHBORS_ROW, "style"),
+# Show the parameters of the chosen method only.
+callback.clientside(
+    """
+    function(method, boxes) {
+        return (boxes || []).map(b => b.method === method ? {} : {display: "none"});
+    }
+    """,
+    Output({"type": ids.MAP_PARAMS, "method": ALL}, "style"),
     Input(ids.MAP_METHOD, "value"),
+    State({"type": ids.MAP_PARAMS, "method": ALL}, "id"),
     prevent_initial_call=True,
 )
-def show_params(method):
-    """Show the parameter of the chosen method only."""
-    return param_styles(method)
 
 
 def entry_of(token: str | None) -> MapEntry | None:
@@ -307,29 +325,37 @@ def step(_n, value, top):
 @callback(
     Output(ids.VIEW_QUERY, "data"),
     Input(ids.MAP_METHOD, "value"),
-    Input(ids.PERPLEXITY, "value"),
-    Input(ids.NEIGHBORS, "value"),
+    PARAM_VALUES,
     Input(ids.MAP_SEED, "value"),
     Input({"type": "filter", "column": ALL}, "value"),
     Input(ids.EPOCHS, "value"),
     Input(ids.SELECTED, "data"),
+    PARAM_KEYS,
     State(ids.EXP, "data"),
     State(ids.EPOCHS, "min"),
     State(ids.EPOCHS, "max"),
     State(ids.PENDING, "data"),
 )
-def query(method, perplexity, neighbors, seed, filters, epochs, selected, exp, lo, hi, wanted):
+def query(method, values, seed, filters, epochs, selected, keys, exp, lo, hi, wanted):
     """The URL query of what the page shows, for sharing (written by the script below)."""
     try:
-        spec = spec_of(method, perplexity, neighbors, seed)
+        spec = spec_of(method, values, keys, seed)
     except FspaceError:
-        spec = MapSpec(method if method in ("tsne", "umap", "pca") else "tsne")
+        spec = MapSpec(method if _known(method) else DEFAULT_METHOD)
     if wanted:  # the map is not there yet: keep what the URL asked for
         filters, epochs, lo = wanted["filters"], wanted["epochs"], None
     chosen = tuple((c, tuple(v)) for c, v in filters_of(filters).items() if v)
     window_ = tuple(epochs) if epochs and list(epochs) != [lo, hi] else None
     view = View(exp=exp, spec=spec, filters=chosen, epochs=window_, checkpoint=selected)
     return view_query(view)
+
+
+def _known(method: Any) -> bool:
+    try:
+        method_entry(str(method))
+    except FspaceError:
+        return False
+    return True
 
 
 callback.clientside(
@@ -344,6 +370,3 @@ callback.clientside(
     Output(ids.URL_SINK, "children"),
     Input(ids.VIEW_QUERY, "data"),
 )
-
-
-dash.register_page(__name__, path="/trajectories", name="Trajectories", order=1, layout=layout)

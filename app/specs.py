@@ -1,0 +1,188 @@
+"""Which map a page asks for: an embedding method, its parameters and a seed.
+
+Everything here is read from the method registry :data:`fspace.embedding.METHODS`:
+the methods, their labels, and the parameters the dashboard offers (each method's
+``dashboard`` tag) with their types, defaults and ranges. A method added by a plug-in
+is offered like the built-in ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fspace.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fspace.registry import Entry, Param
+
+DEFAULT_METHOD = "tsne"
+MAX_SEED = 9999
+"""The largest map seed a URL may ask for (each seed is a map computed and kept)."""
+
+
+def method_entries() -> tuple[Entry, ...]:
+    """Every registered embedding method, in the registry's order."""
+    from fspace.embedding import METHODS
+
+    return METHODS.entries()
+
+
+def method_entry(name: str) -> Entry:
+    """The registry entry of method ``name``; :class:`ConfigError` listing the known ones."""
+    from fspace.embedding import METHODS
+
+    return METHODS.get(name)
+
+
+def shown_params(method: str) -> tuple[Param, ...]:
+    """The parameters of ``method`` that the dashboard lets a visitor set."""
+    entry = method_entry(method)
+    names = entry.tags.get("dashboard", tuple(p.name for p in entry.params))
+    return tuple(entry.param(name) for name in names)
+
+
+def number_text(value: Any) -> str:
+    """A parameter value as the URL and the labels write it: ``50`` not ``50.0``."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True, init=False)
+class MapSpec:
+    """Which map: method, its parameters that differ from the defaults, and seed.
+
+    ``MapSpec("tsne", 50.0, 1)`` gives the method's first dashboard parameter (t-SNE's
+    perplexity) as the second argument; ``params={...}`` gives any of them by name.
+    Parameters equal to their defaults are dropped, so equal maps have equal specs.
+    """
+
+    method: str
+    values: tuple[tuple[str, Any], ...] = field(default=())
+    random_state: int = 0
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        param: Any = None,
+        random_state: int = 0,
+        *,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        given = dict(params or {})
+        if param is not None:
+            given[_main_param(method)] = param
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "values", _non_default(method, given))
+        object.__setattr__(self, "random_state", int(random_state))
+
+    @classmethod
+    def make(
+        cls,
+        method: str = DEFAULT_METHOD,
+        param: Any = None,
+        random_state: Any = 0,
+        *,
+        params: dict[str, Any] | None = None,
+    ) -> MapSpec:
+        """Validate and normalise values from a URL or the page's controls (text or
+        numbers); :class:`ConfigError` names the value at fault."""
+        from fspace.embedding import get_method
+
+        entry = method_entry(method)
+        given = dict(params or {})
+        if param is not None:
+            given[_main_param(method)] = param
+        offered = {p.name: p for p in shown_params(method)}
+        unknown = sorted(set(given) - set(offered))
+        if unknown:
+            raise ConfigError(
+                f"{entry.label} has no parameter {unknown[0]!r} to set here "
+                f"(it offers: {', '.join(offered) or 'none'})"
+            )
+        typed = {k: _typed(offered[k], v) for k, v in given.items() if v not in (None, "")}
+        get_method(method).validate(typed)  # the same checks as fspace.embed
+        return cls(method, None, _seed(random_state), params=typed)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters passed to the embedding method (those that differ from defaults)."""
+        return dict(self.values)
+
+    @property
+    def label(self) -> str:
+        """Short description, e.g. "t-SNE (perplexity 50, seed 1)"."""
+        return map_label(self.method, self.params, self.random_state)
+
+
+def map_label(method: str, params: dict[str, Any], random_state: int) -> str:
+    """``t-SNE (perplexity 50, seed 1)``: the method's label with the dashboard
+    parameters in ``params`` and a seed other than 0."""
+    try:
+        entry = method_entry(method)
+        label, names = entry.label, [p.name for p in shown_params(method)]
+    except ConfigError:
+        label, names = method, sorted(params)
+    parts = [f"{name} {number_text(params[name])}" for name in names if name in params]
+    if random_state:
+        parts.append(f"seed {random_state}")
+    return label + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _seed(value: Any) -> int:
+    """The map's ``random_state`` from a URL or an input box: 0 to :data:`MAX_SEED`."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"random_state={value!r} (map seed) is not a number") from None
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f"random_state (map seed) must be an integer between 0 and {MAX_SEED}, got {value!r}"
+        )
+    return int(value)
+
+
+def _main_param(method: str) -> str:
+    shown = shown_params(method)
+    if not shown:
+        raise ConfigError(f"{method_entry(method).label} has no parameter to set here")
+    return shown[0].name
+
+
+def _non_default(method: str, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    try:
+        defaults = method_entry(method).defaults()
+    except ConfigError:  # an unknown method: kept as given, refused where it is used
+        defaults = {}
+    return tuple(sorted((k, v) for k, v in given.items() if v is not None and v != defaults.get(k)))
+
+
+def _typed(param: Param, value: Any) -> Any:
+    """``value`` (text from a URL, or a number from an input box) as ``param``'s type.
+
+    Only the type is settled here; ranges are the method's to check, so that the page
+    and ``fspace.embed`` say the same thing about a bad value.
+    """
+    if not isinstance(value, str):
+        if isinstance(value, bool):
+            return value
+        if param.type is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if param.type is float and isinstance(value, int):
+            return float(value)  # 50 and 50.0 are one map, with one cache key
+        return value
+    text = value.strip()
+    if param.type in (int, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"{param.name}={value!r} is not a number") from None
+        if param.type is int and number.is_integer():
+            return int(number)
+        return number
+    return param.parse(text)
