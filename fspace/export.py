@@ -20,6 +20,40 @@ STATIC_FORMATS = ("png", "svg", "pdf")
 FORMATS = ("html", *STATIC_FORMATS)
 
 
+def check_destination(path: str | Path, *, base: str | Path | None = None) -> Path:
+    """``path`` if a figure may be written there: a known suffix, and a directory that
+    exists or lies inside ``base`` (default: the current directory), where the missing
+    directories are then created. ExportError otherwise, before anything is computed.
+
+    Missing directories elsewhere are never created: a typo in ``-o`` must not scatter
+    new directories across the filesystem.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ExportError(
+            f"cannot export {path}: unknown suffix {path.suffix!r}; use one of "
+            f"{', '.join('.' + f for f in FORMATS)}"
+        )
+    parent = path.parent
+    if parent.is_dir():
+        return path
+    if parent.exists():
+        raise ExportError(f"cannot export {path}: {parent} is not a directory")
+    inside = Path(base if base is not None else Path.cwd()).resolve()
+    target = parent.resolve()  # resolves the links of the part that exists
+    if target != inside and inside not in target.parents:
+        raise ExportError(
+            f"cannot export {path}: directory {parent} does not exist; create it first "
+            f"(fspace creates missing directories only inside {inside})"
+        )
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot export {path}: cannot create {parent} ({e.strerror})") from None
+    return path
+
+
 def write_figure(
     fig: go.Figure, path: str | Path, *, width: int = 1000, height: int = 750, scale: float = 2
 ) -> Path:
@@ -31,13 +65,8 @@ def write_figure(
 
     >>> write_figure(trajectory_figure(embedding.frame), "runs.png")  # doctest: +SKIP
     """
-    path = Path(path)
+    path = check_destination(path)
     fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ExportError(
-            f"cannot export {path}: unknown suffix {path.suffix!r}; use one of "
-            f"{', '.join('.' + f for f in FORMATS)}"
-        )
     if fmt == "html":
         data = fig.to_html(include_plotlyjs=True, full_html=True).encode("utf-8")
     else:

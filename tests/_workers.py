@@ -227,7 +227,34 @@ def read_repeatedly(path: str, stop: str, report: str) -> None:
     Path(report).write_text(json.dumps(counts))
 
 
+def hold_run(path: str, run: str, ready: str) -> None:
+    """Record one checkpoint of ``run``, say so in the file ``ready``, then keep the run
+    open (its writer lease held) until killed."""
+    from _models import make_mlp
+
+    from fspace import Recorder
+
+    rec = Recorder(path, run=run, group="g", seed=0, model_factory="_models:make_mlp")
+    rec.record(make_mlp(), epoch=0)
+    rec.flush()
+    Path(ready).write_text("holding")
+    time.sleep(600)
+
+
+def write_same_run(path: str, run: str, checkpoints: int, result: str) -> None:
+    """:func:`record_run` of ``run`` (seed 0); write "done" or the RunError to ``result``."""
+    from fspace.errors import RunError
+
+    try:
+        record_run(path, run, checkpoints, seed=0, pause=0.02)
+        Path(result).write_text("done")
+    except RunError as e:
+        Path(result).write_text(f"refused: {type(e).__name__}: {e}")
+
+
 JOBS = {
+    "hold_run": hold_run,
+    "write_same_run": write_same_run,
     "record_resumable": record_resumable,
     "record_until_killed": record_until_killed,
     "record_run": record_run,

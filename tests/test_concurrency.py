@@ -5,7 +5,8 @@ process only, into its own directory, every file appears atomically (temporary f
 fsync, then rename), and names that several processes may race for (the experiment
 marker, run.json, a probe suite) are claimed with a hard link, which fails if the name
 exists, just like O_EXCL. So writers never lock anything, and a reader sees each file
-either whole or not at all.
+either whole or not at all. Only the writer of one run holds something: a lease file in
+the run's directory, which refuses a second live writer of the same run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import time
 import warnings
 
 import pytest
-from _workers import ForkServer
+import torch
+from _models import make_mlp
+from _workers import ForkServer, probe_suite
 
-from fspace import Experiment
+from fspace import Experiment, function_vector
 
 WRITERS = 8
 CHECKPOINTS = 50
@@ -81,3 +84,29 @@ def test_one_run_id_is_claimed_by_one_process(tmp_path, server):
     assert Experiment(path).run("same").seed == winner
     for outcome in outcomes:
         assert outcome == "won" or "already exists" in outcome
+
+
+def test_two_live_writers_of_one_run(tmp_path, server):
+    """Two processes record the same run id (same group and seed) at the same moment:
+    one records every checkpoint, the other is refused with RunBusyError before it
+    writes any, and every stored vector is the one its stored weights give."""
+    path = tmp_path / "exp"
+    Experiment.create(path)
+    results = [tmp_path / f"writer{i}" for i in range(2)]
+    pids = [
+        server.start("write_same_run", path=str(path), run="same", checkpoints=30, result=str(r))
+        for r in results
+    ]
+    assert [server.wait(pid) for pid in pids] == [0, 0]
+    outcomes = sorted(r.read_text() for r in results)
+    assert outcomes[0] == "done" and outcomes[1].startswith("refused: RunBusyError"), outcomes
+    assert "is being written by process" in outcomes[1]
+    exp = Experiment(path)
+    ckpts = exp.checkpoints()
+    assert [c.epoch for c in ckpts] == list(range(30)) and exp.problems == []
+    suite = probe_suite()
+    model = make_mlp()
+    for ckpt in ckpts:
+        model.load_state_dict(exp.load_weights(ckpt))
+        cached = exp.load_vector(ckpt, suite.fingerprint, "prob")
+        torch.testing.assert_close(cached, function_vector(model, suite), rtol=0, atol=1e-6)

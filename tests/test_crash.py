@@ -209,3 +209,28 @@ def test_a_failed_write_is_retried_by_recording_again(tmp_path, monkeypatch):
     assert rec.record(make_mlp(), epoch=0) is True
     rec.close()
     assert [c.epoch for c in Experiment(tmp_path / "exp").checkpoints()] == [0]
+
+
+def test_a_killed_writer_s_run_is_taken_over(tmp_path, server):
+    """While a writer holds a run, a second one is refused; once the first is killed
+    with SIGKILL (its lease file left behind), the second takes the run over at once."""
+    from _models import make_mlp
+
+    from fspace.errors import RunBusyError
+
+    path, ready = tmp_path / "exp", tmp_path / "ready"
+    Experiment.create(path)
+    pid = server.start("hold_run", path=str(path), run="r", ready=str(ready))
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert time.monotonic() < deadline, "the holding worker never started"
+        time.sleep(0.02)
+    with pytest.raises(RunBusyError, match=f"being written by process {pid}"):
+        Recorder(path, run="r", group="g", seed=0)
+    assert server.kill(pid) == -signal.SIGKILL
+    assert (path / "runs" / "r" / ".writer").exists()  # the dead writer's lease stays
+    with Recorder(path, run="r", group="g", seed=0) as rec:
+        assert rec.record(make_mlp(), epoch=0) is False  # the dead writer's checkpoint
+        assert rec.record(make_mlp(), epoch=1) is True
+    assert [c.epoch for c in Experiment(path).checkpoints()] == [0, 1]
+    assert not (path / "runs" / "r" / ".writer").exists()  # released on close

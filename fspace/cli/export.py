@@ -35,16 +35,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fspace.errors import ExportError
-    from fspace.export import FORMATS, write_figure
+    from fspace.export import check_destination, write_figure
     from fspace.plot import trajectory_figure
 
-    suffix = Path(args.out).suffix
-    if suffix.lower().lstrip(".") not in FORMATS:  # refuse before the slow part, not after
-        raise ExportError(
-            f"cannot export {args.out}: unknown suffix {suffix!r}; use one of "
-            f"{', '.join('.' + f for f in FORMATS)}"
-        )
+    check_destination(args.out)  # refuse before the slow part, not after
     emb = embed_from_args(args)
     title = args.title or f"{Path(args.experiment).name}: function space ({emb.method})"
     fig = trajectory_figure(emb.frame, title=title)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from fspace.errors import CheckpointError, ConfigError
+from fspace.errors import CheckpointError, ConfigError, StoreWriteError
 from fspace.store import files, layout
 from fspace.store.reading import read_mapped
 
@@ -120,7 +120,10 @@ class Cache:
         except TypeError as e:
             raise ConfigError(f"cannot cache an array of dtype {array.dtype}: {e}") from None
         body = {"kind": _ENTRY_KIND, "cache_kind": kind, "key": key, "meta": meta}
-        return files.write(path, {"array": tensor}, body)
+        try:
+            return files.write(layout.writable(self.root, path), {"array": tensor}, body)
+        except OSError as e:
+            raise StoreWriteError(f"cannot write cache entry {path} ({e.strerror})") from None
 
     def entries(self, kind: str) -> list[CacheEntry]:
         """Every readable entry of ``kind`` (from headers only); damaged ones are skipped."""
