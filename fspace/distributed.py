@@ -55,12 +55,13 @@ def connect(address: str | None = None, **init_kwargs: Any):
     return ray
 
 
-def _absolute(path: str | os.PathLike) -> str:
+def absolute_path(path: str | os.PathLike) -> str:
+    """``path`` made absolute, as every worker must see it."""
     # Workers do not share the driver's working directory, only the filesystem.
     return str(Path(path).resolve())
 
 
-def _wait_all(ray, refs: list, progress: bool, what: str) -> list:
+def wait_all(ray, refs: list, progress: bool, what: str) -> list:
     """Results of ``refs`` in their order, with a progress bar over completions."""
     from tqdm.auto import tqdm
 
@@ -112,7 +113,7 @@ def evaluate_on_ray(
     from fspace.evaluation import evaluate, resolve_output
     from fspace.store import Experiment
 
-    exp = Experiment(_absolute(experiment))
+    exp = Experiment(absolute_path(experiment))
     suite = exp.probes(probes)
     spec, _ = resolve_output(exp, suite, output)
     ckpts = exp.require_checkpoints()
@@ -121,12 +122,12 @@ def evaluate_on_ray(
     missing = [c for c in ckpts if exp.load_vector(c, suite.fingerprint, spec.name) is None]
     if missing:
         ray = connect(address)
-        task = ray.remote(num_cpus=cpus_per_task)(_with_threads(evaluate_chunk, cpus_per_task))
+        task = ray.remote(num_cpus=cpus_per_task)(with_threads(evaluate_chunk, cpus_per_task))
         refs = [
             task.remote(str(exp.path), suite.fingerprint, spec.to_json(), keys, model_factory)
             for keys in _chunks(missing)
         ]
-        _wait_all(ray, refs, progress, "evaluation tasks")
+        wait_all(ray, refs, progress, "evaluation tasks")
     return evaluate(
         exp, probes=suite, output=spec, model_factory=model_factory, runs=runs, progress=False
     )
@@ -144,7 +145,7 @@ def _chunks(ckpts) -> list[list[str]]:
     ]
 
 
-def _with_threads(fn: Callable, threads: int) -> Callable:
+def with_threads(fn: Callable, threads: int) -> Callable:
     """``fn`` run with torch limited to ``threads`` threads (a task's CPU share)."""
 
     def run(*args):

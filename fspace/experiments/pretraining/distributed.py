@@ -53,17 +53,17 @@ def record_pretraining_on_ray(
 ) -> dict[str, int]:
     """:func:`~fspace.experiments.pretraining.run_pretraining` with its runs spread
     over a Ray cluster. Returns how many runs were recorded, resumed and skipped."""
-    from fspace.distributed import _absolute, _wait_all, _with_threads, connect
+    from fspace.distributed import absolute_path, connect, wait_all, with_threads
     from fspace.experiments.digits import load_data
     from fspace.store import Experiment
 
     ray = connect(address)
-    path = _absolute(path)
+    path = absolute_path(path)
     Experiment.create(path).add_probes(load_data(cfg).suite)
-    task = ray.remote(num_cpus=cpus_per_task)(_with_threads(record_unit, cpus_per_task))
+    task = ray.remote(num_cpus=cpus_per_task)(with_threads(record_unit, cpus_per_task))
     refs = [task.remote(path, cfg, *unit) for unit in pretraining_units(cfg)]
     counts = {"recorded": 0, "resumed": 0, "skipped": 0}
-    for outcomes in _wait_all(ray, refs, progress, "runs"):
+    for outcomes in wait_all(ray, refs, progress, "runs"):
         for outcome in outcomes:
             counts[outcome] += 1
     return counts
