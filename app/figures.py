@@ -1,10 +1,9 @@
 """Figures of the dashboard as plain dicts built from numpy arrays.
 
-:func:`trajectory_dict` draws the same figure as
-:func:`fspace.plot.trajectories.trajectory_figure` (same traces, styles, layout and
-legend groups) straight from a :class:`~fspace.app.frames.PlotFrame`: arrays go out as
-base64 typed arrays, so 20,000 points take milliseconds instead of a second of
-validation and JSON encoding. The exporter still uses ``trajectory_figure``.
+:func:`trajectory_dict` draws the trajectory figure with the one builder the exporter
+uses too (:func:`fspace.plot.trajectories.path_traces`), straight from a
+:class:`~fspace.app.frames.PlotFrame`: arrays go out as base64 typed arrays, so 20,000
+points take milliseconds instead of a second of validation and JSON encoding.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from fspace.app.frames import PlotFrame
-from fspace.plot.style import group_style
-from fspace.plot.trajectories import trajectory_layout
+from fspace.plot.trajectories import Paths, path_traces, trajectory_layout
 
 # customdata columns of marker traces (for the hover text).
 CUSTOMDATA = ("row", "seed", "epoch", "test_error")
@@ -43,30 +41,42 @@ def trajectory_dict(
 ) -> dict[str, Any]:
     """The trajectory figure of the rows of ``plot`` selected by ``mask``.
 
-    Every group has a line trace and a marker trace, even when the mask empties it, so
-    legend toggles keep their place; ``highlight`` draws that run's path (within the
-    epoch window) on top and ``selected`` (a drawing-order row) rings one checkpoint.
-    Colours and axes span the whole map, so they stay put as the window moves.
+    Every group has its traces even when the mask empties them, so legend toggles keep
+    their place; ``highlight`` draws that run's path (within the epoch window) on top
+    and ``selected`` (a drawing-order row) rings one checkpoint. Colours and axes span
+    the whole map, so they stay put as the window moves.
     """
-    rows = np.flatnonzero(mask)
-    traces: list[dict[str, Any]] = []
-    for code, group in enumerate(plot.groups):
-        part = rows[plot.group_code[rows] == code]
-        traces += [_lines(plot, part, group), _markers(plot, part, group)]
+    paths = Paths(plot.x, plot.y, plot.epoch, plot.group_code, plot.run_code, plot.groups)
+    has_error = plot.error is not None
+
+    def hover(rows: np.ndarray, group: str) -> dict[str, Any]:
+        return {
+            "text": plot.runs[plot.run_code[rows]].tolist(),
+            "customdata": _customdata(plot, rows),
+            "hovertemplate": _hovertemplate(group, has_error),
+            "meta": {"customdata": list(CUSTOMDATA)},
+        }
+
+    run_rows = None
     if highlight is not None:
         run_rows = plot.rows_of_run(highlight)
         run_rows = run_rows[mask[run_rows]] if run_rows.size else run_rows
-        traces.append(_highlight(plot, run_rows, highlight))
+    traces = path_traces(
+        paths,
+        np.flatnonzero(mask),
+        encode=typed,
+        hover=hover,
+        highlight=run_rows,
+        highlight_run=highlight,
+    )
     if selected is not None:
         traces.append(_selected(plot, selected))
     lo, hi = plot.epoch_range
-    layout = trajectory_layout(title, cmin=float(lo), cmax=float(max(hi, lo + 1)))
+    layout = trajectory_layout(title, groups=plot.groups, lo=float(lo), hi=float(hi))
     x0, x1, y0, y1 = plot.extent
     layout["xaxis"] = {**layout["xaxis"], "range": [x0, x1]}
     layout["yaxis"] = {**layout["yaxis"], "range": [y0, y1]}
     layout["uirevision"] = uirevision
-    # Epochs are whole numbers: no 0.5 ticks on the colour bar.
-    layout["coloraxis"]["colorbar"]["dtick"] = max(1, -(-(hi - lo) // 8))
     return {"data": traces, "layout": layout}
 
 
@@ -81,80 +91,6 @@ def _hovertemplate(group: str, has_error: bool) -> str:
     if has_error:
         lines.append("test error: %{customdata[3]:.4g}")
     return "<br>".join(lines) + "<extra></extra>"
-
-
-def _with_gaps(values: np.ndarray, runs: np.ndarray) -> np.ndarray:
-    # A NaN between two runs breaks the line, so one trace draws all of a group's runs.
-    breaks = np.flatnonzero(runs[1:] != runs[:-1]) + 1
-    return np.insert(values.astype(np.float32), breaks, np.nan)
-
-
-def _lines(plot: PlotFrame, rows: np.ndarray, group: str) -> dict[str, Any]:
-    style = group_style(group)
-    runs = plot.run_code[rows]
-    return {
-        "type": "scattergl",
-        "mode": "lines",
-        "x": typed(_with_gaps(plot.x[rows], runs)),
-        "y": typed(_with_gaps(plot.y[rows], runs)),
-        "name": group,
-        "legendgroup": group,
-        "showlegend": False,
-        "hoverinfo": "skip",
-        "opacity": 0.6,
-        "line": {"color": style.color, "dash": style.dash, "width": 1.2},
-        "meta": {"role": "lines", "group": group},
-        "uid": f"lines-{group}",
-    }
-
-
-def _markers(plot: PlotFrame, rows: np.ndarray, group: str) -> dict[str, Any]:
-    style = group_style(group)
-    return {
-        "type": "scattergl",
-        "mode": "markers",
-        "x": typed(plot.x[rows]),
-        "y": typed(plot.y[rows]),
-        "name": group,
-        "legendgroup": group,
-        "marker": {
-            "symbol": style.symbol,
-            "size": 7,
-            "color": typed(plot.epoch[rows]),
-            "coloraxis": "coloraxis",
-            "line": {"color": style.color, "width": 1},
-        },
-        "text": plot.runs[plot.run_code[rows]].tolist(),
-        "customdata": _customdata(plot, rows),
-        "hovertemplate": _hovertemplate(group, plot.error is not None),
-        "meta": {"role": "checkpoints", "group": group, "customdata": list(CUSTOMDATA)},
-        "uid": f"markers-{group}",
-    }
-
-
-def _highlight(plot: PlotFrame, rows: np.ndarray, run: str) -> dict[str, Any]:
-    group = str(plot.frame["group"].iloc[rows[0]]) if rows.size else ""
-    return {
-        "type": "scattergl",
-        "mode": "lines+markers",
-        "x": typed(plot.x[rows]),
-        "y": typed(plot.y[rows]),
-        "name": f"run {run}",
-        "legendgroup": "highlight",
-        "line": {"color": "black", "width": 3},
-        "marker": {
-            "symbol": group_style(group).symbol if group else "circle",
-            "size": 11,
-            "color": typed(plot.epoch[rows]),
-            "coloraxis": "coloraxis",
-            "line": {"color": "black", "width": 2},
-        },
-        "text": [run] * int(rows.size),
-        "customdata": _customdata(plot, rows),
-        "hovertemplate": _hovertemplate(group, plot.error is not None),
-        "meta": {"role": "highlight", "run": run, "customdata": list(CUSTOMDATA)},
-        "uid": "highlight",
-    }
 
 
 def _selected(plot: PlotFrame, position: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from fspace.errors import ConfigError
 from fspace.plot import clicked_checkpoint, group_style, trajectory_figure
-from fspace.plot.style import FIXED
+from fspace.plot.style import group_styles
 
 GROUPS = ("pretrained", "random")
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -73,8 +73,11 @@ def fig(frame):
     return trajectory_figure(frame)
 
 
-def test_two_traces_per_group(fig):
-    assert len(fig.data) == 2 * len(GROUPS)
+ROLES = ["lines", "jumps", "checkpoints", "start", "end"]
+
+
+def test_five_layers_per_group(fig):
+    assert [t.meta["role"] for t in fig.data] == ROLES * len(GROUPS)
     assert [t.meta["group"] for t in traces(fig, "lines")] == list(GROUPS)
     assert [t.meta["group"] for t in traces(fig, "checkpoints")] == list(GROUPS)
 
@@ -107,23 +110,37 @@ def test_marker_colours_are_the_epochs(fig, frame):
     for markers in traces(fig, "checkpoints"):
         keys = [row[0] for row in markers.customdata]
         np.testing.assert_array_equal(markers.marker.color, epochs.loc[keys].to_numpy())
-        assert markers.marker.coloraxis == "coloraxis"
+        assert markers.marker.coloraxis == (
+            "coloraxis" if markers.name == GROUPS[0] else "coloraxis2"
+        )
         # The markers sit where the frame puts their checkpoints.
         where = frame.set_index("checkpoint").loc[keys]
         np.testing.assert_array_equal(markers.x, where["x"].to_numpy())
         np.testing.assert_array_equal(markers.y, where["y"].to_numpy())
 
 
-def test_one_colour_bar_titled_epoch(fig):
-    axis = fig.layout.coloraxis
-    assert axis.colorbar.title.text == "epoch"
-    assert (axis.cmin, axis.cmax) == (0, 5)
-    assert axis.colorscale[0][1] == "#440154"  # Viridis
+def test_one_integer_colour_bar_per_group_in_its_colour_family(fig):
+    styles = group_styles(GROUPS)
+    for axis, group in zip((fig.layout.coloraxis, fig.layout.coloraxis2), GROUPS, strict=True):
+        assert axis.colorbar.title.text == f"{group}<br>epoch"
+        assert (axis.cmin, axis.cmax) == (0, 5)
+        assert (axis.colorbar.tickformat, axis.colorbar.dtick) == ("d", 1)
+        assert axis.colorscale[1][1] == styles[group].color  # light -> the group's colour -> dark
+
+
+def test_many_groups_share_one_neutral_colour_bar():
+    names = [f"g{i}" for i in range(6)]
+    fig = trajectory_figure(make_frame(groups=names, runs=1, epochs=3))
+    axes = [fig.layout[f"coloraxis{i + 1}" if i else "coloraxis"] for i in range(7)]
+    assert [a.showscale for a in axes[:6]] == [False] * 6
+    assert axes[6].colorbar.title.text == "epoch"
+    assert traces(fig, "scale")[0].marker.coloraxis == "coloraxis7"
 
 
 def test_colour_by_a_metric(frame):
-    fig = trajectory_figure(frame, color="test_error", colorscale="Plasma")
-    assert fig.layout.coloraxis.colorbar.title.text == "test_error"
+    fig = trajectory_figure(frame, color="test_error")
+    assert fig.layout.coloraxis.colorbar.title.text == "pretrained<br>test_error"
+    assert fig.layout.coloraxis.colorbar.tickformat is None  # not whole numbers
     errors = frame.set_index("checkpoint")["test_error"]
     for markers in traces(fig, "checkpoints"):
         keys = [row[0] for row in markers.customdata]
@@ -218,11 +235,59 @@ def test_other_groups_get_their_own_legend_entry():
     ]
 
 
-def test_fixed_group_styles():
-    assert group_style("pretrained") == FIXED["pretrained"]
-    assert group_style("random") == FIXED["random"]
-    assert group_style("pretrained").symbol != group_style("random").symbol
-    assert group_style("pretrained").dash != group_style("random").dash
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["baseline", "ours"],
+        ["lr0.001", "lr0.01"],
+        ["pretrained", "random"],
+        [f"run-{i}" for i in range(10)],
+        ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+    ],
+    ids=["baseline-ours", "learning-rates", "built-in", "ten-numbered", "ten-letters"],
+)
+def test_any_distinct_groups_differ_in_colour_and_marker(names):
+    styles = group_styles(names)
+    assert len({s.color for s in styles.values()}) == len(names)
+    assert len({s.symbol for s in styles.values()}) == len(names)
+    assert len({(s.color, s.symbol) for s in group_styles(map(str, range(60))).values()}) == 60
+
+
+def test_styles_follow_legend_order_not_hashes():
+    assert group_styles(["ours", "baseline"])["baseline"] == group_styles(["a", "b"])["a"]
+    assert group_style("pretrained") == group_styles(["pretrained", "random"])["pretrained"]
+
+
+def test_start_and_end_of_every_run_are_marked(fig, frame):
+    for role, pick in (("start", "first"), ("end", "last")):
+        for trace in traces(fig, role):
+            part = frame[frame["group"] == trace.meta["group"]].sort_values(["run", "epoch"])
+            ends = getattr(part.groupby("run", sort=True), pick)()
+            np.testing.assert_array_equal(trace.x, ends["x"].to_numpy())
+    start, end = traces(fig, "start")[0], traces(fig, "end")[0]
+    assert start.marker.symbol.endswith("-open") and end.marker.line.color == "black"
+
+
+def test_long_jumps_are_drawn_faintly_apart_from_the_path():
+    frame = make_frame(runs=2, epochs=5, shuffle=False)
+    far = frame["epoch"] >= 1
+    frame.loc[far, "x"] += 100.0  # every run leaps between epochs 0 and 1
+    fig = trajectory_figure(frame)
+    for lines, jumps in zip(traces(fig, "lines"), traces(fig, "jumps"), strict=True):
+        assert [len(s) for s in segments(lines.x)] == [1, 4, 1, 4]  # split at each leap
+        assert len(segments(jumps.x)) - 1 == 2 and jumps.line.dash == "dot"
+        assert jumps.opacity < lines.opacity
+
+
+def test_arrows_point_along_each_step():
+    frame = make_frame(runs=1, epochs=4, shuffle=False)
+    fig = trajectory_figure(frame, arrows=True)
+    arrows = traces(fig, "arrows")
+    assert [len(a.x) for a in arrows] == [3, 3]
+    part = frame[frame["group"] == GROUPS[0]]
+    dx, dy = np.diff(part["x"].to_numpy()), np.diff(part["y"].to_numpy())
+    expected = 90 - np.degrees(np.arctan2(dy, dx))  # plotly keeps angles in [-180, 180]
+    np.testing.assert_allclose(np.mod(arrows[0].marker.angle, 360), np.mod(expected, 360))
 
 
 def test_other_group_styles_are_stable_across_processes():
@@ -238,12 +303,11 @@ def test_other_group_styles_are_stable_across_processes():
         for seed in ("1", "2")
     }
     assert outs == {f"{group_style('adversarial')}\n"}
-    assert group_style("adversarial") not in FIXED.values()
 
 
 def test_20000_points_in_1000_runs_make_one_trace_per_layer():
     # How long this takes is measured by benchmarks/bench_plot.py, not asserted here.
     frame = make_frame(groups=("pretrained", "random"), runs=500, epochs=20)
     fig = trajectory_figure(frame, highlight_run="random-s7")
-    assert len(fig.data) == 5
+    assert len(fig.data) == 5 * 2 + 1
     assert sum(len(t.x) for t in traces(fig, "checkpoints")) == 20_000

@@ -1,69 +1,125 @@
-"""How each group is drawn: marker symbol, line dash and colour, the same in every figure.
+"""How each group is drawn: a colour family, a marker symbol and a line dash.
 
-The groups of the built-in experiments have fixed styles; any other group name is styled
-by a hash of the name, so a group looks the same whichever other groups are shown with it.
+Styles are assigned in order, never hashed: the groups of a figure are put in legend
+order (:func:`group_order`: the groups of the built-in experiments first, then the
+others sorted) and the i-th group gets the i-th colour and the i-th symbol, so any two
+groups of one figure differ in both colour and marker (for up to 10 groups; beyond that
+the (colour, symbol) pairs stay distinct up to 100). Figures of one experiment pass the
+same groups and so draw each group alike.
+
+>>> styles = group_styles(["ours", "baseline"])
+>>> styles["baseline"].color != styles["ours"].color
+True
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Symbols and dashes that both Scatter and Scattergl can draw.
-SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "triangle-down", "star")
+# Symbols that Scatter, Scattergl and the static exporter all draw, most distinct first.
+SYMBOLS = (
+    "circle",
+    "square",
+    "diamond",
+    "triangle-up",
+    "cross",
+    "x",
+    "triangle-down",
+    "star",
+    "pentagon",
+    "hexagon",
+)
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
-# Colour-blind-safe palette (Okabe-Ito; grey instead of yellow, which vanishes on white,
-# and of black, which marks the highlighted run).
-COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#7F7F7F")
+# Colour-blind-safe bases: Okabe-Ito (without yellow, which vanishes on white, and black,
+# which marks the highlighted run), then Paul Tol's indigo, wine and olive, and grey.
+COLORS = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#332288",
+    "#882255",
+    "#999933",
+    "#7F7F7F",
+)
+
+# Legend order of the built-in experiments' groups (pre-training, then generative regimes).
+KNOWN = (
+    "pretrained",
+    "random",
+    "pretrained+backprop",
+    "random+backprop",
+    "pretrained+wake-sleep",
+    "wake-sleep+backprop",
+    "relu-pretrained+backprop",
+    "relu-random+backprop",
+    "conv-random+backprop",
+)
 
 
 @dataclass(frozen=True)
 class GroupStyle:
-    """Marker symbol, line dash and line colour of one group."""
+    """Marker symbol, line dash and base colour of one group, and its colour family."""
 
     symbol: str
     dash: str
     color: str
 
+    @property
+    def colorscale(self) -> list[list]:
+        """A sequential scale of the group's colour: light tint (early) to dark (late)."""
+        return [
+            [0.0, mix(self.color, "#FFFFFF", 0.78)],
+            [0.5, self.color],
+            [1.0, shade(self.color)],
+        ]
 
-FIXED = {
-    "pretrained": GroupStyle("circle", "solid", COLORS[0]),
-    "random": GroupStyle("square", "dash", COLORS[1]),
-    # The training regimes of the generative experiment (fspace.experiments.generative).
-    "random+backprop": GroupStyle("square", "dash", COLORS[1]),
-    "pretrained+backprop": GroupStyle("circle", "solid", COLORS[0]),
-    "pretrained+wake-sleep": GroupStyle("diamond", "solid", COLORS[2]),
-    "wake-sleep+backprop": GroupStyle("triangle-up", "dot", COLORS[3]),
-    "relu-random+backprop": GroupStyle("x", "dash", COLORS[5]),
-    "relu-pretrained+backprop": GroupStyle("cross", "solid", COLORS[4]),
-    "conv-random+backprop": GroupStyle("star", "dashdot", COLORS[6]),
-}
+    @property
+    def open_symbol(self) -> str:
+        """The hollow version of the symbol (``x`` and ``cross`` have none: a ring)."""
+        return "circle-open" if self.symbol in ("x", "cross") else f"{self.symbol}-open"
 
 
-def group_style(group: str) -> GroupStyle:
-    """The style of ``group``: fixed for the groups of the built-in experiments, hashed
-    for other names.
-
-    >>> group_style("pretrained").symbol
-    'circle'
-    """
-    if group in FIXED:
-        return FIXED[group]
-    # md5, not hash(): Python salts str hashes per process.
-    digest = hashlib.md5(str(group).encode("utf-8"), usedforsecurity=False).digest()
-    # Skip the first entries, taken by the fixed groups, so no group looks like those.
-    symbols, dashes, colors = SYMBOLS[2:], DASHES[2:], COLORS[2:]
+def style_at(index: int) -> GroupStyle:
+    """The style of the ``index``-th group of a figure."""
+    n = len(COLORS)
     return GroupStyle(
-        symbols[digest[0] % len(symbols)],
-        dashes[digest[1] % len(dashes)],
-        colors[digest[2] % len(colors)],
+        SYMBOLS[(index + index // n) % len(SYMBOLS)],
+        DASHES[index % len(DASHES)],
+        COLORS[index % n],
     )
 
 
-def group_order(groups: list[str]) -> list[str]:
-    """``groups`` in legend order: the fixed groups first, then the others sorted."""
-    unique = set(groups)
-    return [g for g in FIXED if g in unique] + sorted(unique - set(FIXED), key=str)
+def group_order(groups: Iterable[str]) -> list[str]:
+    """``groups`` in legend order: the built-in groups first, then the others sorted."""
+    unique = {str(g) for g in groups}
+    return [g for g in KNOWN if g in unique] + sorted(unique - set(KNOWN), key=_natural)
+
+
+def group_styles(groups: Iterable[str]) -> dict[str, GroupStyle]:
+    """The style of each of ``groups``, assigned in legend order."""
+    return {g: style_at(i) for i, g in enumerate(group_order(groups))}
+
+
+def group_style(group: str, groups: Iterable[str] | None = None) -> GroupStyle:
+    """The style of ``group`` among ``groups`` (default: the built-in groups, so the
+    pre-training and generative groups look alike in every figure)."""
+    pool = set(KNOWN) if groups is None else {str(g) for g in groups}
+    return group_styles(pool | {str(group)})[str(group)]
+
+
+def mix(color: str, other: str, weight: float) -> str:
+    """``color`` moved ``weight`` of the way towards ``other`` (hex colours)."""
+    a, b = _rgb(color), _rgb(other)
+    return "#" + "".join(f"{round(x + (y - x) * weight):02X}" for x, y in zip(a, b, strict=True))
+
+
+def shade(color: str) -> str:
+    """A darker shade of ``color``."""
+    return mix(color, "#000000", 0.4)
 
 
 def add_message(fig, text: str):
@@ -78,3 +134,16 @@ def add_message(fig, text: str):
         font={"size": 18, "color": "grey"},
     )
     return fig
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    h = color.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def _natural(value: str) -> tuple:
+    # "lr0.001" before "lr0.01", "depth2" before "depth10".
+    import re
+
+    parts = re.split(r"(\d+(?:\.\d+)?)", value)
+    return tuple((0, float(p), p) if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
