@@ -164,7 +164,9 @@ def test_group_tests_separated_and_mixed():
     tests = group_tests(euclidean(x), points, n_boot=199, n_perm=199).set_index("statistic")
     assert tests.loc["1-NN accuracy", "value"] == 1.0
     assert tests.loc["distance ratio", "value"] > 1.5
-    assert (tests["p_value"] <= 0.01).all()
+    # perfectly separated: only relabellings giving the same partition tie with the data
+    # (2 of 924), so p sits at or next to its smallest possible value 1 / (1 + n_perm)
+    assert tests["p_value"].between(1 / 200, 3 / 200).all()
     assert (tests["low"] <= tests["value"]).all() and (tests["value"] <= tests["high"]).all()
     points, x = blobs(rng, 6, 0.0)
     mixed = group_tests(euclidean(x), points, n_boot=199, n_perm=199).set_index("statistic")

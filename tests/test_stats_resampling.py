@@ -52,17 +52,19 @@ def test_bootstrap_intervals_cover_the_true_separation_at_the_stated_rate():
     rng = np.random.default_rng(0)
     n, dim, shift, reps = 10, 5, 2.0, 200
     truth = true_values(shift, dim)
-    covered = {"ratio": 0, "silhouette": 0}
+    levels = (LEVEL, 0.8)  # a second level: the interval must follow the level asked for
+    covered = dict.fromkeys([(s, lv) for s in truth for lv in levels], 0)
     for _ in range(reps):
         x, codes = two_groups(rng, n, shift, dim)
         r = sq_distances(x)
         for name, make in (("ratio", ratio_statistic), ("silhouette", silhouette_statistic)):
-            low, high = bca_interval(make(r, 2), codes, n_boot=499, level=LEVEL, rng=rng)
-            covered[name] += low <= truth[name] <= high
+            for level in levels:
+                low, high = bca_interval(make(r, 2), codes, n_boot=499, level=level, rng=rng)
+                covered[name, level] += low <= truth[name] <= high
     # Coverage within 3 binomial standard errors of the stated level.
-    tolerance = 3 * np.sqrt(LEVEL * (1 - LEVEL) / reps)
-    for name, hits in covered.items():
-        assert abs(hits / reps - LEVEL) <= tolerance, (name, hits / reps)
+    for (name, level), hits in covered.items():
+        tolerance = 3 * np.sqrt(level * (1 - level) / reps)
+        assert abs(hits / reps - level) <= tolerance, (name, level, hits / reps)
 
 
 def null_pvalues(statistic_of, reps: int, rng) -> np.ndarray:
