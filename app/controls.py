@@ -9,7 +9,13 @@ from dash import dcc, html
 
 from fspace.app import ids
 from fspace.app.frames import FILTERS, PlotFrame
-from fspace.app.specs import MAX_SEED, MapSpec, method_entries, shown_params
+from fspace.app.specs import (
+    MAX_SEED,
+    MapSpec,
+    distance_entries,
+    method_entries,
+    shown_params,
+)
 from fspace.app.views import View
 
 if TYPE_CHECKING:
@@ -22,10 +28,10 @@ PLAY_MS = 700
 
 
 def map_controls(spec: MapSpec, status: Any) -> html.Section:
-    """Method, its parameters, seed, the re-fit button and the status line.
+    """Method, its parameters, distance, seed, the re-fit button and the status line.
 
-    The method menu and every parameter input come from the method registry; the
-    parameters of the methods not chosen wait in hidden boxes.
+    The menus and every parameter input come from the method and distance registries;
+    the parameters of the methods not chosen wait in hidden boxes.
     """
     from fspace.app.components import status_line
 
@@ -46,6 +52,14 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
         )
         for e in entries
     ]
+    distances = dcc.Dropdown(
+        id=ids.MAP_DISTANCE,
+        options=[{"label": e.label, "value": e.name, "title": e.help} for e in distance_entries()],
+        value=spec.distance,
+        clearable=False,
+        searchable=False,
+        className="fs-method",
+    )
     seed = dcc.Input(
         id=ids.MAP_SEED,
         type="number",
@@ -60,6 +74,7 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
             html.H3("Map"),
             html.Div([html.Label("method"), menu], className="fs-row"),
             *boxes,
+            html.Div([html.Label("distance"), distances], className="fs-row"),
             html.Div(
                 [html.Label("random state", title="the map's seed"), seed], className="fs-row"
             ),

@@ -266,7 +266,7 @@ def used_label(entry: MapEntry) -> str:
     except ConfigError:
         return spec.label
     used = {name: embedding.params[name] for name in names if name in embedding.params}
-    return map_label(spec.method, used, spec.random_state)
+    return map_label(spec.method, used, spec.random_state, spec.distance)
 
 
 def _empty_message(name: str, scan: Scan) -> str:
@@ -287,6 +287,8 @@ def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Emb
         return None
     fingerprint = next(iter(suites.values()))
     params = {**spec.params, "random_state": spec.random_state}
+    if spec.distance != "euclidean":  # keyed as fspace.pipeline.embed_vectors keys it
+        params = {**params, "distance": spec.distance, "distance_params": {}}
     keys = [c.key for c in scan.checkpoints]
     key = map_key(spec.method, params, fingerprint, "prob", keys)
     return cached_map(handle.experiment, key)  # a hit counts as a use for Cache.prune
@@ -303,6 +305,7 @@ def embed(handle: ExperimentHandle, vectors: FunctionVectors, spec: MapSpec) -> 
         random_state=spec.random_state,
         params=spec.params,
         progress=False,
+        distance=spec.distance,
     )
 
 

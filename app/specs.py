@@ -1,9 +1,10 @@
-"""Which map a page asks for: an embedding method, its parameters and a seed.
+"""Which map a page asks for: an embedding method, its parameters, a seed and a distance.
 
-Everything here is read from the method registry :data:`fspace.embedding.METHODS`:
-the methods, their labels, and the parameters the dashboard offers (each method's
-``dashboard`` tag) with their types, defaults and ranges. A method added by a plug-in
-is offered like the built-in ones.
+Everything here is read from the registries :data:`fspace.embedding.METHODS` (the
+methods, their labels, and the parameters the dashboard offers, each method's
+``dashboard`` tag, with their types, defaults and ranges) and
+:data:`fspace.distances.DISTANCES`. A method or distance added by a plug-in is offered
+like the built-in ones.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from fspace.registry import Entry, Param
 
 DEFAULT_METHOD = "tsne"
+DEFAULT_DISTANCE = "euclidean"
 MAX_SEED = 9999
 """The largest map seed a URL may ask for (each seed is a map computed and kept)."""
 
@@ -35,6 +37,20 @@ def method_entry(name: str) -> Entry:
     return METHODS.get(name)
 
 
+def distance_entries() -> tuple[Entry, ...]:
+    """Every registered distance, in the registry's order."""
+    from fspace.distances import DISTANCES
+
+    return DISTANCES.entries()
+
+
+def distance_label(name: str) -> str:
+    """The label of distance ``name`` (the name itself if it is unknown)."""
+    from fspace.distances import DISTANCES
+
+    return DISTANCES.get(name).label if name in DISTANCES else name
+
+
 def shown_params(method: str) -> tuple[Param, ...]:
     """The parameters of ``method`` that the dashboard lets a visitor set."""
     entry = method_entry(method)
@@ -51,7 +67,7 @@ def number_text(value: Any) -> str:
 
 @dataclass(frozen=True, init=False)
 class MapSpec:
-    """Which map: method, its parameters that differ from the defaults, and seed.
+    """Which map: method, its parameters that differ from the defaults, seed, distance.
 
     ``MapSpec("tsne", 50.0, 1)`` gives the method's first dashboard parameter (t-SNE's
     perplexity) as the second argument; ``params={...}`` gives any of them by name.
@@ -61,6 +77,7 @@ class MapSpec:
     method: str
     values: tuple[tuple[str, Any], ...] = field(default=())
     random_state: int = 0
+    distance: str = DEFAULT_DISTANCE
 
     def __init__(
         self,
@@ -69,6 +86,7 @@ class MapSpec:
         random_state: int = 0,
         *,
         params: dict[str, Any] | None = None,
+        distance: str = DEFAULT_DISTANCE,
     ) -> None:
         given = dict(params or {})
         if param is not None:
@@ -76,6 +94,7 @@ class MapSpec:
         object.__setattr__(self, "method", method)
         object.__setattr__(self, "values", _non_default(method, given))
         object.__setattr__(self, "random_state", int(random_state))
+        object.__setattr__(self, "distance", distance)
 
     @classmethod
     def make(
@@ -85,10 +104,12 @@ class MapSpec:
         random_state: Any = 0,
         *,
         params: dict[str, Any] | None = None,
+        distance: Any = None,
     ) -> MapSpec:
         """Validate and normalise values from a URL or the page's controls (text or
         numbers); :class:`ConfigError` names the value at fault."""
-        from fspace.embedding import get_method
+        from fspace.embedding import METHODS, get_method
+        from fspace.embedding.inputs import check_method_takes
 
         entry = method_entry(method)
         given = dict(params or {})
@@ -103,7 +124,9 @@ class MapSpec:
             )
         typed = {k: _typed(offered[k], v) for k, v in given.items() if v not in (None, "")}
         get_method(method).validate(typed)  # the same checks as fspace.embed
-        return cls(method, None, _seed(random_state), params=typed)
+        distance = _distance(distance)
+        check_method_takes(METHODS, entry, distance)
+        return cls(method, None, _seed(random_state), params=typed, distance=distance)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -113,12 +136,15 @@ class MapSpec:
     @property
     def label(self) -> str:
         """Short description, e.g. "t-SNE (perplexity 50, seed 1)"."""
-        return map_label(self.method, self.params, self.random_state)
+        return map_label(self.method, self.params, self.random_state, self.distance)
 
 
-def map_label(method: str, params: dict[str, Any], random_state: int) -> str:
-    """``t-SNE (perplexity 50, seed 1)``: the method's label with the dashboard
-    parameters in ``params`` and a seed other than 0."""
+def map_label(
+    method: str, params: dict[str, Any], random_state: int, distance: str = DEFAULT_DISTANCE
+) -> str:
+    """``t-SNE (perplexity 50, seed 1) of Hellinger distances``: the method's label with
+    the dashboard parameters in ``params``, a seed other than 0 and a distance other
+    than the Euclidean."""
     try:
         entry = method_entry(method)
         label, names = entry.label, [p.name for p in shown_params(method)]
@@ -127,7 +153,10 @@ def map_label(method: str, params: dict[str, Any], random_state: int) -> str:
     parts = [f"{name} {number_text(params[name])}" for name in names if name in params]
     if random_state:
         parts.append(f"seed {random_state}")
-    return label + (f" ({', '.join(parts)})" if parts else "")
+    text = label + (f" ({', '.join(parts)})" if parts else "")
+    if distance != DEFAULT_DISTANCE:
+        text += f" of {distance_label(distance)} distances"
+    return text
 
 
 def _seed(value: Any) -> int:
@@ -145,6 +174,15 @@ def _seed(value: Any) -> int:
             f"random_state (map seed) must be an integer between 0 and {MAX_SEED}, got {value!r}"
         )
     return int(value)
+
+
+def _distance(value: Any) -> str:
+    """A distance named in a URL or a menu: a registered one (None: the default)."""
+    from fspace.distances import distance_entry
+
+    if value is None or value == "":
+        return DEFAULT_DISTANCE
+    return distance_entry(value).name
 
 
 def _main_param(method: str) -> str:

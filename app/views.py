@@ -7,7 +7,8 @@
 
 ``method`` is the embedding method, followed by those of its parameters the dashboard
 offers, each under its own name (``perplexity``, ``n_neighbors``, ...: whatever the
-method registry declares), and ``random_state`` (the map's seed); ``group``, ``depth``,
+method registry declares), ``random_state`` (the map's seed) and ``distance`` (any
+registered distance; default euclidean); ``group``, ``depth``,
 ``pretraining`` and ``seed`` filter the runs by those columns (comma-separated values);
 ``epochs`` is the epoch window; ``checkpoint`` (or ``run``, meaning its last
 checkpoint) opens the details. Parameters left at their defaults are left out of the
@@ -32,7 +33,7 @@ from fspace.app.specs import (
 )
 from fspace.errors import ConfigError
 
-VIEW_KEYS = ("exp", "method", "random_state", "epochs", "checkpoint", "run")
+VIEW_KEYS = ("exp", "method", "random_state", "distance", "epochs", "checkpoint", "run")
 OLD_KEYS = {"map": "method", "map_seed": "random_state", "neighbors": "n_neighbors"}
 """Words of older links -> today's."""
 FILTER_KEYS = {column: ("pretraining" if column == "method" else column) for column in FILTERS}
@@ -124,8 +125,9 @@ def _spec(values: Mapping[str, str], notes: list[str]) -> MapSpec:
             if values.get(name) and entry.name != method:
                 notes.append(f"{name} is a parameter of {entry.label}, not {label}; ignored")
     params = {name: values[name] for name in offered if values.get(name)}
+    seed, distance = values.get("random_state"), values.get("distance")
     try:
-        return MapSpec.make(method, None, values.get("random_state"), params=params)
+        return MapSpec.make(method, None, seed, params=params, distance=distance)
     except ConfigError as err:
         notes.append(f"{err}; using the defaults of {label}")
         return MapSpec(method)
@@ -157,6 +159,8 @@ def view_query(view: View) -> str:
         params[name] = number_text(value)
     if spec.random_state:
         params["random_state"] = str(spec.random_state)
+    if spec.distance != MapSpec().distance:
+        params["distance"] = spec.distance
     for column, chosen in view.filters:
         if chosen:
             params[FILTER_KEYS.get(column, column)] = ",".join(chosen)

@@ -158,9 +158,11 @@ def test_layout_reports_url_problems_and_keeps_going(pages, state):
 
 
 def test_poll_then_draw_every_checkpoint(pages, state):
-    token = wait_for(lambda: pages.trajectories.poll(1, "pca", [], 0, None, [], "exp", None)[0])
+    token = wait_for(
+        lambda: pages.trajectories.poll(1, "pca", [], None, 0, None, [], "exp", None)[0]
+    )
     ready(state)
-    token, status, _ = pages.trajectories.poll(2, "pca", [], 0, None, [], "exp", None)
+    token, status, _ = pages.trajectories.poll(2, "pca", [], None, 0, None, [], "exp", None)
     assert "PCA: 30 checkpoints of 6 runs" in text_of(status)
     figure = pages.trajectories.draw(token, NO_FILTERS, None, None)
     assert points(figure) == 30
@@ -168,7 +170,7 @@ def test_poll_then_draw_every_checkpoint(pages, state):
     assert len(runs) == 6
     assert [t["name"] for t in markers(figure)] == group_order(["random", "pretrained"])
     # an unchanged map gives no new token, so the figure is not redrawn
-    again = pages.trajectories.poll(3, "pca", [], 0, None, [], "exp", token)[0]
+    again = pages.trajectories.poll(3, "pca", [], None, 0, None, [], "exp", token)[0]
     assert again is pages.trajectories.no_update
 
 
@@ -205,8 +207,9 @@ def test_refresh_controls_fit_the_map(pages, token):
 def test_click_opens_details(pages, state, token):
     plot = state.maps.find(token).plot
     figure = pages.trajectories.draw(token, NO_FILTERS, None, None)
-    key = pages.trajectories.select(click_on(figure, 3, 2), token)
-    assert key == plot.key_of(int(decode(figure["data"][3]["customdata"])[2, 0]))
+    second = [i for i, t in enumerate(figure["data"]) if t["meta"]["role"] == "checkpoints"][1]
+    key = pages.trajectories.select(click_on(figure, second, 2), token)
+    assert key == plot.key_of(int(decode(figure["data"][second]["customdata"])[2, 0]))
     panel = text_of(pages.trajectories.details(key, "exp"))
     run = key.split("/")[0]
     assert f"{run} · epoch" in panel and "Metrics of the run" in panel
@@ -275,6 +278,7 @@ def test_query_describes_the_view(pages):
     query = pages.trajectories.query(
         "tsne",
         [50, 15],
+        None,
         1,
         [["random"], [], [], []],
         [0, 2],
@@ -291,7 +295,7 @@ def test_query_describes_the_view(pages):
     )
     assert (
         pages.trajectories.query(
-            "pca", [30, 15], 0, NO_FILTERS, [0, 4], None, keys, "exp", 0, 4, None
+            "pca", [30, 15], "euclidean", 0, NO_FILTERS, [0, 4], None, keys, "exp", 0, 4, None
         )
         == "?exp=exp&method=pca"
     )
@@ -390,7 +394,7 @@ def test_corrupt_checkpoint_is_shown_and_skipped(root):
         from fspace.app.pages import trajectories
 
         token = ready(app.server.extensions[EXTENSION]).token
-        _, _, problems = trajectories.poll(1, "pca", [], 0, None, [], "exp", None)
+        _, _, problems = trajectories.poll(1, "pca", [], None, 0, None, [], "exp", None)
         assert "1 file(s) could not be read" in text_of(problems[0])
         assert "e000009-s0000000009.safetensors" in text_of(problems[0])
         assert points(trajectories.draw(token, NO_FILTERS, None, None)) == 30
@@ -399,7 +403,7 @@ def test_corrupt_checkpoint_is_shown_and_skipped(root):
 
 def test_bad_map_parameter_is_a_message(pages):
     keys = [ids.param_id("tsne", "perplexity")]
-    _, status, _ = pages.trajectories.poll(1, "tsne", [-5], 0, None, keys, "exp", None)
+    _, status, _ = pages.trajectories.poll(1, "tsne", [-5], None, 0, None, keys, "exp", None)
     assert "perplexity must be a number > 0" in text_of(status)
 
 

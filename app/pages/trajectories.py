@@ -95,7 +95,11 @@ PARAM_KEYS = State({"type": ids.MAP_PARAM, "method": ALL, "name": ALL}, "id")
 
 
 def spec_of(
-    method: str, values: Sequence[Any] | None, keys: Sequence[dict] | None, seed: Any
+    method: str,
+    values: Sequence[Any] | None,
+    keys: Sequence[dict] | None,
+    seed: Any,
+    distance: Any = None,
 ) -> MapSpec:
     """The map the controls ask for (ConfigError for a value the method cannot use).
 
@@ -107,7 +111,7 @@ def spec_of(
         for key, value in zip(keys or (), values or (), strict=False)
         if key.get("method") == method
     }
-    return MapSpec.make(method, None, seed, params=params)
+    return MapSpec.make(method, None, seed, params=params, distance=distance)
 
 
 def _status_error(text: str):
@@ -121,6 +125,7 @@ def _status_error(text: str):
     Input(ids.POLL, "n_intervals"),
     Input(ids.MAP_METHOD, "value"),
     PARAM_VALUES,
+    Input(ids.MAP_DISTANCE, "value"),
     Input(ids.MAP_SEED, "value"),
     Input(ids.REFIT, "n_clicks"),
     PARAM_KEYS,
@@ -129,11 +134,11 @@ def _status_error(text: str):
     prevent_initial_call=True,
 )
 @guarded(_status_error)
-def poll(_n, method, values, seed, _refit, keys, exp, token):
+def poll(_n, method, values, distance, seed, _refit, keys, exp, token):
     """Ask for the map the controls describe; new token only when the map changed."""
     state = current()
     handle = state.registry.get(exp)
-    spec = spec_of(method, values, keys, seed)
+    spec = spec_of(method, values, keys, seed, distance)
     status = state.maps.status(handle, spec, refit=triggered() == ids.REFIT)
     new_token = status.token if status.token != token else no_update
     return new_token, status_line(status), scan_messages(handle.last_scan)
@@ -326,6 +331,7 @@ def step(_n, value, top):
     Output(ids.VIEW_QUERY, "data"),
     Input(ids.MAP_METHOD, "value"),
     PARAM_VALUES,
+    Input(ids.MAP_DISTANCE, "value"),
     Input(ids.MAP_SEED, "value"),
     Input({"type": "filter", "column": ALL}, "value"),
     Input(ids.EPOCHS, "value"),
@@ -336,10 +342,10 @@ def step(_n, value, top):
     State(ids.EPOCHS, "max"),
     State(ids.PENDING, "data"),
 )
-def query(method, values, seed, filters, epochs, selected, keys, exp, lo, hi, wanted):
+def query(method, values, distance, seed, filters, epochs, selected, keys, exp, lo, hi, wanted):
     """The URL query of what the page shows, for sharing (written by the script below)."""
     try:
-        spec = spec_of(method, values, keys, seed)
+        spec = spec_of(method, values, keys, seed, distance)
     except FspaceError:
         spec = MapSpec(method if _known(method) else DEFAULT_METHOD)
     if wanted:  # the map is not there yet: keep what the URL asked for
