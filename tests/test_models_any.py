@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import runpy
+import shlex
 import shutil
 import sys
 import warnings
@@ -226,3 +227,35 @@ def test_dashboard_shows_every_example(workdir, dashboard):
             assert not re.search(r"error|traceback|cannot", text, re.IGNORECASE), text[:500]
     finally:
         driver.quit()
+
+
+# the README ---------------------------------------------------------------------------
+
+
+def test_readme_shows_every_example_as_it_is():
+    readme = (ROOT / "README.md").read_text()
+    for name in CASES:
+        text = (EXAMPLES / f"{name}.py").read_text()
+        assert f"```python\n{text}```" in readme, f"README's copy of examples/{name}.py differs"
+
+
+def test_readme_import_commands_run_where_the_example_ran(workdir, tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.DOTALL)
+    block = next(b for b in blocks if "fspace import old_run" in b)
+    shutil.copytree(workdir / "old_run", tmp_path / "old_run")
+    shutil.copytree(workdir / "checkpoints" / "imported", tmp_path / "checkpoints" / "imported")
+    shutil.copy(workdir / "import_old_run.py", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for line in block.splitlines():
+        argv = shlex.split(line, comments=True)
+        assert argv[0] == "fspace"
+        assert main(argv[1:]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "imported 0 checkpoints into run 'old-s0'" in out
+    assert "imported 1 checkpoints into run 'final'" in out
+    vectors = evaluate(tmp_path / "checkpoints" / "imported", progress=False)
+    assert sorted(vectors.points["run"].unique()) == ["final", "old-s0"]
+    final = vectors.matrix[vectors.points["run"].to_numpy() == "final"]
+    last = vectors.matrix[(vectors.points["run"] == "old-s0") & (vectors.points["epoch"] == 5)]
+    np.testing.assert_allclose(final, last, atol=1e-6)  # the same weights, the same function
