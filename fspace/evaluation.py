@@ -62,9 +62,7 @@ def resolve_output(
         if names:
             return specs[names[0]], remembered[names[0]]
         return OutputSpec(form="prob"), {}
-    spec = as_spec(output, **choices)
-    if spec.form is None:
-        spec = OutputSpec(spec.kind, "prob", spec.params, spec.key, spec.extract, spec.forward)
+    spec = as_spec(output, **choices).with_default_form()
     known = specs.get(spec.name)
     if spec.kind is None and known is not None:
         spec = known

@@ -148,6 +148,15 @@ class OutputSpec:
         if not isinstance(self.key, str) or not self.key:
             raise ConfigError(f"output key must be a non-empty string, got {self.key!r}")
 
+    def with_default_form(self) -> OutputSpec:
+        """This spec, with its kind's default form (probabilities when the kind is to
+        be inferred) if it names none."""
+        if self.form is not None:
+            return self
+        if self.kind is not None:
+            return self.with_kind(self.kind)
+        return OutputSpec(None, "prob", self.params, self.key, self.extract, self.forward)
+
     def with_kind(self, kind: str) -> OutputSpec:
         form = self.form or KINDS.get(kind).tags["forms"][0]
         return OutputSpec(kind, form, self.params, self.key, self.extract, self.forward)

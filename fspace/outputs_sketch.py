@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import torch
 
-ROW_BLOCK = 1 << 16
+ROW_BLOCK = 1 << 12
 """Rows whose offsets, shifts and signs are drawn from one seeded generator call."""
 
 

@@ -16,6 +16,7 @@ vector while the model is in memory; the disk writes happen on a background thre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -211,8 +212,7 @@ class Recorder:
             extract=extract,
             forward=forward,
         )
-        if spec.form is None:  # both inferred kinds default to probabilities
-            spec = OutputSpec(spec.kind, "prob", spec.params, spec.key, spec.extract, spec.forward)
+        spec = spec.with_default_form()
         if _whole(max_pending, "max_pending") < 1:
             raise ConfigError(f"max_pending must be at least 1, got {max_pending}")
         info = _run_info(run, group, seed, config, model_factory, model_kwargs)
@@ -225,6 +225,7 @@ class Recorder:
         self.max_pending = max_pending
         self.experiment = Experiment.create(path)
         self.run = self.experiment.create_run(info)
+        self._created = self.run is info  # a new run, not one reopened to resume
         self._lease = self.experiment.writer(self.run.id)  # RunBusyError if another writes it
         # A recorder dropped without close() still gives the run back.
         self._release = weakref.finalize(self, self._lease.release)
@@ -389,6 +390,9 @@ class Recorder:
         finally:
             self._closed = True
             self._pool.shutdown(wait=True)
+            if self._created:  # a run in which nothing was recorded is not left behind
+                with contextlib.suppress(FspaceError, OSError):
+                    self.experiment.discard_empty_run(self.run.id, self._lease)
             self._release()
 
     def __enter__(self) -> Recorder:

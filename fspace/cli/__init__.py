@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from fspace import __version__
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings are advice to the user here, not a developer's stack location.
     formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda message, *_, **__: f"{prefix}: warning: {message}\n"
+    # A --model-factory module is found in the current directory, as `python -m` finds it.
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
     try:
         return int(args.func(args) or 0)
     except FspaceError as e:
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.formatwarning = formatwarning
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 if __name__ == "__main__":

@@ -190,6 +190,25 @@ class Experiment:
         RunBusyError if another live process holds it. Release it when done."""
         return Lease(self.path, run_id, ttl=ttl).acquire()
 
+    def discard_empty_run(self, run_id: str, holder: Lease) -> bool:
+        """Remove run ``run_id`` if nothing but its description was written (a recording
+        that stopped before its first checkpoint), so that no other command meets an
+        empty run. The caller holds ``holder``, the run's lease, which is released.
+        Returns whether the run was removed."""
+        directory = layout.run_dir(self.path, layout.check_name(run_id, "run id"))
+        holder.check()
+        kept = ("run.json", lease.FILE)
+        if any(p.name not in kept for p in directory.rglob("*") if not p.is_dir()):
+            return False
+        (directory / "run.json").unlink(missing_ok=True)
+        holder.release()
+        for sub in sorted((p for p in directory.rglob("*") if p.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        return True
+
     def signature(self) -> tuple:
         """Changes whenever a run or a checkpoint is added, renamed or removed (a
         directory listing and two ``stat`` calls per run)."""
