@@ -97,3 +97,12 @@ def with_meta(meta: dict, **entries) -> bytes:
     tensors = entries or {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     header = {"__metadata__": {"fspace": json.dumps(meta)}, **tensors}
     return safetensors_bytes(header, b"\0" * 8)
+
+
+TRAPPED: list[dict] = []
+
+
+def trap(**kwargs):
+    """An unregistered function a hostile run.json may name: it must never be called."""
+    TRAPPED.append(kwargs)
+    raise AssertionError(f"an unregistered model factory was called with {kwargs}")

@@ -31,14 +31,58 @@ def test_round_trip_weights_and_metadata(tmp_path):
 
 
 def test_metadata_is_read_without_loading_tensors(recorded, monkeypatch):
+    """Listing reads only headers: every way to read tensors is refused, and no byte
+    beyond the files' headers is read."""
+    import mmap
+
     import safetensors.torch
+
+    from fspace.store import reading
 
     def refuse(*args, **kwargs):
         raise AssertionError("tensors were loaded")
 
-    monkeypatch.setattr(safetensors.torch, "load", refuse)
-    monkeypatch.setattr(safetensors.torch, "load_file", refuse)
-    assert len(Experiment(recorded).checkpoints()) == 30
+    for module, name in [
+        (safetensors.torch, "load"),
+        (safetensors.torch, "load_file"),
+        (reading, "read_copy"),
+        (reading, "read_mapped"),
+        (reading, "read_into"),
+        (files, "read"),
+        (mmap, "mmap"),
+        (os, "preadv"),
+    ]:
+        monkeypatch.setattr(module, name, refuse)
+    counted = {"bytes": 0}
+    opened = files.open_regular
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            data = self.f.read(n)
+            counted["bytes"] += len(data)
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def counting_open(path, limit=None):
+        f, size = opened(path, limit)
+        return Counting(f), size
+
+    monkeypatch.setattr(files, "open_regular", counting_open)
+    ckpts = Experiment(recorded).checkpoints()
+    assert len(ckpts) == 30
+    headers = sum(8 + int.from_bytes(c.path.read_bytes()[:8], "little") for c in ckpts)
+    assert 0 < counted["bytes"] <= headers  # not one byte of a tensor
 
 
 def test_interrupted_write_leaves_no_checkpoint(tmp_path, monkeypatch):
