@@ -130,7 +130,7 @@ def test_trajectory_dict_draws_what_trajectory_figure_draws(plot, frame):
         np.testing.assert_allclose(decode(mine["y"]), decode(theirs["y"]), rtol=1e-6)
         if mine["mode"] == "markers":
             assert mine["marker"]["symbol"] == theirs["marker"]["symbol"]
-            assert mine["marker"]["line"] == theirs["marker"]["line"]
+            assert mine["marker"].get("line") == theirs["marker"].get("line")
             if isinstance(mine["marker"]["color"], str):
                 assert mine["marker"]["color"] == theirs["marker"]["color"]
             else:

@@ -73,10 +73,10 @@ def fig(frame):
     return trajectory_figure(frame)
 
 
-ROLES = ["lines", "jumps", "checkpoints", "start", "end"]
+ROLES = ["legend", "lines", "jumps", "checkpoints", "start", "end"]
 
 
-def test_five_layers_per_group(fig):
+def test_six_layers_per_group(fig):
     assert [t.meta["role"] for t in fig.data] == ROLES * len(GROUPS)
     assert [t.meta["group"] for t in traces(fig, "lines")] == list(GROUPS)
     assert [t.meta["group"] for t in traces(fig, "checkpoints")] == list(GROUPS)
@@ -87,6 +87,8 @@ def test_one_legend_entry_per_group(fig):
     assert shown == list(GROUPS)
     for trace in fig.data:
         assert trace.legendgroup == trace.meta["group"]
+    samples = {t.name: t.marker.color for t in traces(fig, "legend")}
+    assert samples == {g: s.color for g, s in group_styles(GROUPS).items()}
 
 
 @pytest.mark.parametrize("webgl", [True, False], ids=["webgl", "svg"])
@@ -309,5 +311,5 @@ def test_20000_points_in_1000_runs_make_one_trace_per_layer():
     # How long this takes is measured by benchmarks/bench_plot.py, not asserted here.
     frame = make_frame(groups=("pretrained", "random"), runs=500, epochs=20)
     fig = trajectory_figure(frame, highlight_run="random-s7")
-    assert len(fig.data) == 5 * 2 + 1
+    assert len(fig.data) == 6 * 2 + 1
     assert sum(len(t.x) for t in traces(fig, "checkpoints")) == 20_000

@@ -141,9 +141,9 @@ def path_traces(
 ) -> list[dict[str, Any]]:
     """Plotly trace dicts of the rows ``rows`` of ``paths`` (default: all).
 
-    Per group, in legend order: ``lines``, ``jumps``, ``checkpoints`` (the markers),
-    ``start`` and ``end`` traces (``meta["role"]``), then the rows ``highlight`` (the
-    run ``highlight_run``) on top.
+    Per group, in legend order: ``legend`` (its legend sample), ``lines``, ``jumps``,
+    ``checkpoints`` (the markers), ``start`` and ``end`` traces (``meta["role"]``),
+    then the rows ``highlight`` (the run ``highlight_run``) on top.
     ``encode`` turns each numeric array into what the figure carries (the dashboard
     sends base64 typed arrays); ``hover(rows, group)`` returns the hover and customdata
     entries of a marker trace.
@@ -156,8 +156,10 @@ def path_traces(
         inside = paths.group_code[rows] == code
         part, part_jump = rows[inside], jump[inside]
         style, axis = styles[group], _axis(code)
-        common = {"type": kind, "name": group, "legendgroup": group, "uid": ""}
+        # uids become CSS class names in plotly.js: the group's position, not its name.
+        common = {"type": kind, "name": group, "legendgroup": group, "uid": f"g{code}"}
         traces += [
+            _legend(style, common),
             _lines(paths, part, part_jump, style.color, common, encode),
             _jump_lines(paths, part, part_jump, style.color, common, encode),
             _markers(paths, part, style.symbol, axis, common, encode, hover),
@@ -166,7 +168,7 @@ def path_traces(
         if arrows:
             traces.append(_arrows(paths, part, part_jump, style.color, common))
     for trace in traces:
-        trace["uid"] = f"{trace['meta']['role']}-{trace['name']}"
+        trace["uid"] = f"{trace['meta']['role']}-{trace['uid']}"
     if highlight is not None:
         traces.append(_highlight(paths, highlight, str(highlight_run), kind, encode, hover))
     return traces + scale_trace(paths.groups)
@@ -308,6 +310,19 @@ def _with_breaks(values: np.ndarray, breaks: np.ndarray) -> np.ndarray:
     return np.insert(values.astype(np.float64), breaks, np.nan)
 
 
+def _legend(style, common) -> dict[str, Any]:
+    # Markers are coloured by epoch, so the legend gets a sample in the group's own colour.
+    return {
+        **common,
+        "mode": "markers",
+        "x": [None],
+        "y": [None],
+        "hoverinfo": "skip",
+        "marker": {"symbol": style.symbol, "size": 9, "color": style.color},
+        "meta": {"role": "legend", "group": common["name"]},
+    }
+
+
 def _lines(paths, part, jump, color, common, encode) -> dict[str, Any]:
     runs = paths.run_code[part]
     breaks = np.flatnonzero((runs[1:] != runs[:-1]) | jump[1:]) + 1 if part.size else part
@@ -347,6 +362,7 @@ def _markers(paths, part, symbol, axis, common, encode, hover) -> dict[str, Any]
         "mode": "markers",
         "x": encode(paths.x[part]),
         "y": encode(paths.y[part]),
+        "showlegend": False,
         "marker": {
             "symbol": symbol,
             "size": 7,
