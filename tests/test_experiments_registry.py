@@ -270,3 +270,19 @@ def test_unknown_experiment_names_the_known_ones():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["experiment", "nope"])
     assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def test_each_experiment_declares_its_dashboard_page(tmp_path):
+    import importlib.util
+
+    class Labelled(Counting):
+        def plan(self):
+            yield RunPlan("a", "random+backprop", 0, {"depth": 1}, 1, "m:f", {})
+
+    record(tmp_path / "both", Labelled(), progress=False)
+    record(tmp_path / "neither", Counting(seeds=(0,), epochs=1), progress=False)
+    for name in ("pretraining", "generative"):
+        page = EXPERIMENTS.get(name).tags["page"]
+        assert importlib.util.find_spec(page["module"]) is not None
+        assert page["applies"](Experiment(tmp_path / "both"))
+        assert not page["applies"](Experiment(tmp_path / "neither"))

@@ -10,7 +10,10 @@ parsed and checked, plus ``seeds`` (a tuple of run seeds). Tags the command line
 - ``report``: ``report(out, folder, *, progress) -> (summary_text, written_paths)``,
   which writes the experiment's figures (adds ``--figures DIR``);
 - ``ray``: ``ray(out, settings, *, address, progress) -> counts`` (adds ``--ray``);
-- ``deprecated``: ``{old_option_name: parameter_name}`` still accepted, with a warning.
+- ``deprecated``: ``{old_option_name: parameter_name}`` still accepted, with a warning;
+- ``page``: the keyword arguments of :func:`fspace.app.pages.add_page` for the
+  experiment's dashboard page (``name``, ``module``, ``label``, ``order``, ``applies``,
+  ``redirect_from``), read by the dashboard; the module is imported only there.
 """
 
 from __future__ import annotations

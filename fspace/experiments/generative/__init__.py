@@ -48,6 +48,11 @@ def report(out: Path, folder: Path, *, progress: bool = True) -> tuple[str, list
     return format_generative_summary(numbers), written
 
 
+def has_runs(exp: Any) -> bool:
+    """Whether the store experiment ``exp`` holds runs of this experiment (its page applies)."""
+    return any(run.group in REGIMES for run in exp.runs())
+
+
 @EXPERIMENTS.register(
     "generative",
     label="Generative",
@@ -58,6 +63,14 @@ def report(out: Path, folder: Path, *, progress: bool = True) -> tuple[str, list
     "pre-training + backprop, pre-training + contrastive wake-sleep, rectified units, a "
     "convolutional net) into one experiment, so they share one function-space map.",
     report=report,
+    page={
+        "name": "generative",
+        "module": "fspace.app.pages.generative",
+        "label": "Generative",
+        "order": 3,
+        "applies": has_runs,
+        "redirect_from": ("/regimes",),
+    },
 )
 def run(out: Path, settings: dict, *, progress: bool = True) -> dict[str, int]:
     """Record the generative experiment of ``settings`` into ``out``."""
