@@ -64,10 +64,12 @@ def export_path(folder: Path, name: str) -> Path:
 
 def truncate_cells(frame: pd.DataFrame, limit: int = MAX_CELL_CHARS) -> tuple[pd.DataFrame, int]:
     """``frame`` with text cells longer than ``limit`` cut, and how many were cut."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     out, cut = frame, 0
     for column in frame.columns:
         values = frame[column]
-        if values.dtype != object:
+        if not (is_object_dtype(values) or is_string_dtype(values)):
             continue
         long = values.map(lambda v: isinstance(v, str) and len(v) > limit)
         if long.any():

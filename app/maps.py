@@ -312,37 +312,9 @@ def embed(handle: ExperimentHandle, vectors: FunctionVectors, spec: MapSpec) -> 
 def limit_cached_maps(handle: ExperimentHandle, keep: int = MAX_CACHED_MAPS) -> int:
     """Drop the least recently used cached maps of ``handle`` beyond ``keep``; how many.
 
-    The one place the dashboard bounds its maps on disk: through the store's
-    ``Experiment.cache.prune`` where the store offers it, otherwise in the legacy
-    ``embeddings/`` folder, where a map's modification time is its last use.
+    The one place the dashboard bounds its maps on disk (a read of a map counts as a use).
     """
-    prune = getattr(getattr(handle.experiment, "cache", None), "prune", None)
-    if prune is not None:
-        return int(prune("map", keep))
-    import os
-
-    folder = handle.path / "embeddings"
-    try:
-        found = [e for e in os.scandir(folder) if e.name.endswith(".safetensors") and e.is_file()]
-    except FileNotFoundError:
-        return 0
-    found.sort(key=lambda e: e.stat().st_mtime_ns, reverse=True)
-    removed = 0
-    for old in found[keep:]:
-        try:
-            os.unlink(old.path)
-            removed += 1
-        except FileNotFoundError:  # another server removed it first
-            pass
-    return removed
-
-
-def _mark_used(path) -> None:
-    import contextlib
-    import os
-
-    with contextlib.suppress(OSError):  # a read-only experiment keeps its maps as they are
-        os.utime(path)
+    return handle.experiment.cache.prune("map", keep)
 
 
 def _concat(a: FunctionVectors, b: FunctionVectors) -> FunctionVectors:
