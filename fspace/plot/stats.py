@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fspace.errors import ConfigError
-from fspace.plot.style import COLORS, add_message, group_order, group_style
+from fspace.plot.style import COLORS, add_message, group_order, group_styles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,11 +110,12 @@ def trajectory_stat_figure(
     last = last[np.isfinite(last[column].to_numpy(dtype=np.float64))]
     if last.empty:
         return _layout(add_message(fig, f"no values of {column}"), title, what)
-    for label in group_order(last["label"].astype(str).tolist()):
+    styles = group_styles(last["label"].astype(str))
+    for label in group_order(styles):
         part = last[last["label"].astype(str) == label]
         stats = part.groupby("epoch")[column].agg(["mean", "std", "count"]).reset_index()
         spread = stats["std"].fillna(0.0).to_numpy()
-        style = group_style(label)
+        style = styles[label]
         name = f"{label} ({part['run'].nunique()} runs)"
         _band(fig, stats["epoch"], stats["mean"], spread, style.color, name, style.dash, what)
     return _layout(fig, title, f"{what} (mean ± sd over runs)")
@@ -136,13 +137,14 @@ def group_distance_figure(epochs: pd.DataFrame, *, title: str | None = None) -> 
     pairs = epochs["pair"].astype(str)
     across = sorted({p for p in pairs if " | " in p})
     within = group_order([p for p in pairs if " | " not in p])
+    styles = group_styles([g for p in set(pairs) for g in p.split(" | ")])
     for i, pair in enumerate(across + within):
         part = epochs[pairs == pair].sort_values("epoch")
         if pair in across:
             color = ACROSS if len(across) == 1 else COLORS[(i + 2) % len(COLORS)]
             name, dash = f"between {pair}", "solid"
         else:
-            color, name, dash = group_style(pair).color, f"within {pair}", "dot"
+            color, name, dash = styles[pair].color, f"within {pair}", "dot"
         n = int(part["pairs"].max())
         _band(
             fig,
