@@ -65,18 +65,41 @@ def projection(seed: int, start: int, count: int, vocab: int, k: int):
     return bucket, sign
 
 
+@lru_cache(maxsize=8)
+def _vocab_parts(seed: int, vocab: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bucket and sign of each table entry, and indices ``0..vocab-1`` twice over."""
+    table = _vocab_table(seed, vocab, k)[:vocab]
+    twice = torch.arange(vocab, dtype=torch.int64).repeat(2)
+    return table // 2, (1 - 2 * (table % 2)).float(), twice
+
+
 def sketch_rows(rows, k: int, seed: int, chunk: int = 256) -> torch.Tensor:
     """The sketch ``(checkpoints, k)`` of one batch of rows of logits (``rows.values``
-    of shape ``(checkpoints, rows, vocab)``; rows numbered from ``rows.start``)."""
+    of shape ``(checkpoints, rows, vocab)``; rows numbered from ``rows.start``).
+
+    Row ``i`` is rotated by its shift, so that entry ``u`` meets table entry ``u``;
+    all rows are then hashed into ``k`` buckets with one shared index, and each row's
+    buckets are rotated by its offset and signed before they are summed.
+    """
     values = rows.values
     count, n, vocab = values.shape
-    out = torch.zeros(count, k, dtype=torch.float32, device=values.device)
+    device = values.device
+    bucket, sign, twice = (t.to(device) for t in _vocab_parts(seed, vocab, k))
+    out = torch.zeros(count, k, dtype=torch.float32, device=device)
     scale = 1 / math.sqrt(2)
+    positions = torch.arange(k, device=device)
     for s in range(0, n, chunk):
         x = torch.softmax(values[:, s : s + chunk].float(), dim=-1).sqrt_().mul_(scale)
-        bucket, sign = projection(seed, rows.start + s, x.shape[1], vocab, k)
-        bucket, sign = bucket.to(x.device), sign.to(x.device, torch.float32)
-        out.index_add_(1, bucket.reshape(-1), (x * sign).reshape(count, -1))
+        m = x.shape[1]
+        table = _rows_table(seed, rows.start + s, m, vocab, k).to(device)
+        # rotated[i, u] = x[i, (u - shift_i) mod vocab]
+        index = twice.unfold(0, vocab, 1)[(vocab - table[:, 0]) % vocab]
+        rotated = x.gather(2, index.expand(count, m, vocab)).mul_(sign)
+        hashed = torch.zeros(count, m, k, device=device).index_add_(2, bucket, rotated)
+        # row i's bucket b lands in (b + offset_i) mod k, with the row's sign
+        back = (positions[None, :] - table[:, 1:2]) % k
+        signs = (1 - 2 * table[:, 2]).float().view(1, m, 1)
+        out += (hashed.gather(2, back.expand(count, m, k)) * signs).sum(1)
     return out
 
 
