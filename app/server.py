@@ -112,14 +112,17 @@ def register_pages(app) -> list:
     """
     import dash
 
-    from fspace.app.pages import pages
+    from fspace.app.pages import add_page, pages
 
     try:
         from fspace.experiments import EXPERIMENTS
     except ImportError:  # an install without the experiments
         pass
     else:
-        EXPERIMENTS.names()
+        # Each ready-made experiment names its page (see fspace.experiments.base).
+        for experiment in EXPERIMENTS:
+            if experiment.tags.get("page") is not None:
+                add_page(**experiment.tags["page"])
     declared = pages()
     # Dash keeps one page list per process; pages of an earlier app that are not
     # declared now (a plug-in's, in tests) would still be routed to.

@@ -19,9 +19,10 @@ A page of a new experiment is one call::
     )
 
 Put the call in a module that is imported before the app is built: a module of
-fspace, a module named by an entry point of the group ``fspace.pages`` (loaded when
-the pages are first read), or the module an ``fspace.experiments`` entry point names
-(the server reads the experiment registry first, so its registrations run).
+fspace, or a module named by an entry point of the group ``fspace.pages`` (loaded when
+the pages are first read). An experiment declares its page in its registry entry
+instead, as the tag ``page`` holding these keyword arguments (see
+:mod:`fspace.experiments.base`); the server declares them when it builds the app.
 """
 
 from __future__ import annotations
@@ -123,14 +124,6 @@ def page_of_path(path: str | None) -> Entry | None:
 
 add_page("home", "fspace.app.pages.home", label="Experiments", path="/", order=0, nav=False)
 add_page("trajectories", "fspace.app.pages.trajectories", label="Trajectories", order=1)
-add_page("results", "fspace.app.pages.results", label="Results", order=2)
-add_page(
-    "generative",
-    "fspace.app.pages.generative",
-    label="Generative",
-    order=3,
-    redirect_from=("/regimes",),
-)
 # Dash serves a page whose module ends in "not_found_404" for unknown paths.
 add_page(
     "not_found_404",

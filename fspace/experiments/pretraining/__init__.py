@@ -74,12 +74,11 @@ def on_ray(out: Path, settings: dict, *, address: str | None, progress: bool = T
     ray=on_ray,
     deprecated={"method": "pretraining"},
     page={
-        "name": "pretraining",
+        "name": "results",
         "module": "fspace.app.pages.results",
-        "label": "Pre-training",
+        "label": "Results",
         "order": 2,
         "applies": has_runs,
-        "redirect_from": ("/results",),
     },
 )
 def run(out: Path, settings: dict, *, progress: bool = True) -> dict[str, int]:
