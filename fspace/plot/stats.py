@@ -186,6 +186,6 @@ def stats_figure(result, *, title: str | None = None) -> go.Figure:
         width=1100,
         template="plotly_white",
         legend={"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 60, "b": 60},
+        margin={"l": 60, "r": 20, "t": 90 if title else 60, "b": 60},
     )
     return fig
