@@ -8,8 +8,12 @@ Example::
                         probes=suite, model_factory="mypkg.models:make_model")
     lightning.Trainer(max_epochs=10, callbacks=[cb]).fit(module, data)
 
-The LightningModule itself is recorded, so its ``forward`` must return logits and its
-state dict must match what ``model_factory`` builds.
+The LightningModule itself is recorded, so its state dict must match what
+``model_factory`` builds. It is called on the probe suite by the suite's structure
+(``module(x)``, ``module(**inputs)`` for a dict of ``input_ids`` and ``attention_mask``,
+``module(*inputs)``), and may return a tensor, a tuple, a dict or a Hugging Face
+``ModelOutput``; ``kind``, ``output``, ``output_key``, ``extract`` and ``forward`` go to
+the :class:`~fspace.Recorder` as they are (see :mod:`fspace.outputs`).
 """
 
 from __future__ import annotations
