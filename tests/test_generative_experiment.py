@@ -208,7 +208,8 @@ def test_report_builds_every_figure_and_the_numbers(tiny):
     text = format_generative_summary(numbers)
     assert "conv-random+backprop" in text and "overlay" in text
     trajectories = figures["trajectories"]
-    symbols = {t.marker.symbol for t in trajectories.data if t.mode == "markers"}
+    checkpoints = [t for t in trajectories.data if (t.meta or {}).get("role") == "checkpoints"]
+    symbols = {t.marker.symbol for t in checkpoints}
     assert len(symbols) == len(REGIMES)  # every regime drawn differently
 
 

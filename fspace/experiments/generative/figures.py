@@ -1,13 +1,15 @@
 """Figures of the generative experiment, as pure functions (no I/O).
 
-Each builder takes the output of an analysis in :mod:`fspace.experiments.generative.analysis` (or
-of :func:`fspace.training.denoise.denoise`) and returns a plotly figure. Each regime
-has its own marker, dash and colour (:data:`REGIME_STYLES`) in every figure; empty
-input gives a figure with a message instead of an error.
+Each builder takes the output of an analysis in
+:mod:`fspace.experiments.generative.analysis` (or of :func:`fspace.training.denoise.denoise`)
+and returns a plotly figure. Each regime has its own marker, dash and colour
+(:func:`fspace.plot.style.group_styles` of the experiment's regimes) in every figure;
+empty input gives a figure with a message instead of an error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,20 +35,6 @@ FIGURES = (
 )
 """Names of the figures :func:`fspace.experiments.generative.report.generative_report` builds."""
 
-REGIME_STYLES = {
-    name: group_style(name)
-    for name in (
-        "random+backprop",
-        "pretrained+backprop",
-        "pretrained+wake-sleep",
-        "wake-sleep+backprop",
-        "relu-random+backprop",
-        "relu-pretrained+backprop",
-        "conv-random+backprop",
-    )
-}
-"""One distinct style per regime (seven groups are too many for hashed styles)."""
-
 _CELL = 105  # pixels per image row in the image-grid figures
 _ERROR_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 _SIDE_LEGEND = {
@@ -59,28 +47,19 @@ _SIDE_LEGEND = {
 }
 
 
-def regime_style(group: str) -> GroupStyle:
-    """The style of a regime, or :func:`fspace.plot.style.group_style` for other groups."""
-    return REGIME_STYLES.get(group) or group_style(group)
+def regime_style(group: str, groups: Iterable[str]) -> GroupStyle:
+    """The style of ``group`` among the experiment's ``groups``: the one every figure of
+    the experiment, its trajectories included, draws it in."""
+    return group_style(group, groups)
 
 
 def regime_trajectory_figure(frame: pd.DataFrame, **options: Any) -> go.Figure:
-    """:func:`fspace.plot.trajectory_figure` with each regime in its own style."""
+    """:func:`fspace.plot.trajectory_figure`, its legend below the map."""
     from fspace.plot.trajectories import trajectory_figure
 
     fig = trajectory_figure(frame, **options)
     # Seven regimes make a two-line legend that would run into the title: put it below.
     fig.update_layout(legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0})
-    for trace in fig.data:
-        group = (trace.meta or {}).get("group") if isinstance(trace.meta, dict) else None
-        if group not in REGIME_STYLES:
-            continue
-        style = REGIME_STYLES[group]
-        if trace.meta.get("role") == "lines":
-            trace.line.color, trace.line.dash = style.color, style.dash
-        else:
-            trace.marker.symbol = style.symbol
-            trace.marker.line.color = style.color
     return fig
 
 
@@ -97,7 +76,7 @@ def regime_error_figure(final: pd.DataFrame, *, title: str | None = None) -> go.
     stats = regime_summary(final)
     fig = go.Figure()
     for row in stats.itertuples(index=False):
-        style = regime_style(row.group)
+        style = regime_style(row.group, stats["group"])
         seeds = final[final["group"] == row.group]
         fig.add_trace(
             go.Bar(
@@ -145,7 +124,7 @@ def learning_curve_figure(curves: pd.DataFrame, *, title: str | None = None) -> 
     fig = go.Figure()
     for group in regime_order(curves["group"].tolist()):
         part = curves[curves["group"] == group].sort_values("epoch")
-        style = regime_style(group)
+        style = regime_style(group, curves["group"])
         fig.add_trace(
             go.Scatter(
                 x=part["epoch"].to_numpy(),
