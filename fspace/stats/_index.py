@@ -99,8 +99,12 @@ def index_runs(points: pd.DataFrame, by: str = "group") -> RunIndex:
 
 
 def check_distances(distances: np.ndarray, n: int) -> np.ndarray:
-    """``distances`` as a float64 (n, n) matrix with a zero diagonal, or a ConfigError."""
-    d = np.array(distances, dtype=np.float64)  # a copy: the diagonal is set below
+    """``distances`` as a float64 (n, n) matrix with a zero diagonal, or a ConfigError.
+
+    The matrix is used as it is (a cached memory map is not copied) unless it has to be
+    cast or its diagonal and rounding negatives have to be zeroed.
+    """
+    d = np.asarray(distances, dtype=np.float64)
     if d.shape != (n, n):
         raise ConfigError(
             f"the distance matrix has shape {d.shape}, but there are {n} checkpoints: "
@@ -108,7 +112,11 @@ def check_distances(distances: np.ndarray, n: int) -> np.ndarray:
         )
     if not np.isfinite(d).all():
         raise ConfigError("the distance matrix holds NaN or infinite values")
-    if np.any(d < -1e-9 * max(1.0, float(np.abs(d).max()))):
+    low = float(d.min()) if d.size else 0.0
+    if low < -1e-9 * max(1.0, float(np.abs(d).max())):
         raise ConfigError("the distance matrix holds negative values")
-    np.fill_diagonal(d, 0.0)  # rounding leaves tiny self-distances; a checkpoint is itself
-    return np.maximum(d, 0.0)
+    if low >= 0.0 and not np.diagonal(d).any():
+        return d
+    d = np.maximum(d, 0.0)  # a copy: rounding leaves tiny negatives and self-distances
+    np.fill_diagonal(d, 0.0)
+    return d
