@@ -92,7 +92,12 @@ def find_checkpoints(src: str | os.PathLike) -> list[Found]:
     directory), in name order. Files with other suffixes are not listed."""
     src = Path(src)
     if src.is_file():
-        return [_found_file(src)] if src.suffix in SUFFIXES else _refuse_suffix(src)
+        if src.suffix not in SUFFIXES:
+            raise ConfigError(
+                f"cannot import {src}: unknown suffix {src.suffix!r}; fspace imports "
+                f"{', '.join(SUFFIXES)} files and Trainer checkpoint-N folders"
+            )
+        return [_found_file(src)]
     if not src.is_dir():
         raise ConfigError(f"cannot import from {src}: no such file or directory")
     if _is_trainer_checkpoint(src):
@@ -109,22 +114,18 @@ def find_checkpoints(src: str | os.PathLike) -> list[Found]:
     ]
 
 
-def _refuse_suffix(path: Path) -> list[Found]:
-    raise ConfigError(
-        f"cannot import {path}: unknown suffix {path.suffix!r}; fspace imports "
-        f"{', '.join(SUFFIXES)} files and Trainer checkpoint-N folders"
-    )
-
-
 def _found_file(path: Path) -> Found:
     kind = {".ckpt": "lightning", ".safetensors": "safetensors"}.get(path.suffix, "torch")
     return Found(path, path.name, kind)
 
 
 def _is_trainer_checkpoint(folder: Path) -> bool:
-    names = ("model.safetensors", "pytorch_model.bin", "trainer_state.json")
-    names += ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-    return any((folder / n).is_file() for n in names)
+    """A ``checkpoint-N`` folder, or one the Trainer (or ``save_pretrained``) wrote."""
+    if _TRAINER_DIR.fullmatch(folder.name) or (folder / "trainer_state.json").is_file():
+        return True
+    weights = ("model.safetensors", "pytorch_model.bin")
+    weights += tuple(f"{w}.index.json" for w in weights)
+    return (folder / "config.json").is_file() and any((folder / w).is_file() for w in weights)
 
 
 # reading ------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ def test_cli_imports_a_folder_and_says_what_it_did(pt_folder, tmp_path, capsys):
     assert main(argv) == 0
     assert "imported 0 checkpoints" in capsys.readouterr().out
     assert len(Experiment(tmp_path / "exp").checkpoints()) == 3
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--model-kwargs", "[1]"])
+    assert stop.value.code == 2 and "give a JSON object" in capsys.readouterr().err
 
 
 def test_dict_checkpoint_with_epoch_and_optimizer_state(tmp_path):
@@ -206,6 +209,17 @@ def test_safetensors_folder(tmp_path):
         save_file(state, src / f"e{i}-s{100 * i}.safetensors")
     assert import_checkpoints(src, tmp_path / "exp", run="r").imported == [(0, 0), (1, 100)]
     assert_same(stored(tmp_path / "exp")[(1, 100)], states[1])
+
+
+def test_a_folder_of_safetensors_named_like_a_trainer_file_is_still_a_folder(tmp_path):
+    src = tmp_path / "st"
+    src.mkdir()
+    states = snapshots(2)
+    save_file(states[0], src / "e0.safetensors")
+    save_file(states[1], src / "model.safetensors")  # no config.json: not a model folder
+    result = import_checkpoints(src, tmp_path / "exp", run="r", pattern=r"e(?P<epoch>\d+)")
+    assert result.imported == [(0, 0)]
+    assert [p.name for p in result.left_out] == ["model.safetensors"]
 
 
 def test_fspace_checkpoints_of_another_experiment_keep_their_epoch_and_metrics(tmp_path, recorded):

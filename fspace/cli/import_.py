@@ -30,7 +30,10 @@ def register(sub) -> None:
         "vectors from the imported weights",
     )
     p.add_argument(
-        "--model-kwargs", type=_json_object, metavar="JSON", help="keyword arguments of it"
+        "--model-kwargs",
+        type=_json_object,
+        metavar="JSON",
+        help="keyword arguments for the model factory, as a JSON object",
     )
     p.add_argument(
         "--pattern",
