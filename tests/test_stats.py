@@ -231,3 +231,45 @@ def test_distances_are_checked():
     bad[0, 1] = np.nan
     with pytest.raises(ConfigError, match="NaN"):
         trajectory_frame(bad, points)
+
+
+def synthetic_vectors(rng, n_probes=5, classes=3, output="prob"):
+    from fspace.vectors import FunctionVectors
+
+    points = frame({"a": [0, 1, 2], "b": [0, 1, 2]}, {"a": "g", "b": "h"})
+    logits = rng.normal(size=(len(points), n_probes, classes))
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    matrix = (p if output == "prob" else logits).reshape(len(points), -1).astype(np.float32)
+    fv = FunctionVectors(matrix, points, "fp", output, layout=(n_probes, classes))
+    return fv, p
+
+
+def test_ignorance_and_truth_distances_by_hand():
+    from fspace.stats import endpoint_distances
+
+    rng = np.random.default_rng(6)
+    vectors, p = synthetic_vectors(rng)
+    targets = rng.integers(0, 3, 5)
+    ends, note = endpoint_distances(vectors, "euclidean", targets)
+    assert note is None
+    flat = p.reshape(len(p), -1)
+    np.testing.assert_allclose(ends[:, 0], np.linalg.norm(flat - 1 / 3, axis=1), rtol=1e-5)
+    onehot = np.eye(3)[targets].reshape(-1)
+    np.testing.assert_allclose(ends[:, 1], np.linalg.norm(flat - onehot, axis=1), rtol=1e-5)
+    # Hellinger per probe, averaged: the mean of 1/2 sum (sqrt p - sqrt q)^2, square-rooted
+    ends, _ = endpoint_distances(vectors, "hellinger", targets)
+    q = np.eye(3)[targets]
+    expected = np.sqrt((0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum(-1)).mean(-1))
+    np.testing.assert_allclose(ends[:, 1], expected, rtol=1e-5)
+
+
+def test_endpoints_say_why_they_are_missing():
+    from fspace.stats import endpoint_distances
+
+    rng = np.random.default_rng(7)
+    vectors, _ = synthetic_vectors(rng, output="logits")
+    ends, note = endpoint_distances(vectors, "euclidean", None)
+    assert ends is None and "distance on distributions" in note
+    ends, note = endpoint_distances(vectors, "bhattacharyya", np.arange(4))
+    assert np.isnan(ends[:, 1]).all() and np.isfinite(ends[:, 0]).all()
+    assert "not one class per predicted distribution" in note

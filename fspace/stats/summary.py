@@ -68,8 +68,13 @@ def reference_vectors(vectors: FunctionVectors, targets: Any = None) -> Function
 
     if vectors.kind == "regression" or not vectors.layout:
         raise ConfigError("ignorance and truth points need outputs that are distributions")
-    outcomes = vectors.layout[-1]
-    n_dist = vectors.matrix.shape[1] // outcomes
+    first = dataclasses.replace(vectors, matrix=vectors.matrix[:1], points=vectors.points[:1])
+    n_dist, outcomes = first.distributions().shape[1:]
+    if n_dist * outcomes != vectors.matrix.shape[1] or vectors.layout[-1] != outcomes:
+        raise ConfigError(
+            f"function vectors of form {vectors.output!r} are compact (not one value per "
+            f"outcome): no uniform or one-hot pseudo-checkpoints can be built for them"
+        )
     rows = [np.full((n_dist, outcomes), 1.0 / outcomes)]
     names = ["(ignorance)"]
     if targets is not None:
@@ -111,7 +116,11 @@ def endpoint_distances(
     try:
         refs = reference_vectors(vectors, targets)
     except ConfigError as e:
-        refs, note = reference_vectors(vectors), str(e)
+        note = str(e)
+        try:
+            refs = reference_vectors(vectors)
+        except ConfigError:
+            return None, note
     else:
         note = None if targets is not None else "the probe suite has no targets: no truth point"
     d = pairwise(vectors, distance, other=refs, **params)
