@@ -47,9 +47,15 @@ def register(sub) -> None:
         help="checkpoints the group statistics use: all (default; runs compared at equal "
         "epoch), last (each run's last), or epoch N",
     )
-    group.add_argument("--n-boot", type=positive_int, default=999, help="bootstrap resamples")
-    group.add_argument("--n-perm", type=positive_int, default=999, help="label permutations")
-    group.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    group.add_argument(
+        "--n-boot", type=positive_int, default=999, metavar="N", help="bootstrap resamples (999)"
+    )
+    group.add_argument(
+        "--n-perm", type=positive_int, default=999, metavar="N", help="label permutations (999)"
+    )
+    group.add_argument(
+        "--level", type=float, default=0.95, metavar="X", help="interval level (0.95)"
+    )
     group.add_argument("--random-state", type=int, default=0, metavar="SEED", help="default: 0")
     group.add_argument("--csv", metavar="FILE", help="write the per-run table")
     group.add_argument(
