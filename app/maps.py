@@ -280,6 +280,7 @@ def _empty_message(name: str, scan: Scan) -> str:
 def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Embedding | None:
     """The map of exactly these checkpoints from the experiment's embedding cache, read
     without loading any function vector; None if it was never computed."""
+    from fspace.evaluation import recorded_output
     from fspace.pipeline import cached_map, map_key
 
     suites = handle.experiment.probe_suites()
@@ -290,7 +291,11 @@ def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Emb
     if spec.distance != "euclidean":  # keyed as fspace.pipeline.embed_vectors keys it
         params = {**params, "distance": spec.distance, "distance_params": {}}
     keys = [c.key for c in scan.checkpoints]
-    key = map_key(spec.method, params, fingerprint, "prob", keys)
+    try:
+        output = recorded_output(handle.experiment, fingerprint)[0].name
+    except ConfigError:  # several outputs recorded: computing the map says which
+        return None
+    key = map_key(spec.method, params, fingerprint, output, keys)
     return cached_map(handle.experiment, key)  # a hit counts as a use for Cache.prune
 
 

@@ -46,27 +46,33 @@ def resolve_output(
     already cached in it (empty if none).
 
     Without ``output`` or ``choices`` (``kind``, ``params``, ``key``, ``extract``,
-    ``forward``) it is the one the experiment was recorded with; several recorded ones
-    must be told apart by ``output``.
+    ``forward``) it is the one the experiment was recorded with (:func:`recorded_output`).
     """
-    remembered = {name: meta for (_, name), meta in exp.vector_outputs(suite.fingerprint).items()}
-    specs = {name: _spec_of(name, meta) for name, meta in remembered.items()}
     if output is None and not any(v not in (None, "logits", {}) for v in choices.values()):
-        online = [n for n in specs if remembered[n].get("online")]
-        names = online if len(online) == 1 else list(specs)
-        if len(names) > 1:
-            raise ConfigError(
-                f"experiment {exp.path} holds function vectors of {len(names)} outputs on probe "
-                f"suite {suite.name!r} ({', '.join(sorted(names))}); pick one with --output"
-            )
-        if names:
-            return specs[names[0]], remembered[names[0]]
-        return OutputSpec(form="prob"), {}
+        return recorded_output(exp, suite.fingerprint)
+    remembered = {name: meta for (_, name), meta in exp.vector_outputs(suite.fingerprint).items()}
     spec = as_spec(output, **choices).with_default_form()
-    known = specs.get(spec.name)
+    known = remembered.get(spec.name)
     if spec.kind is None and known is not None:
-        spec = known
+        spec = _spec_of(spec.name, known)
     return spec, remembered.get(spec.name, {})
+
+
+def recorded_output(exp: Experiment, fingerprint: str) -> tuple[OutputSpec, dict[str, Any]]:
+    """The output spec the experiment's vectors on suite ``fingerprint`` were recorded
+    with (the Recorder's, else the only one cached; probabilities if none is), and the
+    header metadata of one of them. Reads only file headers."""
+    remembered = {name: meta for (_, name), meta in exp.vector_outputs(fingerprint).items()}
+    online = [n for n, meta in remembered.items() if meta.get("online")]
+    names = online if len(online) == 1 else sorted(remembered)
+    if len(names) > 1:
+        raise ConfigError(
+            f"experiment {exp.path} holds function vectors of {len(names)} outputs on probe "
+            f"suite {fingerprint} ({', '.join(names)}); pick one with --output"
+        )
+    if not names:
+        return OutputSpec(form="prob"), {}
+    return _spec_of(names[0], remembered[names[0]]), remembered[names[0]]
 
 
 def _spec_of(name: str, meta: dict[str, Any]) -> OutputSpec:
