@@ -267,6 +267,10 @@ def render(rep: Report, figures: list[str], seconds: float) -> str:
         "p-value conservative.",
         "- Map separation uses the Euclidean distance between the 2-D coordinates, as the "
         "eye reads the map (for InPCA too, whose second axis may be time-like).",
+        "- UMAP's spectral initialisation fails on the top-1 disagreement distance (its "
+        "warning: too small an eigengap); umap-learn then falls back to an initialisation that "
+        "differs from one run of this script to the next, so that row changes on a rerun. "
+        "Every other number is the same on a rerun.",
         "- Bhattacharyya and symmetric KL are divergences, not metrics: path lengths under "
         "them add up divergences of consecutive checkpoints, and depend on how often the "
         "checkpoints are taken.",
