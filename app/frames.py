@@ -45,6 +45,10 @@ class PlotFrame:
     @classmethod
     def build(cls, frame: pd.DataFrame) -> PlotFrame:
         """Sort ``frame`` (an embedding's frame) and extract its arrays."""
+        if "pretraining" in frame.columns and "method" not in frame.columns:
+            # The pre-training scheme: "method" in runs of older versions, "pretraining"
+            # today; one filter column for both (its URL word is "pretraining").
+            frame = frame.rename(columns={"pretraining": "method"})
         groups = tuple(group_order(frame["group"].astype(str).tolist()))
         rank = {g: i for i, g in enumerate(groups)}
         frame = frame.assign(row=np.arange(len(frame)), _g=frame["group"].astype(str).map(rank))

@@ -286,3 +286,25 @@ def test_each_experiment_declares_its_dashboard_page(tmp_path):
         assert importlib.util.find_spec(page["module"]) is not None
         assert page["applies"](Experiment(tmp_path / "both"))
         assert not page["applies"](Experiment(tmp_path / "neither"))
+
+
+@pytest.mark.parametrize("column", ["pretraining", "method"], ids=["today", "older-runs"])
+def test_dashboard_filters_by_the_pretraining_scheme_of_old_and_new_runs(column):
+    import pandas as pd
+
+    from fspace.app.frames import PlotFrame
+
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "b"],
+            "group": ["pretrained", "random"],
+            "seed": [0, 0],
+            "epoch": [0, 0],
+            "step": [0, 0],
+            "checkpoint": ["a/0", "b/0"],
+            "x": [0.0, 1.0],
+            "y": [0.0, 1.0],
+            column: ["rbm", "dae"],
+        }
+    )
+    assert set(PlotFrame.build(frame).values["method"]) == {"rbm", "dae"}
