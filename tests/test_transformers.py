@@ -44,7 +44,7 @@ def dataset(n: int = 24) -> list[dict[str, torch.Tensor]]:
     return [{"x": x[i], "labels": y[i]} for i in range(n)]
 
 
-def train(tmp_path, callback, **overrides):
+def train(tmp_path, callback, *, model=None, resume=None, **overrides):
     settings = dict(
         output_dir=str(tmp_path / "trainer"),
         num_train_epochs=2,
@@ -59,7 +59,7 @@ def train(tmp_path, callback, **overrides):
         seed=0,
     )
     settings.update(overrides)
-    model = Classifier()
+    model = model or Classifier()
     trainer = transformers.Trainer(
         model=model,
         args=transformers.TrainingArguments(**settings),
@@ -67,7 +67,7 @@ def train(tmp_path, callback, **overrides):
         eval_dataset=dataset(12),
         callbacks=[callback],
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     return model, trainer
 
 
@@ -140,3 +140,16 @@ def test_bad_settings_are_refused_at_construction(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         FspaceCallback(tmp_path / "exp", **kwargs)
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_resumed_trainer_goes_on_recording_the_same_run(tmp_path):
+    train(tmp_path, FspaceCallback(tmp_path / "exp", run="r", seed=0), num_train_epochs=1)
+    callback = FspaceCallback(tmp_path / "exp", run="r", seed=0)
+    resume = str(tmp_path / "trainer" / "checkpoint-4")
+    # the trainer loads the saved weights into this model before going on
+    model, _ = train(tmp_path, callback, model=Classifier(seed=5), resume=resume)
+    exp = Experiment(tmp_path / "exp")
+    ckpts = exp.checkpoints()
+    assert [(c.epoch, c.step) for c in ckpts] == [(0, 0), (1, 4), (2, 8)]
+    final = exp.load_weights(ckpts[-1])
+    torch.testing.assert_close(final["layer.weight"], model.layer.weight.detach(), rtol=0, atol=0)
