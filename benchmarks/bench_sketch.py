@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fspace import ProbeSuite, Recorder
 from fspace.outputs import Rows
-from fspace.outputs_sketch import sketch_rows
+from fspace.outputs.sketch import sketch_rows
 
 
 def build(vocab: int, tokens: int, seed: int = 0):

@@ -36,7 +36,7 @@ from torch import nn
 
 from fspace.errors import CheckpointError, ConfigError, ModelOutputError
 from fspace.outputs import OutputSpec, as_spec, extract_output
-from fspace.outputs_apply import (
+from fspace.outputs.apply import (
     Accumulator,
     EvalMode,
     Vectors,

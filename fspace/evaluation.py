@@ -6,7 +6,7 @@ there is one, the missing ones are computed from the stored weights in batches o
 architecture (:mod:`fspace.batched`) and cached. The kind and form of the vectors are
 those the experiment was recorded with (:func:`resolve_output`), unless asked for
 otherwise. The pure computation for one model is
-:func:`fspace.outputs_apply.function_vector`.
+:func:`fspace.outputs.apply.function_vector`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fspace import factories
 from fspace.batched import compute_vectors, signature
 from fspace.errors import ConfigError, EmptyExperimentError, ModelOutputError, ProbeMismatchError
 from fspace.outputs import OutputSpec, as_spec, as_stored
-from fspace.outputs_apply import function_vector
+from fspace.outputs.apply import function_vector
 from fspace.probes import ProbeSuite
 from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
 from fspace.vectors import FunctionVectors

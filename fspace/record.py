@@ -41,7 +41,7 @@ from fspace.errors import (
     RecorderError,
 )
 from fspace.outputs import OutputSpec, as_spec, as_stored
-from fspace.outputs_apply import Vectors, model_vectors
+from fspace.outputs.apply import Vectors, model_vectors
 from fspace.probes import ProbeSuite
 from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
 

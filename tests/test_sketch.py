@@ -10,7 +10,7 @@ import torch
 
 from fspace import ProbeSuite, function_vector
 from fspace.outputs import Rows
-from fspace.outputs_sketch import dense_matrix, sketch_rows
+from fspace.outputs.sketch import dense_matrix, sketch_rows
 
 
 def _logits(rows: int, vocab: int, seed: int, scale: float = 1.0) -> torch.Tensor:

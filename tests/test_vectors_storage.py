@@ -12,7 +12,7 @@ from conftest import record_experiment
 from fspace import Experiment, evaluate
 from fspace.errors import CheckpointError, ModelOutputError, ProbeMismatchError
 from fspace.outputs import OutputSpec, as_stored
-from fspace.outputs_forms import Prob
+from fspace.outputs.forms import Prob
 from fspace.store import files, layout
 
 

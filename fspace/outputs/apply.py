@@ -2,7 +2,7 @@
 
 :func:`function_vector` is the pure computation for one model. :class:`Accumulator`
 turns batches of outputs, of one model or of many checkpoints at once (a leading
-checkpoint axis), into vectors in the chosen :class:`~fspace.outputs.OutputSpec`; the
+checkpoint axis), into vectors in the chosen :class:`~fspace.outputs.base.OutputSpec`; the
 Recorder, the offline evaluator and the batched evaluator all go through it.
 """
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from fspace.errors import ConfigError, ModelOutputError
-from fspace.outputs import KINDS, OutputSpec, as_spec, extract_output, form_for, kind_of
+from fspace.outputs.base import KINDS, OutputSpec, as_spec, extract_output, form_for, kind_of
 from fspace.probes import Inputs, ProbeSuite, call_model
 
 OUTPUT_BUDGET = 1 << 24

@@ -10,7 +10,7 @@ An **output kind** says what the model's output means and how it splits into row
 A **vector form** says what the function vector holds per row: ``prob`` (softmax
 probabilities), ``logprob``, ``logits``, ``raw`` (regression values), or a compact
 form for large outputs (``token_logprob``, ``topk``, ``sketch``; see
-:mod:`fspace.outputs_forms`). Each kind lists the forms that make sense for it and
+:mod:`fspace.outputs.forms`). Each kind lists the forms that make sense for it and
 refuses the others when recording starts.
 
 Both are registries that plug-ins extend (entry-point groups ``fspace.outputs`` for
@@ -302,6 +302,3 @@ def as_stored(v: torch.Tensor, spec: OutputSpec) -> torch.Tensor:
 
 def kind_param(name: str, default: str, help: str) -> Param:
     return Param(name, str, default, help)
-
-
-import fspace.outputs_forms  # noqa: E402,F401  (registers the built-in kinds and forms)

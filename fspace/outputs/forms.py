@@ -1,4 +1,4 @@
-"""The built-in output kinds and vector forms (see :mod:`fspace.outputs`).
+"""The built-in output kinds and vector forms (see :mod:`fspace.outputs.base`).
 
 Compact forms for large outputs (a language model's probability vector is probes x
 positions x vocabulary values):
@@ -8,7 +8,7 @@ positions x vocabulary values):
   the ids given as ``tokens``) plus the probability of all other tokens together, so each
   row stays a distribution;
 - ``sketch``: a seeded random projection of the square-root probabilities to ``k``
-  values, computed while recording (:mod:`fspace.outputs_sketch`). The Euclidean
+  values, computed while recording (:mod:`fspace.outputs.sketch`). The Euclidean
   distance between two sketches estimates the Hellinger distance between the models,
   ``sqrt(sum over rows of H^2)`` with ``H^2 = 1/2 ||sqrt(p) - sqrt(q)||^2``.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fspace.errors import ConfigError, ModelOutputError
-from fspace.outputs import FORMS, KINDS, Form, Kind, OutputSpec, Rows, kind_param
+from fspace.outputs.base import FORMS, KINDS, Form, Kind, OutputSpec, Rows, kind_param
 from fspace.registry import Param
 
 _MASK = kind_param("mask_key", "attention_mask", "probe input marking real (1) vs padding (0)")
@@ -266,7 +266,7 @@ class Sketch(Form):
         self.sum: torch.Tensor | None = None
 
     def add(self, rows):
-        from fspace.outputs_sketch import sketch_rows
+        from fspace.outputs.sketch import sketch_rows
 
         part = sketch_rows(rows, int(self.spec.params["k"]), int(self.spec.params["seed"]))
         self.sum = part if self.sum is None else self.sum + part

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -28,8 +28,18 @@ from fspace.errors import CheckpointError, ProbeMismatchError
 from fspace.store import files, layout
 from fspace.store.reading import read_into, read_mapped
 
-if TYPE_CHECKING:
-    from fspace.store.experiment import CheckpointInfo
+
+class Checkpoint(Protocol):
+    """What a vector file needs of a checkpoint (:class:`fspace.store.CheckpointInfo`)."""
+
+    run: str
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
 
 STORED_DTYPES = (torch.float32, torch.float16)
 """The dtypes a function vector is stored in; others are stored as float32."""
@@ -37,7 +47,7 @@ STORED_DTYPES = (torch.float32, torch.float16)
 
 def save(
     root: Path,
-    ckpt: CheckpointInfo,
+    ckpt: Checkpoint,
     fingerprint: str,
     output: str,
     v: torch.Tensor,
@@ -56,7 +66,7 @@ def save(
 
 def load(
     root: Path,
-    ckpt: CheckpointInfo,
+    ckpt: Checkpoint,
     fingerprint: str,
     output: str,
     *,
