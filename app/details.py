@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 N_FIELDS = 16
 MIN_IMAGE_SIDE = 8  # a flat input of 64 values or more that is a square is an image
 FIRST_LAYER = "hidden_layers.0.weight"  # fspace.models.mlp's first weight matrix
+MAX_FACT_CHARS = 200  # of one value in the facts list
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,14 @@ def fields_dict(before: np.ndarray, after: np.ndarray, titles: tuple[str, str]) 
     return {"data": traces, "layout": layout}
 
 
+def shorten(text: str, limit: int = MAX_FACT_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with a note saying how much was left out (a
+    run's config may hold megabytes; the page shows a line of it)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters cut]"
+
+
 def details_panel(handle: ExperimentHandle, key: str) -> Any:
     """The details box of checkpoint ``key``: facts, metrics over epochs, receptive fields."""
     from dash import html
@@ -270,6 +279,7 @@ def details_panel(handle: ExperimentHandle, key: str) -> Any:
     facts = {"group": run.group, "seed": run.seed, "epoch": ckpt.epoch, "step": ckpt.step}
     facts.update({_title(k): f"{v:.4g}" for k, v in ckpt.metrics.items()})
     facts.update({k: v for k, v in run.config.items() if isinstance(v, (str, int, float))})
+    facts = {k: shorten(str(v)) for k, v in facts.items()}
     fields = fields_figure(handle, details)
     return html.Div(
         [

@@ -69,6 +69,15 @@ def internal_error_message(err: BaseException) -> str:
     )
 
 
+def error_text(err: BaseException) -> str:
+    """What the page says about ``err``: an FspaceError's own one-line message, else a
+    notice (the details are logged)."""
+    if isinstance(err, FspaceError):
+        return str(err)
+    log.error("unexpected error", exc_info=err)
+    return internal_error_message(err)
+
+
 def guarded(on_error: Callable[[str], Any]) -> Callable[[Callable], Callable]:
     """Decorator: return ``on_error(message)`` instead of raising.
 
@@ -133,11 +142,8 @@ def guarded_layout(layout: Callable) -> Callable:
 
         try:
             return layout(*args, **kwargs)
-        except FspaceError as err:
-            text = str(err)
         except Exception as err:
-            log.exception("page layout %s failed", getattr(layout, "__module__", "?"))
-            text = internal_error_message(err)
+            text = error_text(err)
         home = dcc.Link("all experiments", href="/", className="fs-brand")
         return html.Div(
             [html.Header([home], className="fs-header"), message(text)], className="fs-page"

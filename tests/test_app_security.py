@@ -276,6 +276,13 @@ def test_csv_of_a_huge_config_is_small_and_says_so(tmp_path):
         sent, text = downloads.export_csv(1, "exp", token, NO_FILTERS, None)
     assert "long values were cut" in text, text
     assert (tmp_path / "exports" / sent["filename"]).stat().st_size < 100_000
+    from fspace.app.details import details_panel
+
+    panel = json.dumps(
+        details_panel(state.registry.get("exp"), "g-s0").to_plotly_json(),
+        default=lambda o: o.to_plotly_json(),
+    )
+    assert len(panel) < 100_000 and "more characters cut" in panel
     state.close()
 
 
@@ -567,6 +574,40 @@ def test_a_bad_experiment_shows_its_error_in_place(root, monkeypatch):
         assert "bad" in body
     # the other experiment is untouched
     assert "fs-map" in open_page(client, "/trajectories", "?exp=exp").get_data(as_text=True)
+
+
+def test_one_bad_experiment_is_shown_in_its_row(root, monkeypatch, caplog):
+    from fspace.store import Experiment
+
+    shutil.copytree(root / "exp", root / "bad")
+    real = Experiment.run_ids
+
+    def run_ids(self):
+        if self.path.name == "bad":
+            raise OSError(5, "Input/output error")
+        return real(self)
+
+    monkeypatch.setattr(Experiment, "run_ids", run_ids)
+    body = open_page(create_app(root).server.test_client(), "/").get_data(as_text=True)
+    body = body.replace("\\u002f", "/")
+    assert "internal error (OSError)" in body and "Traceback" not in body
+    assert "/trajectories?exp=exp" in body  # the good experiment's row is there
+
+
+def test_stopping_the_server_removes_its_exports(monkeypatch, root):
+    import waitress
+
+    import fspace.app.server
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(waitress, "serve", stopped)
+    app = create_app(root)
+    state = app.server.extensions[EXTENSION]
+    path, _ = state.exports.table(pd.DataFrame({"a": [1]}), "t")
+    fspace.app.server._run(app, state, "127.0.0.1", 8050, 1)
+    assert not path.exists() and not path.parent.exists()
 
 
 def test_a_layout_that_fails_shows_a_notice_not_a_traceback(root, monkeypatch, caplog):

@@ -9,6 +9,7 @@ from dash import dcc, html
 from fspace.app.components import header, message, page_href
 from fspace.app.pages import nav_pages
 from fspace.app.state import current
+from fspace.app.wiring import error_text
 
 
 def layout(**query: Any) -> html.Div:
@@ -24,12 +25,16 @@ def layout(**query: Any) -> html.Div:
         return html.Div([top, message(text, "info")], className="fs-page")
     rows = [html.Tr([html.Th("experiment"), html.Th("runs"), html.Th("pages")])]
     for name in names:
-        experiment = state.registry.get(name).experiment
-        links: list = []
-        for page in nav_pages(experiment):
-            links += [" · "] if links else []
-            links.append(dcc.Link(page.label.lower(), href=page_href(page.name, name)))
-        runs = experiment.run_ids()
+        try:
+            experiment = state.registry.get(name).experiment
+            links: list = []
+            for page in nav_pages(experiment):
+                links += [" · "] if links else []
+                links.append(dcc.Link(page.label.lower(), href=page_href(page.name, name)))
+            runs = experiment.run_ids()
+        except Exception as err:  # one bad experiment is shown in its row, not for the page
+            rows.append(html.Tr([html.Td(name), html.Td(message(error_text(err)), colSpan=2)]))
+            continue
         rows.append(html.Tr([html.Td(name), html.Td(f"{len(runs):,}"), html.Td(links)]))
     body = html.Section(
         [html.H2(f"Experiments in {state.registry.root}"), html.Table(rows, className="fs-table")],
