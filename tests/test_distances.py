@@ -94,7 +94,7 @@ def test_blockwise_matrix_equals_the_direct_one(name, monkeypatch):
     direct_sym = pairwise(as_vectors(p), name)
     direct = pairwise(as_vectors(p), name, other=as_vectors(q))
     monkeypatch.setattr(base, "BLOCK_ROWS", 4)
-    monkeypatch.setattr(_kernels, "TILE_BYTES", 16)  # 2 float64 columns per tile
+    monkeypatch.setattr(_kernels, "TILE", 3)
     monkeypatch.setattr(_kernels, "CHUNK_PROBES", 4)
     np.testing.assert_allclose(pairwise(as_vectors(p), name), direct_sym, rtol=1e-12, atol=1e-12)
     blocked = pairwise(as_vectors(p), name, other=as_vectors(q))
@@ -194,7 +194,7 @@ def test_cached_matrix_is_keyed_by_distance_params_and_checkpoints():
     assert len(exp.cache.entries) == 4
 
 
-@pytest.mark.parametrize("floor", [1e-300, 1e-200, 1e-30, 1e-12, 0.5])
+@pytest.mark.parametrize("floor", [1e-100, 1e-60, 1e-19, 1e-12, 0.5])
 def test_bhattacharyya_floor_holds_without_underflow(floor):
     p = distributions(4, 40, 3, seed=9)
     p[0], p[1] = np.eye(3)[0], np.eye(3)[1]  # disjoint on every probe: BC = 0

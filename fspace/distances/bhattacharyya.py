@@ -25,7 +25,7 @@ FLOOR = Param(
     1e-12,
     "smallest per-probe Bhattacharyya coefficient: a probe adds at most -log(floor) "
     "(27.6), even where the two predictions share no outcome",
-    low=1e-300,
+    low=1e-100,
     high=1.0,
 )
 
@@ -58,7 +58,7 @@ class Bhattacharyya(Distance):
 
         m = a[0].shape[1]
         sums = log_bc_sums(a[0], b[0], params["floor"])
-        return np.maximum(-sums / m, 0.0)
+        return np.maximum(-sums / m, 0.0)  # a coefficient may exceed 1 by rounding
 
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         bc = np.einsum("nic,nic->ni", a[0], b[0], dtype=np.float64)
