@@ -27,8 +27,7 @@ def main() -> None:
                 group=f"width-{width}",
                 seed=seed,
                 probes=probes,
-                kind="regression",  # never guessed from the shape
-                output="raw",  # the outputs themselves, no softmax
+                kind="regression",  # raw outputs as the vector; never guessed from the shape
                 model_factory="regression:make_regressor",
                 model_kwargs={"width": width},
             ) as rec:
