@@ -175,10 +175,9 @@ def report(result: StatsResult, level: float, n_boot: int, n_perm: int) -> str:
         ]
         lines += _table(["statistic", f"value [{pct} interval]", "p", "chance"], rows)
     if result.comparisons is not None:
-        lines += [
-            "",
-            f"trajectories by {result.by} (mean over runs [{pct} interval]; p two-sided):",
-        ]
+        two = result.comparisons["p_value"].notna().any()
+        how = "; difference with a two-sided permutation p" if two else ""
+        lines += ["", f"trajectories by {result.by} (mean over runs [{pct} interval]{how}):"]
         lines += _comparison_table(result.comparisons)
     lines += [
         "",
