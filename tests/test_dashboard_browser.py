@@ -208,3 +208,22 @@ def test_unknown_experiment_says_so(driver, base_url):
     driver.get(f"{base_url}/trajectories?exp=nope")
     text = wait_for(driver, lambda d: "no experiment" in page_text(d) and page_text(d))
     assert "no experiment 'nope'" in text and "Traceback" not in text
+
+
+# Every Content-Security-Policy violation of a page, recorded from its first script on.
+CSP_JS = """
+window.fspaceBlocked = [];
+document.addEventListener('securitypolicyviolation',
+  e => window.fspaceBlocked.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+
+
+def test_security_policy_blocks_nothing_the_page_needs(driver, base_url):
+    # plotly.js compiles its WebGL drawing code at run time: without 'unsafe-eval' in the
+    # policy the map says "WebGL is not supported" instead of drawing.
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_JS})
+    open_map(driver, base_url)
+    wait_for(driver, lambda d: d.find_elements("css selector", "#trajectory-graph canvas"))
+    time.sleep(0.5)
+    assert driver.execute_script("return window.fspaceBlocked") == []
+    assert "WebGL is not supported" not in page_text(driver)
