@@ -133,3 +133,36 @@ def test_cli_commands_need_no_output_flag_for_a_logits_experiment(tmp_path, caps
     assert main(["embed", str(path), "--method", "pca", "-q"]) == 0
     assert main(["info", str(path)]) == 0
     assert "vectors logits: classification output" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("output", ["sketch", "token_logprob", "topk"])
+def test_compact_forms_computed_offline_equal_the_recorded_ones(tmp_path, output):
+    import shutil
+
+    suite = ProbeSuite(token_suite_inputs(), name="tokens")
+    path = tmp_path / "exp"
+    params = {"k": 64} if output == "sketch" else {"k": 3} if output == "topk" else None
+    with Recorder(
+        path,
+        run="r",
+        probes=suite,
+        output=output,
+        output_params=params,
+        model_factory="_token_models:make_lm",
+    ) as rec:
+        for epoch in range(3):
+            rec.record(make_lm(seed=epoch), epoch=epoch)
+    online = evaluate(path, progress=False)
+    name = online.output
+    shutil.rmtree(path / "runs" / "r" / "vectors")
+    factory = iter(make_lm(seed=s) for s in range(3))
+    offline = evaluate(
+        path,
+        output=output,
+        output_params=params,
+        progress=False,
+        model_factory=lambda: next(factory),
+        device="cpu",
+    )
+    assert offline.output == name and offline.kind == "sequence"
+    np.testing.assert_allclose(offline.matrix, online.matrix, atol=1e-5)
