@@ -252,6 +252,11 @@ def describe(entry: MapEntry) -> MapStatus:
         return MapStatus(None, "waiting to start", True)
     runs = len(entry.plot.runs)
     text = f"{used_label(entry)}: {len(entry.plot):,} checkpoints of {runs:,} runs"
+    quality = getattr(entry.embedding, "quality", None)
+    if quality:  # how faithful the map is, beside it
+        from fspace.embedding.quality import summary
+
+        text = f"{text}; {summary(quality)}"
     return MapStatus(entry.token, f"{text}. {entry.note}" if entry.note else text, False)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -163,3 +165,21 @@ def test_cli_maps_two_experiments_on_one_probe_suite_together(tmp_path, suite, c
     assert main(["embed", str(a), str(c), "--method", "mds", "-q"]) == 2
     err = capsys.readouterr().err
     assert suite.fingerprint in err and other.fingerprint in err
+
+
+def test_dashboard_status_line_shows_the_faithfulness_beside_the_map(vectors):
+    from fspace.app import maps
+
+    emb = embed(vectors, "mds", distance="hellinger")
+    plot = type("Plot", (), {"runs": ["r"], "__len__": lambda self: 24})()
+    entry = SimpleNamespace(
+        busy=False,
+        error=None,
+        plot=plot,
+        embedding=emb,
+        note="",
+        token="t",
+        spec=maps.MapSpec.make("pca"),
+    )
+    text = maps.describe(entry).message
+    assert "24 checkpoints of 1 runs; trustworthiness" in text and "explained stress" in text
