@@ -5,7 +5,9 @@
   not an address the server is bound to gets 400. Bound to a loopback address, the
   loopback names (``localhost``, ``127.0.0.1``, ``[::1]``) are allowed; bound to every
   address (``0.0.0.0``), this machine's names and any IP address are (a rebinding
-  attack needs a host name); ``fspace serve --allow-host NAME`` adds names.
+  attack needs a host name); ``fspace serve --allow-host NAME`` adds names. A request
+  other than GET sent by a page of another web site (its ``Origin`` is not one of these
+  hosts) gets 403.
 - **Security headers** on every response: the page may not be framed
   (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), a Content-Security-Policy
   that allows only the server's own scripts (and Dash's inline ones, by hash),
@@ -22,6 +24,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("fspace.app")
 
@@ -35,6 +38,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
 
 
@@ -153,11 +157,16 @@ def protect(app: Any, policy: HostPolicy) -> None:
 
     @server.before_request
     def check_host() -> None:
-        if not server.config["FSPACE_HOSTS"].allows(request.host):
+        hosts = server.config["FSPACE_HOSTS"]
+        if not hosts.allows(request.host):
             log.warning("refused a request for host %r", request.host[:100])
             abort(
                 400, description="unknown Host header; open the dashboard by the address it prints"
             )
+        origin = request.headers.get("Origin")
+        if request.method != "GET" and origin and not hosts.allows(urlsplit(origin).netloc):
+            log.warning("refused a %s from origin %r", request.method, origin[:100])
+            abort(403, description="requests from other web sites are refused")
 
     @server.after_request
     def add_headers(response):

@@ -503,6 +503,15 @@ def test_wrong_host_header_gets_400(client):
         assert response.headers["X-Frame-Options"] == "DENY"
 
 
+def test_posts_from_other_web_sites_get_403(client):
+    body = {"output": "view-query.data", "inputs": []}
+    for origin in ("http://attacker.example", "null", "http://localhost.attacker.example"):
+        response = client.post("/_dash-update-component", json=body, headers={"Origin": origin})
+        assert response.status_code == 403, origin
+    same = client.post("/_dash-update-component", json=body, headers={"Origin": "http://localhost"})
+    assert same.status_code != 403
+
+
 def test_serve_checks_the_bound_host(monkeypatch, root):
     import fspace.app.server
     from fspace.cli import main
