@@ -308,3 +308,18 @@ def test_dashboard_filters_by_the_pretraining_scheme_of_old_and_new_runs(column)
         }
     )
     assert set(PlotFrame.build(frame).values["method"]) == {"rbm", "dae"}
+
+
+def test_a_report_creates_its_own_folder_but_no_missing_parents(tmp_path, monkeypatch):
+    from fspace.errors import ExportError
+    from fspace.experiments.base import report_folder
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert report_folder(tmp_path / "figs", ("png", "html")).is_dir()
+    with pytest.raises(ExportError, match="does not exist"):
+        report_folder(tmp_path / "typo" / "figs", ("png",))
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(ExportError, match="unknown suffix"):
+        report_folder(tmp_path / "figs", ("exe",))

@@ -65,3 +65,20 @@ def default_out(name: str) -> Path:
     """Where ``fspace experiment NAME`` records by default."""
     tags = EXPERIMENTS.get(name).tags
     return Path(tags.get("out") or f"checkpoints/{name}")
+
+
+def report_folder(out_dir: str | Path, formats: tuple[str, ...] | list[str]) -> Path:
+    """The folder a report writes into, checked before anything is computed.
+
+    The folder itself is created when its parent exists (the user named it); missing
+    parents only inside the current directory, as for every export
+    (:func:`fspace.export.check_destination`).
+    """
+    from fspace.export import check_destination
+
+    out = Path(out_dir)
+    if not out.exists() and out.parent.is_dir():
+        out.mkdir()
+    for fmt in formats:
+        check_destination(out / f"report.{fmt}")
+    return out

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fspace.analysis.separation import separation
+from fspace.experiments.base import report_folder
 from fspace.experiments.generative.analysis import (
     JOINT_REGIME,
     denoise_numbers,
@@ -162,13 +163,12 @@ def write_generative_report(
     """Write every figure of :func:`generative_report` in each of ``formats``, at its own
     layout size, and ``summary.json`` into ``out_dir``. Returns ``(numbers, paths)``."""
     import json
-    from pathlib import Path
 
     from fspace import _atomic
     from fspace.export import write_figure
 
+    out = report_folder(out_dir, formats)
     figures, numbers = generative_report(experiment, **options)
-    out = Path(out_dir)
     written: list[os.PathLike] = []
     for name, fig in figures.items():
         size = {"width": fig.layout.width or 1000, "height": fig.layout.height or 750}

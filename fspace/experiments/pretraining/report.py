@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fspace import _atomic
+from fspace.experiments.base import report_folder
 from fspace.store import Experiment
 
 FIGURES = (
@@ -88,11 +89,11 @@ def write_report(
 
     from fspace.export import write_figure
 
+    out = report_folder(out_dir, formats)
     exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
     figures, numbers = pretraining_figures(
         exp, method=method, random_state=random_state, progress=progress
     )
-    out = Path(out_dir)
     jobs = [(name, fmt) for name in figures for fmt in formats]
     written = []
     for name, fmt in tqdm(jobs, desc="figures", unit="file", disable=not progress, leave=False):
