@@ -18,6 +18,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -198,9 +199,22 @@ def dashboard(workdir):
     server = create_server(app.server, host="127.0.0.1", port=0, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.effective_port}", app=app)
     server.close()
     app.server.extensions[EXTENSION].close()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_dashboard_details_of_every_example(workdir, dashboard, name):
+    from test_app_callbacks import text_of
+
+    from fspace.app.pages import trajectories
+
+    ckpt = Experiment(experiment(workdir, name)).checkpoints()[-1]
+    with dashboard.app.server.app_context():
+        panel = text_of(trajectories.details(ckpt.key, CASES[name][0]))
+    assert f"{ckpt.run} · epoch {ckpt.epoch}" in panel and "Metrics of the run" in panel
+    assert not re.search(r"error|traceback|cannot", panel, re.IGNORECASE), panel[:1000]
 
 
 @pytest.mark.browser
@@ -220,7 +234,7 @@ def test_dashboard_shows_every_example(workdir, dashboard):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         for name, (exp, _, runs, per_run, _) in CASES.items():
-            driver.get(f"{dashboard}/trajectories?exp={exp}")
+            driver.get(f"{dashboard.url}/trajectories?exp={exp}")
             expected = [runs * per_run, runs]
             # a map not fitted yet is fitted by the dashboard first (numba compiles once)
             wait_for(driver, lambda d, e=expected: counts(d) == e, 120, f"the map of {name}")
