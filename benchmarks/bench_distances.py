@@ -16,8 +16,9 @@ Measured side by side in one process, in float32 and float64:
   on a subset of rows, extrapolated to the full matrix.
 
 The ratio ``matrix product time / Bhattacharyya time`` is the figure of merit (target
->= 0.5). The vectors are random Dirichlet predictions; the timing does not depend on
-the values. Wall times on a shared machine are noisy: run it on an idle one.
+>= 0.5). Times are CPU seconds of all threads (comparable on a shared machine, where
+wall times are not). The vectors are random Dirichlet predictions; the timing does not
+depend on the values.
 """
 
 from __future__ import annotations
@@ -45,9 +46,14 @@ def predictions(n: int, probes: int, classes: int, seed: int = 0) -> FunctionVec
 
 
 def seconds(fn) -> tuple[float, object]:
-    start = time.perf_counter()
+    """CPU seconds (all threads of this process) spent in ``fn()``, and its result.
+
+    CPU time, not wall time: on a shared machine other processes stretch wall times
+    unevenly, while the CPU time of each computation stays comparable.
+    """
+    start = time.process_time()
     out = fn()
-    return time.perf_counter() - start, out
+    return time.process_time() - start, out
 
 
 def computed_pairs(n: int) -> int:
@@ -83,9 +89,9 @@ def bench_precision(vectors: FunctionVectors, precision: str) -> tuple[np.ndarra
     flops = 2.0 * n * n * width
     fused = 2.0 * computed_pairs(n) * width
     print(
-        f"{precision}: matrix product {gemm:7.1f} s ({flops / gemm / 1e9:6.1f} GFLOP/s) | "
-        f"Bhattacharyya matrix {took:7.1f} s ({fused / took / 1e9:6.1f} GFLOP/s of "
-        f"multiply-adds) | time ratio {gemm / took:.2f}, rate ratio "
+        f"{precision}: matrix product {gemm:7.1f} CPU s ({flops / gemm / 1e9:5.1f} GFLOP per "
+        f"CPU s) | Bhattacharyya matrix {took:7.1f} CPU s ({fused / took / 1e9:5.1f} GFLOP of "
+        f"multiply-adds per CPU s) | time ratio {gemm / took:.2f}, rate ratio "
         f"{(fused / took) / (flops / gemm):.2f}"
     )
     return matrix, took
@@ -103,7 +109,7 @@ def bench_callable(vectors: FunctionVectors, matrix: np.ndarray, rows: int, took
     err = float(np.abs(d - matrix[:rows, :rows]).max())
     print(
         f"scipy cdist, Python callable: {rows}x{rows} in {slow:.1f} s ({per_pair * 1e3:.2f} ms "
-        f"a pair); the full matrix would take {full / 3600:.1f} h = {full / took:,.0f} x "
+        f"a pair); the full matrix would take {full / 3600:.2f} CPU h = {full / took:,.0f} x "
         f"fspace float64 (max difference {err:.1e})"
     )
 

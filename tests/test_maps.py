@@ -127,6 +127,7 @@ def test_maps_refuse_distances_they_cannot_use(vectors):
         embed(regression, "inpca", distance="bhattacharyya")
 
 
+@pytest.mark.slow
 def test_cli_maps_a_recorded_experiment_with_inpca_on_bhattacharyya(recorded, tmp_path, capsys):
     from fspace.cli import main
 
@@ -146,6 +147,7 @@ def test_cli_maps_a_recorded_experiment_with_inpca_on_bhattacharyya(recorded, tm
     )
 
 
+@pytest.mark.slow
 def test_cli_maps_two_experiments_on_one_probe_suite_together(tmp_path, suite, capsys):
     from conftest import record_experiment
 
@@ -183,3 +185,29 @@ def test_dashboard_status_line_shows_the_faithfulness_beside_the_map(vectors):
     )
     text = maps.describe(entry).message
     assert "24 checkpoints of 1 runs; trustworthiness" in text and "explained stress" in text
+
+
+@pytest.mark.slow
+def test_cli_inpca_bhattacharyya_on_sequence_and_regression_experiments(tmp_path, capsys):
+    import torch
+    from test_stats_cli import TinySequenceModel, record_kind
+
+    from fspace import ProbeSuite
+    from fspace.cli import main
+
+    tokens = np.random.default_rng(2).integers(0, 7, size=(6, 5))
+    seq = record_kind(tmp_path / "seq", ProbeSuite.from_array(tokens, name="t"), TinySequenceModel)
+    argv = ["--method", "inpca", "--distance", "bhattacharyya", "-q"]
+    assert main(["embed", str(seq), *argv]) == 0
+    assert "16 checkpoints of 4 runs embedded with inpca" in capsys.readouterr().out
+    inputs = np.random.default_rng(1).normal(size=(12, 4)).astype(np.float32)
+    reg = record_kind(
+        tmp_path / "reg",
+        ProbeSuite.from_array(inputs, name="x"),
+        lambda: torch.nn.Linear(4, 2),
+        kind="regression",
+        output="raw",
+    )
+    assert main(["embed", str(reg), *argv]) == 2
+    assert "these function vectors are regression; use euclidean" in capsys.readouterr().err
+    assert main(["embed", str(reg), "--method", "inpca", "-q"]) == 0
