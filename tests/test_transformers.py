@@ -153,3 +153,19 @@ def test_a_resumed_trainer_goes_on_recording_the_same_run(tmp_path):
     assert [(c.epoch, c.step) for c in ckpts] == [(0, 0), (1, 4), (2, 8)]
     final = exp.load_weights(ckpts[-1])
     torch.testing.assert_close(final["layer.weight"], model.layer.weight.detach(), rtol=0, atol=0)
+
+
+def test_importing_the_trainer_output_gives_what_the_callback_recorded(tmp_path):
+    from fspace.importing import import_checkpoints
+
+    train(tmp_path, FspaceCallback(tmp_path / "exp", run="live", record_start=False))
+    result = import_checkpoints(tmp_path / "trainer", tmp_path / "exp", run="imported")
+    assert result.imported == [(1, 4), (2, 8)]
+    exp = Experiment(tmp_path / "exp")
+    live, imported = exp.checkpoints("live"), exp.checkpoints("imported")
+    assert [(c.epoch, c.step) for c in imported] == [(c.epoch, c.step) for c in live]
+    for a, b in zip(live, imported, strict=True):
+        assert a.metrics == pytest.approx(b.metrics)  # the same log history, read back
+        wa, wb = exp.load_weights(a), exp.load_weights(b)
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
