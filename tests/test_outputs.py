@@ -217,3 +217,53 @@ def test_output_spec_names_are_stable_file_names():
     assert OutputSpec(form="prob", key="scores").name == "prob.key=scores"
     with pytest.raises(ConfigError, match="has no parameter 'kk'"):
         OutputSpec(form="sketch", params={"kk": 3})
+
+
+def _pick_z(out):
+    return out["z"]
+
+
+def _call_with_scale(model, x):
+    return {"z": model.linear(x) * 2}
+
+
+def test_forward_and_extract_are_remembered_and_asked_for_again(tmp_path, features):
+    model = _Returns(lambda y: y)
+    path = tmp_path / "exp"
+    with Recorder(
+        path, run="r", probes=features, output="logits", forward=_call_with_scale, extract=_pick_z
+    ) as rec:
+        rec.record(model, epoch=0)
+    fv = evaluate(path, progress=False)
+    np.testing.assert_allclose(
+        fv.matrix[0], (model.linear(features.inputs) * 2).detach().reshape(-1), atol=1e-6
+    )
+    assert "forward=" in fv.output and "extract=" in fv.output
+    import shutil
+
+    shutil.rmtree(path / "runs" / "r" / "vectors")
+    spec = fv.output
+    with pytest.raises(ConfigError, match="recorded with extract=.*_pick_z"):
+        evaluate(
+            path,
+            output=OutputSpec.from_json(
+                {
+                    "kind": "classification",
+                    "form": "logits",
+                    "extract": "test_outputs:_pick_z",
+                    "forward": "test_outputs:_call_with_scale",
+                }
+            ),
+            model_factory=lambda: model,
+            progress=False,
+        )
+    again = evaluate(
+        path,
+        output="logits",
+        forward=_call_with_scale,
+        extract=_pick_z,
+        model_factory=lambda: model,
+        progress=False,
+    )
+    assert again.output == spec
+    np.testing.assert_allclose(again.matrix, fv.matrix, atol=1e-6)
