@@ -22,7 +22,7 @@ from fspace.app.frames import PlotFrame
 from fspace.app.jobs import Job, Jobs, QueueFullError
 from fspace.app.placement import place_by_neighbours
 from fspace.app.specs import MAX_SEED as MAX_SEED
-from fspace.app.specs import MapSpec, map_label, shown_params
+from fspace.app.specs import MapSpec, map_label, method_entry, shown_params
 from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
 
@@ -271,7 +271,8 @@ def used_label(entry: MapEntry) -> str:
     except ConfigError:
         return spec.label
     used = {name: embedding.params[name] for name in names if name in embedding.params}
-    return map_label(spec.method, used, spec.random_state, spec.distance)
+    asked = {**method_entry(spec.method).defaults(), **spec.params}
+    return map_label(spec.method, used, spec.random_state, spec.distance, asked)
 
 
 def _empty_message(name: str, scan: Scan) -> str:

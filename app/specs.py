@@ -140,17 +140,28 @@ class MapSpec:
 
 
 def map_label(
-    method: str, params: dict[str, Any], random_state: int, distance: str = DEFAULT_DISTANCE
+    method: str,
+    params: dict[str, Any],
+    random_state: int,
+    distance: str = DEFAULT_DISTANCE,
+    asked: dict[str, Any] | None = None,
 ) -> str:
     """``t-SNE (perplexity 50, seed 1) of Hellinger distances``: the method's label with
     the dashboard parameters in ``params``, a seed other than 0 and a distance other
-    than the Euclidean."""
+    than the Euclidean. A value that differs from the one ``asked`` for says so:
+    ``perplexity 9.66 instead of 50``."""
     try:
         entry = method_entry(method)
         label, names = entry.label, [p.name for p in shown_params(method)]
     except ConfigError:
         label, names = method, sorted(params)
-    parts = [f"{name} {number_text(params[name])}" for name in names if name in params]
+    asked = asked or {}
+    parts = []
+    for name in (n for n in names if n in params):
+        text = f"{name} {number_text(params[name])}"
+        if name in asked and asked[name] != params[name]:
+            text += f" instead of {number_text(asked[name])}"
+        parts.append(text)
     if random_state:
         parts.append(f"seed {random_state}")
     text = label + (f" ({', '.join(parts)})" if parts else "")

@@ -244,4 +244,6 @@ def test_the_status_names_the_parameters_actually_used():
     entry = MapEntry(SimpleNamespace(), MapSpec("tsne", 30.0, 1), 1)
     assert used_label(entry) == "t-SNE (seed 1)"  # before the fit: what was asked
     entry.embedding = SimpleNamespace(params={"perplexity": 9.66, "n_iter": 500})
-    assert used_label(entry) == "t-SNE (perplexity 9.66, seed 1)"
+    assert used_label(entry) == "t-SNE (perplexity 9.66 instead of 30, seed 1)"
+    entry.embedding.params["perplexity"] = 30.0
+    assert used_label(entry) == "t-SNE (perplexity 30, seed 1)"
