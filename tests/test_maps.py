@@ -211,3 +211,12 @@ def test_cli_inpca_bhattacharyya_on_sequence_and_regression_experiments(tmp_path
     assert main(["embed", str(reg), *argv]) == 2
     assert "these function vectors are regression; use euclidean" in capsys.readouterr().err
     assert main(["embed", str(reg), "--method", "inpca", "-q"]) == 0
+
+
+def test_large_maps_are_scored_on_a_seeded_sample(vectors, monkeypatch):
+    from fspace.embedding import quality
+
+    monkeypatch.setattr(quality, "SAMPLE", 15)
+    first = embed(vectors, "mds", distance="hellinger").quality
+    assert first["sampled"] and first["n"] == 15 and first["k"] == 7
+    assert first == embed(vectors, "mds", distance="hellinger").quality
