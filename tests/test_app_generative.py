@@ -7,7 +7,7 @@ from dash import dcc
 from test_generative_experiment import TINY
 
 from fspace import Experiment
-from fspace.app.regimes import regime_cards
+from fspace.app.generative import regime_cards
 from fspace.experiments.generative import GenerativeConfig, run_generative
 
 

@@ -2,7 +2,7 @@
 test errors and learning curves, how separable they are, and denoising with the joint
 model.
 
-The figures are built by :mod:`fspace.app.regimes` from the same report as
+The figures are built by :mod:`fspace.app.generative` from the same report as
 ``fspace experiment generative --figures``, so page and files agree.
 """
 
@@ -14,7 +14,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from fspace.app.components import header, message
-from fspace.app.regimes import regime_cards
+from fspace.app.generative import regime_cards
 from fspace.app.state import current
 from fspace.app.wiring import Callbacks, guarded
 
