@@ -14,6 +14,7 @@ from fspace.app.specs import (
     MapSpec,
     distance_entries,
     method_entries,
+    method_entry,
     shown_params,
 )
 from fspace.app.views import View
@@ -54,11 +55,15 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
     ]
     distances = dcc.Dropdown(
         id=ids.MAP_DISTANCE,
-        options=[{"label": e.label, "value": e.name, "title": e.help} for e in distance_entries()],
+        options=distance_options(spec.method),
         value=spec.distance,
         clearable=False,
         searchable=False,
         className="fs-method",
+    )
+    # Which distances each method maps, for switching the menu in the browser.
+    mappable = dcc.Store(
+        id=ids.MAP_MAPPABLE, data={e.name: e.tags.get("distances", "any") for e in entries}
     )
     seed = dcc.Input(
         id=ids.MAP_SEED,
@@ -74,7 +79,7 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
             html.H3("Map"),
             html.Div([html.Label("method"), menu], className="fs-row"),
             *boxes,
-            html.Div([html.Label("distance"), distances], className="fs-row"),
+            html.Div([html.Label("distance"), distances, mappable], className="fs-row"),
             html.Div(
                 [html.Label("random state", title="the map's seed"), seed], className="fs-row"
             ),
@@ -83,6 +88,20 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
         ],
         className="fs-panel",
     )
+
+
+def distance_options(method: str) -> list[dict[str, Any]]:
+    """The distance menu's options; those ``method`` cannot map are disabled."""
+    allowed = method_entry(method).tags.get("distances", "any")
+    return [
+        {
+            "label": e.label,
+            "value": e.name,
+            "title": e.help,
+            "disabled": allowed != "any" and e.name not in allowed,
+        }
+        for e in distance_entries()
+    ]
 
 
 def param_row(method: str, param: Param, value: Any = None) -> html.Div:

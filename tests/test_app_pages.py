@@ -247,3 +247,13 @@ def test_the_status_names_the_parameters_actually_used():
     assert used_label(entry) == "t-SNE (perplexity 9.66 instead of 30, seed 1)"
     entry.embedding.params["perplexity"] = 30.0
     assert used_label(entry) == "t-SNE (perplexity 30, seed 1)"
+
+
+def test_the_distance_menu_offers_what_the_method_maps():
+    from fspace.app.controls import distance_options
+
+    enabled = {o["value"] for o in distance_options("pca") if not o["disabled"]}
+    assert enabled == {"euclidean"}
+    everything = {o["value"] for o in distance_options("tsne")}
+    assert {o["value"] for o in distance_options("tsne") if not o["disabled"]} == everything
+    assert {"euclidean", "hellinger"} <= everything

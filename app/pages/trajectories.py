@@ -157,6 +157,28 @@ callback.clientside(
     prevent_initial_call=True,
 )
 
+# Offer the distances the chosen method maps (as controls.distance_options does); a
+# chosen distance it cannot map falls back to the Euclidean.
+callback.clientside(
+    """
+    function(method, mappable, options, value) {
+        const allowed = (mappable || {})[method] || "any";
+        const out = (options || []).map(o => Object.assign({}, o, {
+            disabled: allowed !== "any" && !allowed.includes(o.value)
+        }));
+        const ok = out.some(o => o.value === value && !o.disabled);
+        return [out, ok ? value : "euclidean"];
+    }
+    """,
+    Output(ids.MAP_DISTANCE, "options"),
+    Output(ids.MAP_DISTANCE, "value"),
+    Input(ids.MAP_METHOD, "value"),
+    State(ids.MAP_MAPPABLE, "data"),
+    State(ids.MAP_DISTANCE, "options"),
+    State(ids.MAP_DISTANCE, "value"),
+    prevent_initial_call=True,
+)
+
 
 def entry_of(token: str | None) -> MapEntry | None:
     """The map a page's token names, if it is still kept and drawable."""
