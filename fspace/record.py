@@ -9,14 +9,19 @@ Example::
             train_one_epoch(model)
             rec.record(model, epoch=epoch + 1, metrics={"test_error": err})
 
-``record()`` copies the weights and, if a probe suite was given, computes the function
-vector while the model is in memory; the disk writes happen on a background thread.
-``close()`` waits for them and raises :class:`~fspace.errors.RecorderError` if any failed.
+``record()`` copies the weights (to the CPU) and returns; the function vector is computed
+on the recorder's background thread from that copy, with a shadow of the model built
+once (or from outputs the loop already computed on the probe suite:
+``record(..., probe_outputs=out)``), and the disk writes happen there too. Only the
+first checkpoint's vector is computed inside ``record()``, so that a model or probe
+suite that do not fit fail at once. ``close()`` waits for the rest and raises
+:class:`~fspace.errors.RecorderError`, naming the checkpoint, if any failed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import numbers
@@ -41,7 +46,8 @@ from fspace.errors import (
     RecorderError,
 )
 from fspace.outputs import OutputSpec, as_spec, as_stored
-from fspace.outputs.apply import Vectors, model_vectors
+from fspace.outputs.apply import Accumulator, Vectors, model_vectors
+from fspace.outputs.base import extract_output
 from fspace.probes import ProbeSuite
 from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
 
@@ -181,6 +187,12 @@ class Recorder:
         model_factory: ``"package.module:function"`` that rebuilds the architecture,
             called with ``model_kwargs``; needed to evaluate stored weights later.
         max_pending: checkpoints allowed to wait for the writer before ``record`` blocks.
+        every: record only steps that are multiples of ``every`` (``record()`` returns
+            False at once on the others), so a loop can call it at every step.
+        background: compute function vectors on the background thread, on a shadow
+            copy of the model (``copy.deepcopy`` at the first record, then loaded with
+            each checkpoint's weights). The model's forward must then depend only on its
+            parameters and buffers; False computes them inside ``record()``.
     """
 
     def __init__(
@@ -201,6 +213,8 @@ class Recorder:
         model_factory: str | ModelFactory | None = None,
         model_kwargs: dict[str, Any] | None = None,
         max_pending: int = 4,
+        every: int = 1,
+        background: bool = True,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"path must be a directory path, got {type(path).__name__}")
@@ -215,6 +229,8 @@ class Recorder:
         spec = spec.with_default_form()
         if _whole(max_pending, "max_pending") < 1:
             raise ConfigError(f"max_pending must be at least 1, got {max_pending}")
+        if _whole(every, "every") < 1:
+            raise ConfigError(f"every must be at least 1, got {every}")
         info = _run_info(run, group, seed, config, model_factory, model_kwargs)
         probes = _as_suite(probes)
         if probes is not None:
@@ -223,6 +239,10 @@ class Recorder:
         self.spec = spec
         self._extract, self._forward = extract, forward
         self.max_pending = max_pending
+        self.every, self.background = int(every), bool(background)
+        self._shadow: tuple[weakref.ref, nn.Module] | None = None  # (its model, the copy)
+        self._notes: list[str] = []  # warnings of the background thread, shown by record()
+        self._tried = False  # whether a vector was computed in record() (the first is)
         self.experiment = Experiment.create(path)
         self.run = self.experiment.create_run(info)
         self._created = self.run is info  # a new run, not one reopened to resume
@@ -256,12 +276,17 @@ class Recorder:
         epoch: int,
         step: int | None = None,
         metrics: Mapping[str, Any] | None = None,
+        probe_outputs: Any = None,
     ) -> bool:
         """Save ``model``'s weights as the checkpoint at ``epoch`` (and ``step``).
 
+        ``probe_outputs``: the model's output on the whole probe suite, in order and in
+        eval mode, if the loop computed it anyway; the function vector is then made from
+        it instead of another forward pass.
+
         Returns False, writing nothing, if this run already holds that checkpoint (so a
-        resumed loop can call it again safely). Raises RecorderError if an earlier write
-        failed.
+        resumed loop can call it again safely) or ``step`` is not a multiple of
+        ``every``. Raises RecorderError if an earlier write or vector failed.
         """
         self._check_open()
         self._raise_failures()
@@ -269,12 +294,12 @@ class Recorder:
             raise ConfigError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
         epoch = _whole(epoch, "epoch")
         step = epoch if step is None else _whole(step, "step")
-        if (epoch, step) in self._recorded:
+        if (epoch, step) in self._recorded or step % self.every:
             return False
         name = layout.checkpoint_name(epoch, step)  # ConfigError when out of range
         values = _metrics(metrics)
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        vector = self._vector(model, epoch, step)
+        vector = self._vector_job(model, weights, probe_outputs, epoch, step)
         meta = {
             "kind": "checkpoint",
             "run": self.run.id,
@@ -295,23 +320,90 @@ class Recorder:
         """The name the function vectors are cached under (their form and settings)."""
         return self.spec.name
 
-    def _vector(self, model: nn.Module, epoch: int, step: int) -> Vectors | None:
-        if self.probes is None:
-            return None
+    def _vector_job(
+        self, model: nn.Module, weights: dict, probe_outputs: Any, epoch: int, step: int
+    ) -> Vectors | Callable[[], Vectors | None] | None:
+        """The function vector now (the first one, or without ``background``), or a
+        function that computes it on the background thread."""
         what = f"run {self.run.id!r} at epoch {epoch}, step {step}"
-        try:
-            v = model_vectors(
-                model,
-                self.probes,
-                self.spec,
-                extract=self._extract,
-                forward=self._forward,
-                what=what,
+        if self.probes is None:
+            if probe_outputs is not None:
+                raise ConfigError("probe_outputs= needs a probe suite: pass Recorder(probes=...)")
+            return None
+        if probe_outputs is not None:
+            out = self._output_copy(probe_outputs, what)
+            compute = lambda: _outputs_vectors(out, self.probes, self.spec, what)  # noqa: E731
+        else:
+            shadow = self._shadow_of(model) if self.background else None
+            if shadow is None or not self._tried:
+                compute = lambda: self._forward_vectors(model, what)  # noqa: E731
+            else:  # the weights are the CPU copy record() made
+                compute = lambda: self._shadow_vectors(shadow, weights, what)  # noqa: E731
+        if not self._tried or not self.background:
+            vector = self._checked(compute, model, what, background=False)
+            self._tried = True
+            return vector
+        return lambda: self._checked(compute, model, what, background=True)
+
+    def _output_copy(self, raw: Any, what: str) -> torch.Tensor:
+        out = self._extract(raw) if self._extract is not None else None
+        if self._extract is None:
+            out = extract_output(raw, self.spec.key, what)
+        if not isinstance(out, torch.Tensor):
+            raise ConfigError(
+                f"probe_outputs of {what} must hold a tensor, got {type(out).__name__}"
             )
+        if out.shape[:1] != (len(self.probes),):
+            raise ProbeMismatchError(
+                f"probe_outputs of {what} has shape {tuple(out.shape)}, but probe suite "
+                f"{self.probes.name!r} has {len(self.probes)} probes: pass the model's "
+                f"output on the whole suite, in order"
+            )
+        return out.detach().to("cpu", copy=True)
+
+    def _shadow_of(self, model: nn.Module) -> nn.Module | None:
+        """The background thread's copy of ``model``, made at its first record (None if it
+        cannot be copied: its vectors are then computed inside ``record()``)."""
+        if self._shadow is not None and self._shadow[0]() is model:
+            return self._shadow[1]
+        try:
+            shadow = copy.deepcopy(model)
+        except Exception as e:  # any model that cannot be copied
+            warnings.warn(
+                f"run {self.run.id!r}: the model cannot be copied ({type(e).__name__}: {e}); "
+                f"its function vectors are computed inside record()",
+                stacklevel=4,
+            )
+            self.background = False
+            return None
+        for p in shadow.parameters():
+            p.grad = None
+            p.requires_grad_(False)
+        self._shadow = (weakref.ref(model), shadow)
+        return shadow
+
+    def _forward_vectors(self, model: nn.Module, what: str) -> Vectors:
+        return model_vectors(
+            model, self.probes, self.spec, extract=self._extract, forward=self._forward, what=what
+        )
+
+    def _shadow_vectors(self, shadow: nn.Module, weights: dict, what: str) -> Vectors:
+        shadow.load_state_dict(weights)
+        return self._forward_vectors(shadow, what)
+
+    def _checked(
+        self, compute: Callable[[], Vectors], model: nn.Module, what: str, *, background: bool
+    ) -> Vectors | None:
+        try:
+            v = compute()
         except ModelOutputError as e:
             if "NaN" not in str(e):
                 raise
-            warnings.warn(f"{e}; the weights are saved without a function vector", stacklevel=3)
+            note = f"{e}; the weights are saved without a function vector"
+            if background:  # shown by the next record(), flush() or close()
+                self._notes.append(note)
+            else:
+                warnings.warn(note, stacklevel=4)
             return None
         except FspaceError:
             raise
@@ -338,6 +430,8 @@ class Recorder:
             path=layout.checkpoint_path(self.experiment.path, self.run.id, name),
         )
         self._lease.check()  # a writer that lost its lease writes nothing more
+        if callable(vector):  # computed here, off the training thread
+            vector = vector()
         # The vector goes first: a listed checkpoint always has its online vector.
         if vector is not None:
             how = {"spec": vector.spec.to_json(), "layout": list(vector.layout), "online": True}
@@ -364,6 +458,8 @@ class Recorder:
             self._failures.append(f"{self.run.id}/{name}: {type(e).__name__}: {e}")
 
     def _raise_failures(self) -> None:
+        while self._notes:
+            warnings.warn(self._notes.pop(0), stacklevel=3)
         if self._failures:
             lines = "\n  ".join(self._failures)
             self._failures = []
@@ -412,3 +508,10 @@ class Recorder:
             f"Recorder({str(self.experiment.path)!r}, run={self.run.id!r}, "
             f"group={self.run.group!r}, recorded={len(self._recorded)})"
         )
+
+
+def _outputs_vectors(out: torch.Tensor, suite: ProbeSuite, spec: OutputSpec, what: str) -> Vectors:
+    """The function vector of outputs a training loop computed on the whole ``suite``."""
+    acc = Accumulator(suite, spec, what)
+    acc.add(out.unsqueeze(0), suite.batch(0, len(suite)))
+    return acc.finish()

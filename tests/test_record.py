@@ -99,6 +99,7 @@ def test_nan_outputs_keep_the_weights_and_are_left_out(tmp_path, suite):
         rec.record(_Constant(0.0), epoch=0)
         with pytest.warns(UserWarning, match="NaN"):
             rec.record(_Constant(float("nan")), epoch=1)
+            rec.flush()  # found on the background thread, shown by flush() or close()
     exp = Experiment(tmp_path / "exp")
     assert [c.epoch for c in exp.checkpoints()] == [0, 1]
     with pytest.warns(UserWarning, match="r/e000001"):
@@ -145,3 +146,108 @@ def test_not_a_model_is_refused(tmp_path):
 def test_unimportable_factory_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="importable"):
         Recorder(tmp_path / "exp", run="r", group="g", model_factory=lambda: make_mlp())
+
+
+def _stored(path, suite) -> np.ndarray:
+    exp = Experiment(path)
+    return np.stack(
+        [exp.load_vector(c, suite.fingerprint, "prob").numpy() for c in exp.checkpoints()]
+    )
+
+
+def test_background_vectors_equal_the_ones_computed_in_record(tmp_path, suite):
+    for background in (True, False):
+        model = make_mlp(seed=3)
+        with Recorder(
+            tmp_path / str(background), run="r", probes=suite, background=background
+        ) as rec:
+            for epoch in range(4):
+                rec.record(model, epoch=epoch)
+                train_step(model, seed=epoch, lr=0.5)  # training goes on at once
+    np.testing.assert_array_equal(
+        _stored(tmp_path / "True", suite), _stored(tmp_path / "False", suite)
+    )
+    assert np.abs(np.diff(_stored(tmp_path / "True", suite), axis=0)).max() > 1e-3
+
+
+class _Counting(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = make_mlp()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+def test_only_the_first_record_runs_the_forward_on_the_training_thread(tmp_path, suite):
+    model = _Counting()
+    with Recorder(tmp_path / "exp", run="r", probes=suite) as rec:
+        rec.record(model, epoch=0)
+        calls = model.calls
+        for epoch in (1, 2):
+            rec.record(model, epoch=epoch)
+        assert model.calls == calls  # epochs 1 and 2 ran on the shadow copy
+    assert len(_stored(tmp_path / "exp", suite)) == 3
+
+
+def test_probe_outputs_from_the_loop_give_the_same_vectors(tmp_path, suite):
+    model = make_mlp(seed=2)
+    with Recorder(tmp_path / "a", run="r", probes=suite) as rec:
+        for epoch in range(3):
+            with torch.no_grad():
+                rec.record(model, epoch=epoch, probe_outputs=model(suite.inputs))
+            train_step(model, seed=epoch, lr=0.5)
+    model = make_mlp(seed=2)
+    with Recorder(tmp_path / "b", run="r", probes=suite) as rec:
+        for epoch in range(3):
+            rec.record(model, epoch=epoch)
+            train_step(model, seed=epoch, lr=0.5)
+    np.testing.assert_allclose(
+        _stored(tmp_path / "a", suite), _stored(tmp_path / "b", suite), atol=1e-6
+    )
+
+
+def test_probe_outputs_of_another_size_are_refused(tmp_path, suite):
+    with Recorder(tmp_path / "exp", run="r", probes=suite) as rec:
+        with pytest.raises(ProbeMismatchError, match="20 probes"):
+            rec.record(make_mlp(), epoch=0, probe_outputs=torch.zeros(7, 3))
+    with Recorder(tmp_path / "exp2", run="r") as rec:
+        with pytest.raises(ConfigError, match="probe suite"):
+            rec.record(make_mlp(), epoch=0, probe_outputs=torch.zeros(20, 3))
+
+
+def test_every_records_only_multiples_of_it(tmp_path, suite):
+    model = make_mlp()
+    with Recorder(tmp_path / "exp", run="r", probes=suite, every=5) as rec:
+        done = [rec.record(model, epoch=0, step=s) for s in range(12)]
+    assert [s for s, d in enumerate(done) if d] == [0, 5, 10]
+    assert [c.step for c in Experiment(tmp_path / "exp").checkpoints()] == [0, 5, 10]
+    with pytest.raises(ConfigError, match="every"):
+        Recorder(tmp_path / "exp", run="q", every=0)
+
+
+class _Breaks(torch.nn.Module):
+    """Fails on the probes once its weight is positive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        if self.w.item() > 0:
+            raise RuntimeError("broken by training")
+        return x[:, :3] + self.w
+
+
+def test_a_background_failure_names_its_checkpoint(tmp_path, suite):
+    model = _Breaks()
+    rec = Recorder(tmp_path / "exp", run="r", probes=suite)
+    rec.record(model, epoch=0)
+    with torch.no_grad():
+        model.w.fill_(1.0)
+    assert rec.record(model, epoch=1) is True  # the forward runs on the background thread
+    with pytest.raises(RecorderError, match=r"r/e000001.*broken by training"):
+        rec.close()
+    assert [c.epoch for c in Experiment(tmp_path / "exp").checkpoints()] == [0]
