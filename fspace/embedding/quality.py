@@ -106,8 +106,10 @@ def assess(high: np.ndarray, coords: np.ndarray, *, metric: bool, k: int = K) ->
     return out
 
 
-def sample_rows(n: int, random_state: int, size: int = SAMPLE) -> np.ndarray:
-    """All rows, or a seeded sorted sample of ``size`` rows when there are more."""
+def sample_rows(n: int, random_state: int, size: int | None = None) -> np.ndarray:
+    """All rows, or a seeded sorted sample of ``size`` (default :data:`SAMPLE`) rows when
+    there are more."""
+    size = SAMPLE if size is None else size
     if n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
