@@ -178,7 +178,8 @@ def test_path_that_is_not_an_experiment(tmp_path, path_kind):
 
 
 def test_same_run_with_other_group_is_refused(tmp_path):
-    Recorder(tmp_path / "exp", run="r0", group="random", seed=0).close()
+    with Recorder(tmp_path / "exp", run="r0", group="random", seed=0) as rec:
+        rec.record(make_mlp(), epoch=0)  # a run left empty would be removed on close
     with pytest.raises(RunError, match="already exists"):
         Recorder(tmp_path / "exp", run="r0", group="pretrained", seed=0)
 

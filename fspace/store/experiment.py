@@ -8,9 +8,7 @@ before, so several writers never contend for anything.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import math
 import os
 import time
 import warnings
@@ -31,33 +29,14 @@ from fspace.errors import (
     StoreWriteError,
 )
 from fspace.probes import ProbeSuite
+from fspace.store import checkpoints as checkpoint_files
 from fspace.store import files, layout, lease
 from fspace.store import runs as run_files
 from fspace.store import vectors as vector_files
 from fspace.store.cache import Cache
+from fspace.store.checkpoints import CheckpointInfo
 from fspace.store.lease import Lease
 from fspace.store.runs import RunInfo
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """Metadata of one stored checkpoint; its weights stay on disk until asked for."""
-
-    run: str
-    epoch: int
-    step: int
-    metrics: dict[str, float]
-    path: Path
-    created: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return layout.checkpoint_name(self.epoch, self.step)
-
-    @property
-    def key(self) -> str:
-        """Unique key of the checkpoint within its experiment: ``run/name``."""
-        return f"{self.run}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -260,28 +239,9 @@ class Experiment:
         if cached and cached[0] == stamp:
             return cached[1]
         try:
-            _, meta = files.read_header(path)
-            info = CheckpointInfo(
-                run=run_id,
-                epoch=int(meta["epoch"]),
-                step=int(meta["step"]),
-                metrics={str(k): _finite(v) for k, v in (meta.get("metrics") or {}).items()},
-                path=path,
-                created=_finite(meta.get("created", 0.0), 0.0),
-            )
-            name = info.name  # ConfigError for an epoch or step out of range
+            info = checkpoint_files.read_info(run_id, path)
         except CheckpointError as e:
             self._problem(path, str(e))
-            return None
-        except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
-            self._problem(path, f"{path}: checkpoint metadata is malformed ({e})")
-            return None
-        if path.name != f"{name}.safetensors":
-            self._problem(
-                path,
-                f"{path}: holds checkpoint {name} of run {run_id!r} under another file name "
-                f"(a copy or a renamed file); skipped, rename or delete it",
-            )
             return None
         self._header_cache[path] = (stamp, info)
         return info
@@ -310,29 +270,17 @@ class Experiment:
         one was not saved), RunBusyError if the lease was lost, StoreWriteError if the
         disk refuses it and ConfigError for metadata JSON cannot hold.
         """
-        layout.check_name(run, "run id")
-        info = CheckpointInfo(
+        if lease is not None:
+            lease.check()
+        path = checkpoint_files.write(self.path, run, weights, meta)
+        return CheckpointInfo(
             run=run,
             epoch=meta["epoch"],
             step=meta["step"],
             metrics=dict(meta.get("metrics") or {}),
-            path=layout.checkpoint_path(self.path, run, "x"),
+            path=path,
             created=float(meta.get("created", 0.0)),
         )
-        path = layout.writable(self.path, layout.checkpoint_path(self.path, run, info.name))
-        info = dataclasses.replace(info, path=path)
-        if lease is not None:
-            lease.check()
-        try:
-            files.write(path, weights, meta, exclusive=True)
-        except FileExistsError:
-            raise RunError(
-                f"{path} exists already: another process wrote checkpoint {info.key}, so "
-                f"this one was not saved"
-            ) from None
-        except OSError as e:
-            raise StoreWriteError(f"cannot write {path} ({e.strerror})") from None
-        return info
 
     def require_checkpoints(self) -> list[CheckpointInfo]:
         """Like :meth:`checkpoints` but raise EmptyExperimentError when there are none."""
@@ -474,9 +422,3 @@ def _mtime(path: Path) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return 0
-
-
-def _finite(value: Any, default: float = math.nan) -> float:
-    """``value`` as a float; infinity or NaN (which older files may hold) as ``default``."""
-    out = float(value)
-    return out if math.isfinite(out) else default
