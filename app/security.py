@@ -147,7 +147,7 @@ def content_security_policy(inline_hashes: Iterable[str]) -> str:
 def protect(app: Any, policy: HostPolicy) -> None:
     """Install the host check, security headers and error handler on the Dash ``app``.
 
-    The policy is kept in ``app.server.config["FSPACE_HOSTS"]``; :func:`allow` replaces it.
+    The policy is kept in ``app.server.config["FSPACE_HOSTS"]``.
     """
     from flask import abort, request
 
@@ -177,11 +177,6 @@ def protect(app: Any, policy: HostPolicy) -> None:
         return response
 
     server.register_error_handler(Exception, _error_response)
-
-
-def allow(app: Any, policy: HostPolicy) -> None:
-    """Make ``app`` answer the Host headers of ``policy`` (e.g. once its port is known)."""
-    app.server.config["FSPACE_HOSTS"] = policy
 
 
 def _error_response(err: Exception):
