@@ -9,7 +9,7 @@ import pytest
 from _models import make_mlp
 from conftest import record_experiment
 
-from fspace import Experiment, evaluate
+from fspace import Experiment, Recorder, evaluate
 from fspace.cli import main
 from fspace.errors import ConfigError, RunError
 from fspace.factories import (
@@ -135,3 +135,22 @@ def test_generative_regimes_build_only_their_registered_architectures():
         "fspace.models.mlp:make_mlp", {"n_in": 4, "hidden": [3], "n_classes": 2, "seed": 0}
     )
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_the_regimes_page_model_is_built_only_from_a_registered_factory(tmp_path):
+    """The dashboard's Regimes page rebuilds the joint model from the run's run.json."""
+    from fspace.experiments.generative.analysis import JOINT_REGIME, joint_model
+
+    path = tmp_path / "exp"
+    with Recorder(path, run="joint-s0", group=JOINT_REGIME, seed=0) as rec:
+        rec.record(make_mlp(), epoch=0)
+    marker = tmp_path / "pwned"
+    _edit_run(
+        path,
+        "joint-s0",
+        model_factory="fspace._atomic:write_text",
+        model_kwargs={"path": str(marker), "text": "x"},
+    )
+    with pytest.raises(UntrustedFactoryError, match="not registered"):
+        joint_model(path)
+    assert not marker.exists()

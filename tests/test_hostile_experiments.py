@@ -345,3 +345,16 @@ def test_a_duplicate_checkpoint_file_is_reported_not_dropped(exp_path, capsys):
     assert len(fv) == N_GOOD and fv.points["checkpoint"].is_unique
     code, _ = _cli(["info", str(exp_path)], capsys)
     assert code == 1
+
+
+def test_the_heartbeat_keeps_a_lease_fresh_and_release_removes_it(tmp_path):
+    exp = Experiment.create(tmp_path / "exp")
+    held = exp.writer("r", ttl=0.3)
+    first = lease.read(held.path)["heartbeat"]
+    time.sleep(0.25)  # a few heartbeats of ttl / 6
+    assert lease.read(held.path)["heartbeat"] > first
+    assert not lease.stale(lease.read(held.path), 0.3)
+    held.check()
+    held.release()
+    assert not held.path.exists()
+    exp.writer("r").release()  # free again
