@@ -138,16 +138,14 @@ def guarded_layout(layout: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from dash import dcc, html
 
-        from fspace.app.components import message
-
         try:
             return layout(*args, **kwargs)
         except Exception as err:
             text = error_text(err)
         home = dcc.Link("all experiments", href="/", className="fs-brand")
-        return html.Div(
-            [html.Header([home], className="fs-header"), message(text)], className="fs-page"
-        )
+        # the markup of components.message, which imports the pages (and so this module)
+        box = html.Div(text, className="fs-message fs-error", role="alert")
+        return html.Div([html.Header([home], className="fs-header"), box], className="fs-page")
 
     wrapper.__fspace_shielded__ = True
     return wrapper
