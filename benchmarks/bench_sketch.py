@@ -13,8 +13,11 @@ large). Printed:
   ``sqrt(sum over positions of H^2)``, over all pairs of checkpoints, for each ``k``
   (the issue's target: at most 5% at k = 4,096);
 - the bytes per checkpoint of the sketch against the full probability vector;
-- the time of ``Recorder.record()`` on the training thread with the sketch form,
-  with ``token_logprob`` and without probes (weights only).
+- the time of ``Recorder.record()`` on the training thread with the sketch form
+  (vectors computed on the recorder's background thread, and inline), with
+  ``token_logprob`` and without probes (weights only): the first call (which computes
+  its vector inline, to fail at once on a model that does not fit), the later ones,
+  and ``close()``, which waits for the background thread.
 
 The exact distances never hold a full vector: they are accumulated over batches of
 prompts, with every checkpoint's probabilities for one batch in memory at a time.
@@ -86,32 +89,40 @@ def exact_and_sketches(models, suite, ks, batch, device):
         roots = []
         for i, m in enumerate(models):
             logits = m(**inputs).logits[mask]  # (rows, vocab)
-            roots.append(torch.softmax(logits.double(), -1).sqrt())
+            roots.append(torch.softmax(logits.float(), -1).sqrt())
             for k in ks:
                 rows = Rows(logits.unsqueeze(0), start=start)
                 sketches[k][i] = sketches[k][i] + sketch_rows(rows, k, seed=0)[0].double()
         for i, j in itertools.combinations(range(n), 2):
-            d2[i, j] += 0.5 * ((roots[i] - roots[j]) ** 2).sum().item()
+            d2[i, j] += 0.5 * ((roots[i] - roots[j]) ** 2).sum(dtype=torch.float64).item()
         start += int(mask.sum())
     return d2 + d2.T, sketches
 
 
-def record_times(models, suite, rounds: int) -> dict[str, float]:
-    """Median seconds of one record() call on the training thread, per variant."""
+def record_times(models, suite, rounds: int) -> dict[str, tuple[float, float, float]]:
+    """Seconds on the training thread per variant: the first record() call, the median
+    of the later ones, and close() (which waits for the background thread)."""
+    sketch = {"probes": suite, "output": "sketch", "output_params": {"k": 4096}}
     variants = {
         "weights only": {},
         "token_logprob": {"probes": suite, "output": "token_logprob"},
-        "sketch k=4096": {"probes": suite, "output": "sketch", "output_params": {"k": 4096}},
+        "sketch k=4096": sketch,
+        "sketch k=4096, background=False": {**sketch, "background": False},
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, kwargs in variants.items():
-            with Recorder(Path(tmp) / "exp", run=name.split()[0].replace("=", ""), **kwargs) as rec:
-                for epoch, model in enumerate(models[:rounds]):
-                    t = time.perf_counter()
-                    rec.record(model, epoch=epoch)
-                    times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+        for i, (name, kwargs) in enumerate(variants.items()):
+            calls = []
+            rec = Recorder(Path(tmp) / "exp", run=f"v{i}", **kwargs)
+            for epoch, model in enumerate(models[:rounds]):
+                t = time.perf_counter()
+                rec.record(model, epoch=epoch)
+                calls.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            rec.close()
+            later = statistics.median(calls[1:]) if len(calls) > 1 else float("nan")
+            out[name] = (calls[0], later, time.perf_counter() - t)
+    return out
 
 
 def main(argv=None) -> None:
@@ -152,8 +163,9 @@ def main(argv=None) -> None:
             f"bytes per checkpoint: sketch k={k} {k * 4:,} vs full vector {full:,} "
             f"({full / (k * 4):,.0f}x smaller)"
         )
-    for name, sec in record_times(models, suite, args.rounds).items():
-        print(f"record() on the training thread ({device.type}), {name}: {sec:.2f} s")
+    print(f"record() on the training thread ({device.type}): first call, later calls, close()")
+    for name, (first, later, close) in record_times(models, suite, args.rounds).items():
+        print(f"  {name}: {first:.2f} s, {later:.2f} s, {close:.2f} s")
 
 
 if __name__ == "__main__":
