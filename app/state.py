@@ -112,10 +112,14 @@ class Registry:
             return [self.root.resolve().name]
         if not self.root.is_dir():
             return []
+        # A link under the root is not followed: the maps the dashboard caches would be
+        # written wherever it points.
         return sorted(
             e.name
             for e in os.scandir(self.root)
-            if e.is_dir() and e.name[0] != "." and (Path(e.path) / MARKER).is_file()
+            if e.is_dir(follow_symlinks=False)
+            and e.name[0] != "."
+            and (Path(e.path) / MARKER).is_file()
         )
 
     def get(self, name: str | None) -> ExperimentHandle:

@@ -358,3 +358,13 @@ def test_the_heartbeat_keeps_a_lease_fresh_and_release_removes_it(tmp_path):
     held.release()
     assert not held.path.exists()
     exp.writer("r").release()  # free again
+
+
+def test_the_dashboard_does_not_follow_a_linked_experiment(exp_path, tmp_path):
+    from fspace.app.state import Registry
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copytree(exp_path, root / "real")
+    (root / "linked").symlink_to(exp_path, target_is_directory=True)
+    assert Registry(root).names() == ["real"]
