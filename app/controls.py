@@ -17,7 +17,7 @@ from fspace.app.specs import (
     method_entry,
     shown_params,
 )
-from fspace.app.views import View
+from fspace.app.views import FILTER_KEYS, View
 
 if TYPE_CHECKING:
     from fspace.registry import Param
@@ -159,7 +159,7 @@ def filter_controls(view: View, plot: PlotFrame | None) -> html.Section:
         boxes.append(
             html.Div(
                 [
-                    html.Label(column),
+                    html.Label(FILTER_KEYS.get(column, column)),
                     dcc.Dropdown(
                         id=ids.filter_id(column),
                         options=_options(options.get(column, ())),
