@@ -66,7 +66,7 @@ def tsne_map(vectors) -> Embedding:
 
 
 def test_builtin_methods_are_registered():
-    assert methods() == ("pca", "tsne", "umap")
+    assert methods() == ("inpca", "isomap", "mds", "pca", "phate", "tsne", "umap")
 
 
 def test_import_does_not_load_heavy_libraries():
@@ -183,8 +183,8 @@ def test_empty_vectors_are_rejected(vectors):
 
 
 def test_unknown_method_lists_the_choices(vectors):
-    with pytest.raises(ConfigError, match="'mds'.*pca, tsne, umap"):
-        embed(vectors, "mds")
+    with pytest.raises(ConfigError, match="'no-such-method'.*mds, pca, phate, tsne, umap"):
+        embed(vectors, "no-such-method")
 
 
 @pytest.mark.parametrize(
