@@ -202,3 +202,15 @@ def test_bhattacharyya_floor_holds_without_underflow(floor):
     assert d[0, 1] == pytest.approx(-np.log(floor), rel=1e-12)
     bc = np.einsum("aic,bic->abi", np.sqrt(p), np.sqrt(p))
     np.testing.assert_allclose(d, -np.log(np.clip(bc, floor, 1)).mean(-1), rtol=1e-10, atol=1e-12)
+
+
+def test_cached_matrix_round_trips_through_the_experiment_store(tmp_path):
+    from fspace.store import Experiment
+
+    exp = Experiment.create(tmp_path / "exp")
+    v = as_vectors(distributions(6, 3, 3))
+    first = cached_pairwise(exp, v, "bhattacharyya")
+    again = cached_pairwise(exp, v, "bhattacharyya")
+    np.testing.assert_array_equal(again, first)
+    assert not again.flags.writeable  # read back from the memory-mapped cache
+    assert len(exp.cache.entries("distances")) == 1
