@@ -18,17 +18,17 @@ MAX_LISTED = 5
 
 
 def page_href(page: str, exp: str | None) -> str:
-    """URL of the page named ``page`` (in :data:`fspace.app.pages.PAGES`) showing
+    """URL of the page named ``page`` (in :data:`fspace.app.navigation.PAGES`) showing
     experiment ``exp``."""
-    from fspace.app.pages import page_path
+    from fspace.app.navigation import page_path
 
     return page_path(page) + (f"?{urlencode({'exp': exp})}" if exp else "")
 
 
 def header(active: str, exp: str | None, names: list[str]) -> html.Header:
     """The bar on top of every page: experiment selector and the links of the pages
-    declared in :data:`fspace.app.pages.PAGES`."""
-    from fspace.app.pages import nav_pages
+    declared in :data:`fspace.app.navigation.PAGES`."""
+    from fspace.app.navigation import nav_pages
 
     links = [
         dcc.Link(

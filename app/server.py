@@ -26,7 +26,7 @@ from fspace.app.state import EXTENSION, ServerState
 from fspace.app.wiring import Callbacks, guarded_layout
 from fspace.errors import ConfigError
 
-# The pages come from fspace.app.pages.PAGES; callbacks that belong to a page but live
+# The pages come from fspace.app.navigation.PAGES; callbacks that belong to a page but live
 # in their own module are here.
 EXTRAS = ("fspace.app.downloads",)
 ASSETS = Path(__file__).parent / "assets"
@@ -51,7 +51,7 @@ def choose_experiment(name: str | None, pathname: str | None, search: str | None
 
     from dash.exceptions import PreventUpdate
 
-    from fspace.app.pages import page_of_path
+    from fspace.app.navigation import page_of_path
     from fspace.app.state import current
 
     shown = parse_qs((search or "").lstrip("?")).get("exp", [None])[-1]
@@ -104,7 +104,7 @@ def create_app(
 
 
 def register_pages(app) -> list:
-    """Register every page of :data:`fspace.app.pages.PAGES` with Dash (which needs
+    """Register every page of :data:`fspace.app.navigation.PAGES` with Dash (which needs
     ``app`` to exist first) and its older paths as redirects; the pages' modules.
 
     The experiment registry is read first: an experiment plug-in may declare its page
@@ -112,7 +112,7 @@ def register_pages(app) -> list:
     """
     import dash
 
-    from fspace.app.pages import add_page, pages
+    from fspace.app.navigation import add_page, pages
 
     try:
         from fspace.experiments import EXPERIMENTS

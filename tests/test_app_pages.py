@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import record_experiment
 
-from fspace.app import pages as page_registry
+from fspace.app import navigation as page_registry
 from fspace.app.controls import param_row
 from fspace.app.maps import MapEntry, used_label
 from fspace.app.server import create_app

@@ -90,7 +90,11 @@ def test_only_method_classes_and_known_tag_values_are_registered(fresh):
         register("f")(len)
 
     class Any2(EmbeddingMethod):
-        fit = transform = None
+        def fit(self, matrix, params, *, progress):
+            return matrix[:, :2], None
+
+        def transform(self, state, matrix, params):
+            return matrix[:, :2]
 
     with pytest.raises(ConfigError, match="tag metric"):
         register("m", metric="yes")(Any2)

@@ -7,7 +7,7 @@ from typing import Any
 from dash import dcc, html
 
 from fspace.app.components import header, message, page_href
-from fspace.app.pages import nav_pages
+from fspace.app.navigation import nav_pages
 from fspace.app.state import current
 from fspace.app.wiring import error_text
 

@@ -7,7 +7,7 @@ from typing import Any
 from dash import html
 
 from fspace.app.components import header, message
-from fspace.app.pages import nav_pages
+from fspace.app.navigation import nav_pages
 from fspace.app.state import current
 
 
