@@ -130,5 +130,6 @@ def test_trainer_records_a_sequence_model_on_dict_probes(tmp_path):
     fv = evaluate(tmp_path / "exp", progress=False)
     assert fv.kind == "sequence" and len(fv) == 3
     assert fv.layout == (int(mask[:8].sum()), 11)
-    np.testing.assert_allclose(fv.distributions().sum(-1), 1, atol=1e-5)
+    # float16 storage: each of the 11 probabilities within 2.5e-4
+    np.testing.assert_allclose(fv.distributions().sum(-1), 1, atol=11 * 2.5e-4)
     assert not np.allclose(fv.matrix[0], fv.matrix[-1])

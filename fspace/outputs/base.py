@@ -296,8 +296,11 @@ def form_for(spec: OutputSpec, suite: Any) -> Form:
 
 
 def as_stored(v: torch.Tensor, spec: OutputSpec) -> torch.Tensor:
-    """``v`` in the storage dtype of ``spec``'s form: the values a later read returns."""
-    return v.reshape(-1).to(FORMS.get(spec.form).obj.storage_dtype)
+    """``v`` in the storage dtype of ``spec``'s form (or its ``dtype`` parameter): the
+    values a later read returns."""
+    dtype = spec.params.get("dtype")
+    dtype = FORMS.get(spec.form).obj.storage_dtype if dtype is None else getattr(torch, dtype)
+    return v.reshape(-1).to(dtype)
 
 
 def kind_param(name: str, default: str, help: str) -> Param:

@@ -127,9 +127,25 @@ class Regression(Kind):
 _DISTRIBUTIONS = ("classification", "sequence")
 
 
-@FORMS.register("prob", label="probabilities", help="softmax probabilities", kinds=_DISTRIBUTIONS)
+@FORMS.register(
+    "prob",
+    label="probabilities",
+    help="softmax probabilities",
+    kinds=_DISTRIBUTIONS,
+    params=(
+        Param(
+            "dtype",
+            str,
+            "float16",
+            "dtype the vectors are cached in: float16 (half the bytes; see "
+            "fspace.store.vectors.FLOAT16_TOLERANCE) or float32",
+            choices=("float16", "float32"),
+        ),
+    ),
+)
 class Prob(Form):
     distribution = True
+    storage_dtype = torch.float16
 
     def transform(self, rows):
         return torch.softmax(rows.values.float(), dim=-1)

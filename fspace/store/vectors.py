@@ -8,12 +8,15 @@ recorded with. Each file is written atomically by whoever computed it (the Recor
 online, :func:`fspace.evaluate` offline, any number of processes at once) and read
 through a memory map straight into a row of the caller's matrix.
 
-A vector is stored in the float dtype it is given: float32, so a cached vector is
-exactly the one the model produced, unless its form asks for float16 (see
-``Form.storage_dtype`` in :mod:`fspace.outputs`): that halves the files and the bytes
-read and checksummed, and for probabilities adds at most 2.4e-4 per value, which
-``benchmarks/bench_memory.py`` shows no embedding can tell apart. Files of either
-dtype are always readable, as float32.
+A vector is stored in the float dtype it is given. Probabilities (the ``prob`` form,
+the default) are stored as float16 unless ``dtype="float32"`` is asked for (see
+``Form.storage_dtype`` and the form's ``dtype`` parameter in :mod:`fspace.outputs`):
+half the files and the bytes read, memory-mapped and checksummed, for at most
+:data:`FLOAT16_TOLERANCE` per value. ``benchmarks/bench_memory.py`` measures what that
+does to maps and statistics against what changing the seed does (the tolerances the
+tests hold it to: :data:`STATISTIC_TOLERANCE`, :data:`MAP_TOLERANCE`). Other forms
+(log-probabilities, logits, raw values, sketches) stay float32. Files of either dtype
+are always readable, as float32.
 """
 
 from __future__ import annotations
@@ -40,6 +43,19 @@ class Checkpoint(Protocol):
     @property
     def key(self) -> str: ...
 
+
+FLOAT16_TOLERANCE = 2.5e-4
+"""Largest change float16 storage makes to a probability (values in [0, 1]: half the
+float16 spacing below 1, 2**-12)."""
+STATISTIC_TOLERANCE = 0.01
+"""Float16 storage may change a statistic of function vectors (distances, path lengths)
+by at most this fraction of what another seed changes it (measured: under 0.001)."""
+MAP_TOLERANCE = 0.005
+"""Float16 storage may change a map's trustworthiness and continuity by at most this
+much (measured: under 0.001). The layout of a t-SNE map moves by about as much as with
+another random seed (Procrustes disparity 0.9-1.1x the seed's on small maps, 0.4x on
+2,000 checkpoints): t-SNE turns any change of 1e-4 into a different layout of the same
+neighbourhoods."""
 
 STORED_DTYPES = (torch.float32, torch.float16)
 """The dtypes a function vector is stored in; others are stored as float32."""
