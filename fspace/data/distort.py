@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fspace.data.digits import Digits
+from fspace.data.base import Digits
 from fspace.errors import ConfigError
 
 _N_AFFINE = 5  # rotation, scale, shear, x shift, y shift: one uniform draw each

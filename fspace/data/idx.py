@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fspace.data.digits import Digits
+from fspace.data.base import Digits
 from fspace.errors import ConfigError, DataError
 
 _TYPES: dict[int, np.dtype] = {
