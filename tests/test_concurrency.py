@@ -109,4 +109,5 @@ def test_two_live_writers_of_one_run(tmp_path, server):
     for ckpt in ckpts:
         model.load_state_dict(exp.load_weights(ckpt))
         cached = exp.load_vector(ckpt, suite.fingerprint, "prob")
-        torch.testing.assert_close(cached, function_vector(model, suite), rtol=0, atol=1e-6)
+        # Probabilities are cached as float16: within 2.5e-4 of what the model gives.
+        torch.testing.assert_close(cached, function_vector(model, suite), rtol=0, atol=2.5e-4)

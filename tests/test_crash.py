@@ -91,7 +91,8 @@ def _check(
             torch.testing.assert_close(stored[name], value, rtol=1e-5, atol=1e-6)
         vector = exp.load_vector(ckpt, suite.fingerprint, "prob")
         assert vector is not None, f"{ckpt.key} is listed without its online vector"
-        torch.testing.assert_close(vector, vectors[ckpt.epoch], rtol=1e-5, atol=1e-6)
+        # Probabilities are cached as float16: within 2.5e-4 of what the model gave.
+        torch.testing.assert_close(vector, vectors[ckpt.epoch], rtol=0, atol=2.5e-4)
     # A run directory is claimed by linking run.json in; a kill just before leaves an
     # unclaimed directory, which may only belong to the run that was being started.
     exp.runs()
