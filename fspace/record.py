@@ -192,7 +192,8 @@ class Recorder:
         background: compute function vectors on the background thread, on a shadow
             copy of the model (``copy.deepcopy`` at the first record, then loaded with
             each checkpoint's weights). The model's forward must then depend only on its
-            parameters and buffers; False computes them inside ``record()``.
+            parameters and buffers, and the copy holds the model's memory once more (on
+            its device); False computes them inside ``record()``.
     """
 
     def __init__(
