@@ -10,8 +10,8 @@ from dash import dcc, html
 from fspace.app import ids
 
 if TYPE_CHECKING:
+    from fspace.app.handles import Scan
     from fspace.app.maps import MapStatus
-    from fspace.app.state import Scan
 
 GRAPH_CONFIG = {"displaylogo": False}
 MAX_LISTED = 5

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from fspace.app.state import ExperimentHandle, Scan
+    from fspace.app.handles import ExperimentHandle, Scan
     from fspace.store import CheckpointInfo, RunInfo
 
 N_FIELDS = 16

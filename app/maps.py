@@ -27,7 +27,7 @@ from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
 
 if TYPE_CHECKING:
-    from fspace.app.state import ExperimentHandle, Scan
+    from fspace.app.handles import ExperimentHandle, Scan
     from fspace.embedding import Embedding
     from fspace.vectors import FunctionVectors
 

@@ -23,8 +23,8 @@ from fspace.errors import EmptyExperimentError, FspaceError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fspace.app.handles import ExperimentHandle
     from fspace.app.maps import MapStore
-    from fspace.app.state import ExperimentHandle
 
 log = logging.getLogger("fspace.app")
 RECOMPUTE_AFTER_S = 10.0

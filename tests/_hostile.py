@@ -16,7 +16,7 @@ from conftest import record_experiment
 
 from fspace import Experiment, ProbeSuite
 from fspace.errors import CheckpointError
-from fspace.store import files
+from fspace.store import files, reading
 from fspace.store.reading import read_mapped
 
 GOOD = "runs/random-s0/checkpoints/e000001-s0000000001.safetensors"
@@ -64,7 +64,7 @@ def read_or_refuse(path: Path) -> tuple[dict, dict] | None:
     """Read ``path`` both ways (header only, then everything); None if both refuse it
     with a CheckpointError naming it. Any other exception fails the calling test."""
     results = []
-    for read in (files.read_header, files.read, read_mapped):
+    for read in (files.read_header, reading.read, read_mapped):
         try:
             with bounded():
                 results.append(read(path))

@@ -13,7 +13,7 @@ from fspace import Experiment, ProbeSuite, Recorder, evaluate, function_vector
 from fspace.batched import batch_problem, function_vectors, signature
 from fspace.errors import CheckpointError
 from fspace.models.mlp import make_mlp
-from fspace.store import RunInfo, files
+from fspace.store import RunInfo, files, reading
 from fspace.store.reading import read_into, read_mapped
 from fspace.store.vectors import FLOAT16_TOLERANCE
 
@@ -120,7 +120,7 @@ def test_nan_checkpoint_among_good_ones_is_left_out_by_name(tmp_path, suite):
     exp = Experiment(path)
     exp.add_probes(suite)
     bad = exp.checkpoints()[2]
-    weights, meta = files.read(bad.path)
+    weights, meta = reading.read(bad.path)
     weights["0.weight"][0, 0] = float("nan")
     files.write(bad.path, weights, meta)
     with pytest.warns(UserWarning, match=bad.key):
@@ -135,7 +135,7 @@ def test_a_checkpoint_that_does_not_fit_is_named(tmp_path, suite, monkeypatch):
     exp = Experiment(path)
     exp.add_probes(suite)
     victim = exp.checkpoints()[3]
-    _, meta = files.read(victim.path)
+    _, meta = reading.read(victim.path)
     files.write(victim.path, tiny_mlp(hidden=5).state_dict(), meta)
     with pytest.raises(CheckpointError, match=f"{victim.key}.*does not fit"):
         evaluate(path, progress=False, device="cpu")
@@ -159,7 +159,7 @@ def test_read_into_equals_files_read_and_verifies(tmp_path):
     path = files.write(tmp_path / "t.safetensors", tensors, {"kind": "test"})
     out = {k: torch.empty_like(v) for k, v in tensors.items()}
     assert read_into(path, out)["kind"] == "test"
-    for k, v in files.read(path)[0].items():
+    for k, v in reading.read(path)[0].items():
         torch.testing.assert_close(out[k], v, rtol=0, atol=0)
         torch.testing.assert_close(read_mapped(path)[0][k], v, rtol=0, atol=0)
     assert read_into(path, {**out, "w": torch.empty(4, 3)}) is None  # other shape

@@ -29,7 +29,7 @@ from fspace.errors import (
     RunError,
     StoreWriteError,
 )
-from fspace.store import files, lease
+from fspace.store import files, lease, reading
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_a_checkpoint_written_meanwhile_by_another_is_reported_not_dropped(tmp_p
     exp = Experiment(tmp_path / "exp")
     (ckpt,) = exp.checkpoints()
     twin = ckpt.path.with_name("e000001-s0000000001.safetensors")
-    weights, meta = files.read(ckpt.path)
+    weights, meta = reading.read(ckpt.path)
     twin.write_bytes(files.dumps(weights, {**meta, "epoch": 1, "step": 1}))
     rec.record(make_mlp(seed=2), epoch=1)
     with pytest.raises(RecorderError, match="was not saved"):
@@ -208,7 +208,7 @@ def test_old_files_with_infinity_still_embed_and_export(exp_path, tmp_path, caps
     body["config"] = {"lr": float("inf"), "wd": float("nan")}
     run_json.write_text(json.dumps(body))  # Python writes Infinity and NaN
     good = exp_path / GOOD
-    weights, meta = files.read(good)
+    weights, meta = reading.read(good)
     good.write_bytes(lenient_dumps(weights, {**meta, "metrics": {"loss": float("-inf")}}))
     code, err = _cli(["embed", str(exp_path), "--method", "pca", "--csv", "-"], capsys)
     assert code == 0, err
@@ -259,7 +259,7 @@ def test_a_sparse_probe_file_fails_fast_and_small(exp_path, capsys):
         with pytest.warns(UserWarning, match="sparse file"):
             assert Experiment(exp_path).probe_suites() == {}
         with pytest.raises(FspaceError, match="sparse file"):
-            files.read(probe)
+            reading.read(probe)
     assert code == 1 and "sparse file" in out
 
 
@@ -268,7 +268,7 @@ def test_a_sparse_checkpoint_fails_fast_and_small(exp_path, capsys):
     _sparse(bad, {"epoch": 9, "step": 9}, 4 * 2**30)
     with bounded(seconds=5, max_bytes=16 * 2**20):
         with pytest.raises(FspaceError, match="sparse file"):
-            files.read(bad)
+            reading.read(bad)
         with pytest.warns(UserWarning, match="sparse file"):
             assert len(Experiment(exp_path).checkpoints()) == N_GOOD
 
@@ -279,7 +279,7 @@ def test_a_sparse_checkpoint_fails_fast_and_small(exp_path, capsys):
 @pytest.mark.parametrize("case", ["checkpoint-in-probes", "fingerprint-list", "no-inputs"])
 def test_misplaced_or_malformed_probe_files(exp_path, case, capsys):
     probes = exp_path / "probes"
-    weights, _ = files.read(exp_path / GOOD)
+    weights, _ = reading.read(exp_path / GOOD)
     if case == "checkpoint-in-probes":
         shutil.copy(exp_path / GOOD, probes / "copied.safetensors")
     elif case == "fingerprint-list":
@@ -302,7 +302,7 @@ def test_misplaced_or_malformed_probe_files(exp_path, case, capsys):
 
 
 def test_a_huge_epoch_is_refused_by_name(exp_path, capsys):
-    weights, meta = files.read(exp_path / GOOD)
+    weights, meta = reading.read(exp_path / GOOD)
     huge = exp_path / "runs" / "random-s0" / "checkpoints" / "e999999-s0000000000.safetensors"
     huge.write_bytes(lenient_dumps(weights, {**meta, "epoch": 10**300}))
     with pytest.warns(UserWarning, match="'epoch' must be an int in the epoch range"):

@@ -35,7 +35,7 @@ from fspace import Experiment
 from fspace.errors import CheckpointError
 from fspace.pipeline import embed_experiment
 from fspace.plot import trajectory_figure
-from fspace.store import files
+from fspace.store import files, reading
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_not_a_regular_file_is_named_and_skipped(exp_path, reference, kind):
 
 def _rewrite(path: Path, change) -> None:
     """Rewrite a checkpoint with changed tensors, with a valid checksum."""
-    tensors, meta = files.read(path)
+    tensors, meta = reading.read(path)
     path.write_bytes(files.dumps(change(tensors), meta))
 
 
@@ -309,18 +309,18 @@ def test_files_of_the_first_format_still_verify(tmp_path):
     path = tmp_path / "old.safetensors"
     body = json.dumps({**meta, "checksum": old_checksum})
     path.write_bytes(save(tensors, metadata={"fspace": body}))
-    loaded, loaded_meta = files.read(path)
+    loaded, loaded_meta = reading.read(path)
     torch.testing.assert_close(loaded["w"], tensors["w"])
     assert loaded_meta["epoch"] == 1
     path.write_bytes(save(tensors, metadata={"fspace": body.replace('"epoch": 1', '"epoch": 2')}))
-    files.read(path)  # format 1 did not cover metadata: a change there goes unnoticed
+    reading.read(path)  # format 1 did not cover metadata: a change there goes unnoticed
 
 
 def test_scalar_tensors_round_trip(tmp_path):
     """0-dim tensors (BatchNorm's num_batches_tracked) are checksummed and stored."""
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     path = files.write(tmp_path / "bn.safetensors", model.state_dict(), {"epoch": 0})
-    loaded, _ = files.read(path)
+    loaded, _ = reading.read(path)
     assert loaded["1.num_batches_tracked"].shape == ()
     for name, value in model.state_dict().items():
         torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)

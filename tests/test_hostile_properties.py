@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fspace import Experiment
-from fspace.store import files
+from fspace.store import files, reading
 
 PROPERTY = settings(
     max_examples=200,
@@ -49,7 +49,7 @@ def good(base) -> bytes:
 
 @pytest.fixture(scope="module")
 def good_contents(base) -> tuple[dict, dict]:
-    return files.read(base / GOOD)
+    return reading.read(base / GOOD)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_random_metadata_never_breaks_listing(scratch, fields, extra):
     values or skipped as a problem naming it; listing never raises."""
     exp_path = scratch
     bad = exp_path / NEW
-    tensors, _ = files.read(exp_path / GOOD)
+    tensors, _ = reading.read(exp_path / GOOD)
     bad.write_bytes(lenient_dumps(tensors, {**extra, **fields}))
     try:
         exp = Experiment(exp_path)

@@ -12,7 +12,7 @@ from _models import make_mlp
 
 from fspace import Experiment, Recorder
 from fspace.errors import CheckpointError, ConfigError, NotAnExperimentError, RunError
-from fspace.store import files
+from fspace.store import files, reading
 
 
 def test_round_trip_weights_and_metadata(tmp_path):
@@ -48,7 +48,7 @@ def test_metadata_is_read_without_loading_tensors(recorded, monkeypatch):
         (reading, "read_copy"),
         (reading, "read_mapped"),
         (reading, "read_into"),
-        (files, "read"),
+        (reading, "read"),
         (mmap, "mmap"),
         (os, "preadv"),
     ]:
@@ -147,7 +147,7 @@ def test_broken_checkpoint_is_skipped_and_named(recorded, content):
     assert len(ckpts) == 30
     assert [p.path for p in exp.problems] == [bad]
     with pytest.raises(CheckpointError, match="e000099"):
-        files.read(bad)
+        reading.read(bad)
 
 
 def test_pickle_payload_is_never_executed(tmp_path):
@@ -160,7 +160,7 @@ def test_pickle_payload_is_never_executed(tmp_path):
     path = tmp_path / "evil.safetensors"
     path.write_bytes(pickle.dumps(Payload()))
     with pytest.raises(CheckpointError):
-        files.read(path)
+        reading.read(path)
     with pytest.raises(CheckpointError):
         files.read_header(path)
     assert not marker.exists()

@@ -30,7 +30,7 @@ from fspace.errors import (
 )
 from fspace.probes import ProbeSuite
 from fspace.store import checkpoints as checkpoint_files
-from fspace.store import files, layout, lease
+from fspace.store import files, layout, lease, reading
 from fspace.store import runs as run_files
 from fspace.store import vectors as vector_files
 from fspace.store.cache import Cache
@@ -252,7 +252,7 @@ class Experiment:
 
     def load_weights(self, ckpt: CheckpointInfo, *, verify: bool = True) -> dict[str, torch.Tensor]:
         """The checkpoint's state dict (CPU tensors), checked against its checksum."""
-        tensors, _ = files.read(ckpt.path, verify=verify)
+        tensors, _ = reading.read(ckpt.path, verify=verify)
         return tensors
 
     def write_checkpoint(
@@ -351,7 +351,7 @@ class Experiment:
         """The probe suite named (or fingerprinted) ``name``; the only one if None."""
         stem = self._probe_stem(name)
         path = self.path / "probes" / f"{stem}.safetensors"
-        tensors, meta = files.read(path, limit=files.MAX_PROBE_BYTES)
+        tensors, meta = reading.read(path, limit=files.MAX_PROBE_BYTES)
         if not isinstance(meta.get("fingerprint"), str):
             raise CheckpointError(f"{path}: not a probe suite (no fingerprint)")
         suite = ProbeSuite.from_file(tensors, meta, name=stem)

@@ -264,19 +264,6 @@ def _check_layout(path: Path, header: dict[str, Any], data_size: int) -> None:
         raise CheckpointError(f"{path}: {data_size - position} bytes follow the last tensor")
 
 
-def read(
-    path: str | os.PathLike, *, verify: bool = True, limit: int | None = None
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """Load all tensors of a tensor file and its fspace metadata, checking the checksum.
-
-    The tensors are read straight into fresh tensors of the sizes the validated header
-    declares (see :func:`fspace.store.reading.read_copy`).
-    """
-    from fspace.store.reading import read_copy
-
-    return read_copy(path, verify=verify, limit=limit)
-
-
 def verify(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Raise CheckpointError unless ``tensors`` and ``meta`` match the stored checksum."""
     # Version 1 files were checksummed without their metadata.

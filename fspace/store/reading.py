@@ -24,6 +24,14 @@ from fspace.errors import CheckpointError
 from fspace.store import files
 
 
+def read(
+    path: str | os.PathLike, *, verify: bool = True, limit: int | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load all tensors of a tensor file and its fspace metadata, checking the checksum
+    (the same as :func:`read_copy`, under the store's common verb)."""
+    return read_copy(path, verify=verify, limit=limit)
+
+
 def read_copy(
     path: str | os.PathLike, *, verify: bool = True, limit: int | None = None
 ) -> tuple[dict[str, torch.Tensor], dict]:
