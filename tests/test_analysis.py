@@ -223,9 +223,11 @@ def test_receptive_fields_need_an_image_shape_for_non_square_inputs(odd):
 
 
 def test_receptive_fields_of_a_run_without_checkpoints(tmp_path):
-    Recorder(tmp_path, run="empty", group="random").close()
-    with pytest.raises(EmptyExperimentError, match="empty"):
-        receptive_fields(tmp_path, "empty")
+    # A run being recorded has no checkpoint until its first record() (a run closed
+    # without one is removed).
+    with Recorder(tmp_path, run="empty", group="random"):
+        with pytest.raises(EmptyExperimentError, match="empty"):
+            receptive_fields(tmp_path, "empty")
 
 
 # group separation --------------------------------------------------------------------
