@@ -21,6 +21,7 @@ system:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	BIN=$(abspath $(BIN)) bash scripts/lint-imports.sh
 
 test: $(STAMP) system lint
 	$(BIN)/pytest

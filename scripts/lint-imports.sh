@@ -18,4 +18,4 @@ if ! "$bin/pip" install --quiet --no-deps --no-build-isolation --no-compile \
   exit 1
 fi
 cd "$target/site"
-"$bin/lint-imports" --config "$root/pyproject.toml"
+"$bin/lint-imports" "$root/pyproject.toml"
