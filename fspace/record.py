@@ -136,9 +136,13 @@ def _metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
         except (TypeError, ValueError, RuntimeError, OverflowError):
             raise ConfigError(f"metric {k!r} must be a number, got {v!r}") from None
         if not math.isfinite(out[str(k)]):
-            raise ConfigError(
-                f"metric {k!r} is {v!r}; only finite numbers are stored (leave it out, or "
-                f"record a large finite value)"
+            # A diverging run must not stop its training loop or lose its weights: the
+            # checkpoint is recorded without the value, which JSON cannot hold.
+            warnings.warn(
+                f"metric {k!r} is {out.pop(str(k))!r}; recorded the checkpoint without it "
+                f"(only finite numbers are stored)",
+                RuntimeWarning,
+                stacklevel=3,  # the caller of record()
             )
     return out
 

@@ -189,10 +189,12 @@ def test_a_checkpoint_written_meanwhile_by_another_is_reported_not_dropped(tmp_p
     ],
     ids=["inf", "-inf", "nan"],
 )
-def test_non_finite_metrics_are_refused_when_recorded(tmp_path, kwargs):
+def test_non_finite_metrics_are_left_out_and_the_checkpoint_kept(tmp_path, kwargs):
     with Recorder(tmp_path / "exp", run="r", group="g", seed=0) as rec:
-        with pytest.raises(ConfigError, match="only finite numbers"):
-            rec.record(make_mlp(), epoch=0, **kwargs)
+        with pytest.warns(RuntimeWarning, match="metric 'loss' is .*without it"):
+            assert rec.record(make_mlp(), epoch=0, metrics={**kwargs["metrics"], "acc": 0.5})
+    (ckpt,) = Experiment(tmp_path / "exp").checkpoints()
+    assert ckpt.metrics == {"acc": 0.5}
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan")], ids=["inf", "nan"])
