@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -139,8 +141,11 @@ def test_cli_maps_a_recorded_experiment_with_inpca_on_bhattacharyya(recorded, tm
     assert "trustworthiness" in out and "explained stress" in out and "axis eigenvalue" in out
     frame = pd.read_csv(csv)
     assert len(frame) == 30 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
-    assert main([*argv, "--floor", "1e-6"]) == 0  # a distance parameter
-    capsys.readouterr()
+    assert main([*argv, "--floor", "1e-6", "--csv", "-"]) == 0  # a distance parameter
+    streams = capsys.readouterr()  # '-': the table alone on stdout, the summary on stderr
+    piped = pd.read_csv(io.StringIO(streams.out))
+    pd.testing.assert_frame_equal(piped[frame.columns], frame, check_exact=False, atol=1e-3)
+    assert "embedded with inpca" in streams.err and not Path("-").exists()
     assert main([*argv, "--distance", "hellinger", "--floor", "1e-6"]) == 2
     assert "--floor applies to --distance bhattacharyya or symmetric_kl only" in (
         capsys.readouterr().err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 
 from fspace.cli._args import add_embedding, add_vectors, embed_from_args
 
@@ -25,21 +27,30 @@ def register(sub) -> None:
     )
     add_vectors(p)
     add_embedding(p)
-    p.add_argument("--csv", metavar="FILE", help="also write the coordinates with their labels")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write the coordinates with their labels ('-': to standard output, "
+        "with the summary lines on standard error)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     emb = embed_from_args(args)
     frame = emb.frame
-    print(
+    to_stdout = args.csv == "-"
+    say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
+    say(
         f"{len(frame)} checkpoints of {frame['run'].nunique()} runs embedded with "
         f"{emb.method} {emb.params} on the {emb.distance} distance"
     )
     from fspace.embedding.quality import summary
 
-    print(f"faithfulness: {summary(emb.quality)}")
-    if args.csv:
+    say(f"faithfulness: {summary(emb.quality)}")
+    if to_stdout:
+        frame.to_csv(sys.stdout, index=False)
+    elif args.csv:
         from fspace._atomic import write_text
         from fspace.errors import ExportError
 
