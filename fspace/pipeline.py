@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fspace.errors import StoreWriteError
+from fspace.errors import ConfigError, StoreWriteError
 from fspace.evaluation import evaluate
 from fspace.store import Experiment
 
@@ -145,8 +147,13 @@ def embed_experiment(
     progress: bool = True,
     distance: str = "euclidean",
     distance_params: dict[str, Any] | None = None,
+    runs: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> Embedding:
     """Evaluate every checkpoint of ``experiment`` and embed the function vectors.
+
+    ``runs`` and ``groups`` leave out every other run (a name that matches nothing is
+    an error naming the ones there are).
 
     The embedding is cached in the experiment's checksummed cache under a key made of
     the method, its parameters, the distance, the probe suite, the output and the exact
@@ -164,13 +171,16 @@ def embed_experiment(
         e if isinstance(e, Experiment) else Experiment(e)
         for e in (experiment if many else [experiment])
     ]
+    chosen = None if many or runs is None else runs  # one experiment: evaluate only those
     vectors = evaluate(
         exps if many else exps[0],
         probes=probes,
         output=output,
         model_factory=model_factory,
         progress=progress,
+        runs=chosen,
     )
+    vectors = select_runs(vectors, runs=runs, groups=groups)
     return embed_vectors(
         exps[0],
         vectors,
@@ -228,3 +238,33 @@ def embed_vectors(
     if cache:
         cache_map(exp, key, result)
     return result
+
+
+def select_runs(
+    vectors: FunctionVectors,
+    *,
+    runs: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+) -> FunctionVectors:
+    """The rows of ``vectors`` whose run is in ``runs`` and whose group is in ``groups``
+    (``None``: any); ConfigError naming the runs or groups there are if one matches none."""
+    points = vectors.points
+    keep = np.ones(len(points), dtype=bool)
+    for column, names in (("run", runs), ("group", groups)):
+        if names is None:
+            continue
+        there = set(points[column].astype(str))
+        unknown = sorted(set(map(str, names)) - there)
+        if unknown:
+            raise ConfigError(
+                f"no {column} {', '.join(map(repr, unknown))} among the checkpoints; "
+                f"there are: {', '.join(sorted(there)[:20])}"
+            )
+        keep &= points[column].astype(str).isin(list(map(str, names))).to_numpy()
+    if keep.all():
+        return vectors
+    if not keep.any():
+        raise ConfigError("no checkpoint is in both the chosen runs and the chosen groups")
+    return dataclasses.replace(
+        vectors, matrix=vectors.matrix[keep], points=points[keep].reset_index(drop=True)
+    )

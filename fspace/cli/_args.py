@@ -251,6 +251,17 @@ def add_embedding(parser: argparse.ArgumentParser) -> None:
     )
     add_entry_params(parser, params, METHODS, prefix=PARAM_PREFIX)
     add_distance(parser)
+    chosen = parser.add_argument_group("runs", "map only some runs (default: every run)")
+    chosen.add_argument("--runs", type=name_list, metavar="R1,R2", help="these runs only")
+    chosen.add_argument("--groups", type=name_list, metavar="G1,G2", help="these groups only")
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")``; refuses an empty list."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
 
 
 def add_distance(parser: argparse.ArgumentParser) -> None:
@@ -315,4 +326,6 @@ def embed_from_args(args: argparse.Namespace):
         model_factory=args.model_factory,
         cache=not args.no_cache,
         progress=not args.quiet,
+        runs=getattr(args, "runs", None),
+        groups=getattr(args, "groups", None),
     )
