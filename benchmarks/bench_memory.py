@@ -133,7 +133,7 @@ def peak_part() -> None:
                 )
 
 
-def float16_part() -> None:
+def float16_part(n_probe: int = 10_000) -> None:
     from _vectors import cached_vectors
     from bench_tsne import distances, trust
     from scipy.spatial import procrustes
@@ -141,11 +141,13 @@ def float16_part() -> None:
     from fspace import embed
     from fspace.vectors import FunctionVectors
 
-    all_vectors = cached_vectors(n_runs=N_RUNS + 2)
+    all_vectors = cached_vectors(n_runs=N_RUNS + 2, n_probe=n_probe)
     n = N_RUNS * PER_RUN
     x32 = np.ascontiguousarray(all_vectors.matrix[:n])
     x16 = x32.astype(np.float16).astype(np.float32)
     points = all_vectors.points.iloc[:n]
+    stored_bytes(x32[0])
+    path_lengths(x32, x16, points)
     error = np.abs(x16 - x32)
     dist = distances(x32)
     off = ~np.eye(n, dtype=bool)
@@ -169,9 +171,56 @@ def float16_part() -> None:
     )
 
 
+def stored_bytes(row: np.ndarray) -> None:
+    """Bytes per checkpoint of one cached vector file, float32 and float16."""
+    import torch
+
+    from fspace.store import files
+
+    sizes = {}
+    with tempfile.TemporaryDirectory() as root:
+        for dtype in (torch.float32, torch.float16):
+            path = Path(root) / f"{dtype}.safetensors"
+            files.write(path, {"vector": torch.from_numpy(row).to(dtype)}, {"kind": "vector"})
+            sizes[dtype] = path.stat().st_size
+    print(
+        f"RESULT bytes per checkpoint ({row.size} values): float32 {sizes[torch.float32]}, "
+        f"float16 {sizes[torch.float16]} ({sizes[torch.float16] / sizes[torch.float32]:.2f}x)"
+    )
+
+
+def path_lengths(x32: np.ndarray, x16: np.ndarray, points) -> None:
+    """A trajectory statistic (each run's path length in function space): its change
+    from float16 storage against how much it differs between seeds of a group."""
+    runs = points["run"].to_numpy()
+
+    def lengths(matrix: np.ndarray) -> dict[str, float]:
+        out = {}
+        for run in dict.fromkeys(runs):
+            m = matrix[runs == run]
+            out[run] = float(np.linalg.norm(np.diff(m, axis=0), axis=1).sum())
+        return out
+
+    l32, l16 = lengths(x32), lengths(x16)
+    by_dtype = max(abs(l16[r] - l32[r]) / l32[r] for r in l32)
+    groups = points.drop_duplicates("run").set_index("run")["group"]
+    by_seed = []
+    for group in set(groups):
+        values = np.array([l32[r] for r in groups.index[groups == group]])
+        by_seed.append(
+            np.abs(values[:, None] - values[None]).sum() / (len(values) ** 2 - len(values))
+        )
+    seed_change = float(np.mean(by_seed)) / float(np.mean(list(l32.values())))
+    print(
+        f"RESULT path length per run: float16 changes it by at most {by_dtype:.2e} "
+        f"(relative); runs of another seed differ by {seed_change:.2e} on average"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("peak", "float16", "both"), default="both")
+    parser.add_argument("--probes", type=int, default=10_000, help="float16 part: probes")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "EXP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -180,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("peak", "both"):
         peak_part()
     if args.part in ("float16", "both"):
-        float16_part()
+        float16_part(args.probes)
     return 0
 
 
