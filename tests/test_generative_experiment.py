@@ -72,7 +72,8 @@ def test_every_regime_is_recorded_at_every_epoch_into_one_experiment(tiny):
         assert vector is not None and vector.shape == (len(suite.inputs) * 10,)
         model = build_model(run)  # the factory rebuilds each architecture
         model.load_state_dict(exp.load_weights(ckpts[-1]))
-        torch.testing.assert_close(function_vector(model, suite), vector)
+        # cached as float16: within 2.5e-4 of a fresh float32 forward
+        torch.testing.assert_close(function_vector(model, suite), vector, rtol=0, atol=2.5e-4)
 
 
 def test_every_regime_beats_chance(tiny):
