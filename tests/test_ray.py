@@ -115,8 +115,9 @@ def test_pretraining_on_ray_records_what_the_local_runner_records(ray_instance, 
     a = evaluate(on_ray, progress=False)
     b = evaluate(local, progress=False)
     assert list(a.points["checkpoint"]) == list(b.points["checkpoint"])
-    # Tasks run torch on one thread; summation order may differ in the last bits.
-    np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-4)
+    # Tasks run torch on one thread; summation order may differ in the last bits, which
+    # can move a probability cached as float16 by one float16 step (at most 4.9e-4).
+    np.testing.assert_allclose(a.matrix, b.matrix, atol=5e-4)
     assert on_ray.probes().fingerprint == suite.fingerprint
     again = record_pretraining_on_ray(tmp_path / "ray", cfg, progress=False)
     assert again == {"recorded": 0, "resumed": 0, "skipped": 4}
