@@ -201,3 +201,15 @@ def test_fast_map_places_near_duplicates_next_to_their_originals(clusters, fast_
     for placed, row in zip(grown.coords[len(clusters) :], rows, strict=True):
         nearest = np.argsort(np.linalg.norm(emb.coords - placed, axis=1))[:5]
         assert row in nearest
+
+
+def test_default_gram_budget_takes_passes_within_a_share_of_the_data():
+    from fspace.embedding import neighbors
+
+    m = np.random.default_rng(3).normal(size=(300, 50)).astype(np.float32)
+    # A quarter of the data's 60 kB cannot hold the 180 kB of Gram strips: several passes.
+    assert len(neighbors._groups(300, 16, int(neighbors.GRAM_SHARE * m.nbytes))) > 1
+    passes = neighbors.exact_neighbors(m, 5, strip_rows=16)
+    one = neighbors.exact_neighbors(m, 5, strip_rows=16, gram_bytes=2**30)
+    np.testing.assert_array_equal(passes.indices, one.indices)
+    np.testing.assert_allclose(passes.distances, one.distances, rtol=1e-6)

@@ -36,7 +36,11 @@ CHUNK_BYTES = 64 * 2**20
 STRIP_ROWS = 256
 """Rows per strip of the Gram matrix; a strip is multiplied with its own and later rows."""
 GRAM_BYTES = 512 * 2**20
-"""Gram strips held at once; more than this take another pass over the data."""
+"""Gram strips held at once, at most; more than this take another pass over the data."""
+GRAM_SHARE = 0.25
+"""...and at most this fraction of the data's float32 size, so that the search adds
+little to the memory the matrix itself takes (another pass re-reads the matrix, which
+costs far less than the products)."""
 POWER_ITERATIONS = 8
 
 
@@ -115,19 +119,23 @@ def exact_neighbors(
     random_state: int = 0,
     strip_rows: int = STRIP_ROWS,
     chunk_bytes: int = CHUNK_BYTES,
-    gram_bytes: int = GRAM_BYTES,
+    gram_bytes: int | None = None,
 ) -> Neighbors:
     """The ``k`` nearest rows of every row of ``matrix`` (itself excluded), exactly.
 
     Inner products of the centred rows are computed once per pair, in float32, from
     column chunks; with ``n_components`` the top principal coordinates come from the
-    same Gram matrix (or, when it does not fit in ``gram_bytes``, from
+    same Gram matrix (or, when it does not fit in ``gram_bytes``, by default the smaller
+    of :data:`GRAM_BYTES` and :data:`GRAM_SHARE` of the data, from
     :func:`principal_coordinates`).
     """
     n = matrix.shape[0]
     if not 0 < k < n:
         raise ValueError(f"k={k} neighbours need between 1 and {n - 1}")
     nearest, sq, means, components = _Nearest(n, k), torch.zeros(n), [], None
+    if gram_bytes is None:
+        share = int(GRAM_SHARE * 4 * n * matrix.shape[1])
+        gram_bytes = min(GRAM_BYTES, max(share, 4 * strip_rows * n))
     groups = _groups(n, strip_rows, gram_bytes)
     for g, group in enumerate(groups):
         gram = {s: torch.zeros(s[1] - s[0], n - s[0]) for s in group}
