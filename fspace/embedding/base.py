@@ -157,6 +157,26 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
+class DistanceMethod(EmbeddingMethod):
+    """Base of the methods fitted to a distance matrix only (InPCA, MDS, Isomap, PHATE):
+    given vectors, :meth:`fit` takes their Euclidean distances."""
+
+    needs_distances = True
+
+    def fit(
+        self, matrix: np.ndarray, params: dict[str, Any], *, progress: bool
+    ) -> tuple[np.ndarray, Any]:
+        from scipy.spatial.distance import cdist
+
+        return self.fit_distances(cdist(matrix, matrix), params, progress=progress)
+
+    @abstractmethod
+    def fit_distances(
+        self, distances: np.ndarray, params: dict[str, Any], *, progress: bool
+    ) -> tuple[np.ndarray, Any]:
+        """Fit to an (n, n) distance matrix; return (n, 2) coordinates and the state."""
+
+
 def warn_lowered(name: str, old: Any, new: Any, n_points: int, method: str) -> None:
     """Warn that a parameter was lowered to fit only ``n_points`` checkpoints."""
     warnings.warn(

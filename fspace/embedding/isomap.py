@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fspace.embedding.base import EmbeddingMethod, register, warn_lowered
+from fspace.embedding.base import DistanceMethod, register, warn_lowered
 from fspace.registry import Param
 
 
@@ -18,25 +18,17 @@ from fspace.registry import Param
     metric=True,
     distances="any",
 )
-class IsomapMethod(EmbeddingMethod):
+class IsomapMethod(DistanceMethod):
     """scikit-learn's Isomap on the precomputed distance matrix; new checkpoints are placed
     through their nearest fitted neighbours."""
 
     min_points = 4
-    needs_distances = True
 
     def adapt(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
         if params["n_neighbors"] > n_points - 1:
             warn_lowered("n_neighbors", params["n_neighbors"], n_points - 1, n_points, "Isomap")
             params["n_neighbors"] = n_points - 1
         return params
-
-    def fit(
-        self, matrix: np.ndarray, params: dict[str, Any], *, progress: bool
-    ) -> tuple[np.ndarray, Any]:
-        from scipy.spatial.distance import cdist
-
-        return self.fit_distances(cdist(matrix, matrix), params, progress=progress)
 
     def fit_distances(
         self, distances: np.ndarray, params: dict[str, Any], *, progress: bool

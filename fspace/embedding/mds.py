@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fspace.embedding.base import EmbeddingMethod, register
+from fspace.embedding.base import DistanceMethod, register
 from fspace.embedding.quality import double_centred
 
 DENSE_UP_TO = 1500
@@ -101,18 +101,10 @@ def _eigen(w: np.ndarray, by_magnitude: bool) -> tuple[np.ndarray, np.ndarray]:
     return values, vectors
 
 
-class ScalingMethod(EmbeddingMethod):
+class ScalingMethod(DistanceMethod):
     """Base of the methods fitted to a distance matrix by classical scaling."""
 
-    needs_distances = True
     by_magnitude = False
-
-    def fit(
-        self, matrix: np.ndarray, params: dict[str, Any], *, progress: bool
-    ) -> tuple[np.ndarray, Any]:
-        from scipy.spatial.distance import cdist
-
-        return self.fit_distances(cdist(matrix, matrix), params, progress=progress)
 
     def transform(self, state: Any, matrix: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         raise ValueError("place new checkpoints by their distances (transform_distances)")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fspace.embedding.base import EmbeddingMethod, register, warn_lowered
+from fspace.embedding.base import DistanceMethod, register, warn_lowered
 from fspace.errors import ConfigError
 from fspace.registry import Param
 
@@ -24,25 +24,17 @@ from fspace.registry import Param
     metric=False,
     distances="any",
 )
-class PHATEMethod(EmbeddingMethod):
+class PHATEMethod(DistanceMethod):
     """PHATE on the precomputed distance matrix; it keeps trajectories and branches.
     PHATE cannot place new points into a map fitted to precomputed distances."""
 
     min_points = 4
-    needs_distances = True
 
     def adapt(self, params: dict[str, Any], n_points: int) -> dict[str, Any]:
         if params["knn"] > n_points - 2:
             warn_lowered("knn", params["knn"], n_points - 2, n_points, "PHATE")
             params["knn"] = n_points - 2
         return params
-
-    def fit(
-        self, matrix: np.ndarray, params: dict[str, Any], *, progress: bool
-    ) -> tuple[np.ndarray, Any]:
-        from scipy.spatial.distance import cdist
-
-        return self.fit_distances(cdist(matrix, matrix), params, progress=progress)
 
     def fit_distances(
         self, distances: np.ndarray, params: dict[str, Any], *, progress: bool
