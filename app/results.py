@@ -1,10 +1,12 @@
-"""The pre-training results of an experiment, computed in the background.
+"""The results of any experiment, computed in the background for the results page.
 
-The figures come from :mod:`fspace.experiments.pretraining.analysis` and :mod:`.figures`, the same
-builders ``fspace export``'s report uses, so the page and the exported files agree.
-Each part is published as soon as it is ready (error figures first, then weight
-changes, then the group separation, which reads every function vector), and a part
-that cannot be computed says why while the others are shown.
+What is computed follows what the recorded data supports
+(:func:`fspace.analysis.outcomes.describe`): final metrics and curves by group at once,
+then the first layer's receptive fields where the model reads images, the weight change
+per layer, and the separation statistics of :mod:`fspace.stats` between groups, which
+read every function vector. Each part is published as soon as it is ready; a part that
+does not apply or cannot be computed carries a plain note saying why, and the other
+parts are shown.
 """
 
 from __future__ import annotations
@@ -23,23 +25,31 @@ from fspace.errors import EmptyExperimentError, FspaceError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fspace.analysis.outcomes import Design
     from fspace.app.handles import ExperimentHandle
     from fspace.app.maps import MapStore
 
 log = logging.getLogger("fspace.app")
 RECOMPUTE_AFTER_S = 10.0
+PANELS = ("summary", "curves", "axis", "separation", "fields", "change")
+LATER = ("fields", "change", "separation")
+DISTANCE = "euclidean"  # the default of `fspace stats`, so the numbers agree
+# Fewer resamples than `fspace stats` (999): the page answers in seconds.
+RESAMPLING = {"n_boot": 299, "n_perm": 299, "level": 0.95, "random_state": 0}
 
 
 @dataclass
 class Results:
-    """What the results page draws; ``messages[part]`` says why a part is missing."""
+    """What the results page draws. ``notes[panel]`` says, in plain words, why a panel
+    has nothing to show (or that it is still being computed); panels are ``summary``,
+    ``curves``, ``axis``, ``separation``, ``fields`` and ``change``."""
 
-    final: pd.DataFrame | None = None
+    design: Design | None = None
+    separation: pd.DataFrame | None = None
     changes: pd.DataFrame | None = None
-    numbers: dict[str, Any] = field(default_factory=dict)
-    runs: list[str] = field(default_factory=list)
-    default_run: str | None = None
-    messages: dict[str, str] = field(default_factory=dict)
+    field_runs: list[str] = field(default_factory=list)
+    input_shape: tuple[int, ...] | None = None
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class ResultsEntry:
@@ -118,10 +128,13 @@ class ResultsStore:
             entry.error = internal_error_message(err)
         finally:
             entry.stage, entry.finished = "", time.monotonic()
+        if entry.error is not None and (entry.results is None or entry.results.design is None):
+            # Panels waiting for their first results say why none came.
+            self._publish(entry, Results(notes=dict.fromkeys(PANELS, entry.error)))
 
     def _compute(self, entry: ResultsEntry) -> None:
+        from fspace.analysis.outcomes import describe
         from fspace.evaluation import points_frame
-        from fspace.experiments.pretraining import analysis
         from fspace.store import Experiment
 
         handle = entry.handle
@@ -129,67 +142,102 @@ class ResultsStore:
         scan = handle.scan()
         if not scan.checkpoints:
             raise EmptyExperimentError(
-                f"experiment {handle.name!r} has no checkpoints yet; results appear as soon "
-                f"as a training process records some"
+                f"experiment {handle.name!r} has no checkpoints yet: results appear as soon "
+                f"as a training run records some"
             )
         # Its own Experiment object: the analyses list runs and reset its problems.
         exp = Experiment(handle.path)
-        final = analysis.final_errors(points_frame(exp, scan.checkpoints))
-        results = Results(final=final, messages={"separation": "computing…"})
-        results.runs, results.default_run = fields_runs(final)
+        config = sorted({k for r in scan.runs.values() for k in r.config})
+        design = describe(points_frame(exp, scan.checkpoints), config)
+        results = Results(design=design, input_shape=handle.input_shape())
+        results.notes.update(dict.fromkeys(LATER, "computing…"))
         self._publish(entry, results)
-        entry.stage = "weight changes"
-        try:
-            results.changes = analysis.weight_changes(exp)
-        except FspaceError as err:
-            results.messages["weight_change"] = str(err)
-        self._publish(entry, results)
-        entry.stage = "group separation"
-        numbers, message = self._separation(entry, exp, scan, final, results.changes)
-        results.numbers = numbers
-        results.messages.pop("separation")
-        if message:
-            results.messages["separation"] = message
-        self._publish(entry, results)
+        for panel, stage, part in (
+            ("fields", "receptive fields", self._fields),
+            ("change", "weight changes", self._changes),
+            ("separation", "group separation", self._separation),
+        ):
+            entry.stage = stage
+            results.notes.pop(panel)
+            try:
+                part(entry, exp, scan, results)
+            except FspaceError as err:
+                results.notes[panel] = f"{stage} could not be computed: {err}"
+            except Exception as err:  # one part failing must not hide the others
+                from fspace.app.wiring import internal_error_message
 
-    def _separation(self, entry, exp, scan, final, changes) -> tuple[dict[str, Any], str]:
-        from fspace.analysis import separation as measure_separation
-        from fspace.experiments.pretraining import analysis
+                log.exception("results of %s: %s failed", handle.name, stage)
+                results.notes[panel] = internal_error_message(err)
+            self._publish(entry, results)
+
+    def _fields(self, entry, exp, scan, results: Results) -> None:
+        from fspace.analysis.weights import NoImageLayerError, image_layer
+
+        ckpt = scan.checkpoints[0]
+        shapes = {k: tuple(v.shape) for k, v in exp.load_weights(ckpt).items()}
+        try:
+            image_layer(shapes, results.input_shape)
+        except NoImageLayerError as err:
+            results.notes["fields"] = f"no receptive fields to draw: {err}"
+            return
+        results.field_runs = list(results.design.runs["run"])
+
+    def _changes(self, entry, exp, scan, results: Results) -> None:
+        from fspace.analysis.weights import weight_changes
+
+        changes = weight_changes(exp, sorted({c.run for c in scan.checkpoints}))
+        labels = results.design.runs.set_index("run")["label"]
+        moved = scan_epochs(scan) > 1
+        if changes.empty or not moved:
+            results.notes["change"] = "each run has a single checkpoint: nothing moved yet"
+            return
+        results.changes = changes.assign(label=changes["run"].map(labels))
+
+    def _separation(self, entry, exp, scan, results: Results) -> None:
+        from fspace.analysis.outcomes import separation_by
+        from fspace.distances import pairwise
+        from fspace.stats import group_tests
+
+        by, why = separation_by(results.design)
+        if by is None:
+            results.notes["separation"] = why
+            return
 
         def progress(done: int, total: int) -> None:
             entry.stage = f"group separation: function vectors {done:,}/{total:,}"
 
-        try:
-            vectors, _ = checkpoint_vectors(exp, list(scan.checkpoints), progress=progress)
-            entry.stage = f"group separation of {len(vectors):,} checkpoints"
-            separation = measure_separation(vectors, self._map_frame(entry.handle, vectors))
-        except FspaceError as err:
-            return analysis.summary(final, changes), str(err)
-        return analysis.summary(final, changes, separation), ""
+        vectors, _ = checkpoint_vectors(exp, list(scan.checkpoints), progress=progress)
+        labels = results.design.runs.set_index("run")["label"]
+        points = vectors.points.assign(label=vectors.points["run"].map(labels))
+        entry.stage = f"group separation of {len(points):,} checkpoints"
+        d = pairwise(vectors, DISTANCE)
+        tables = []
+        for epoch, name in ((None, "all epochs"), ("last", "last checkpoints")):
+            try:
+                table = group_tests(d, points, by=by, epoch=epoch, **RESAMPLING)
+            except FspaceError as err:
+                log.info("results of %s: no separation at %s: %s", entry.handle.name, name, err)
+                continue
+            tables.append(table.assign(checkpoints_used=name, by=by))
+        if not tables:
+            results.notes["separation"] = "the runs share no epochs to compare at"
+            return
+        import pandas as pd
 
-    def _map_frame(self, handle: ExperimentHandle, vectors) -> pd.DataFrame | None:
-        keys = set(vectors.points["checkpoint"])
-        for entry in self._maps.ready(handle):
-            frame = entry.embedding.frame
-            if set(frame["checkpoint"]) == keys:
-                return frame
-        return None
+        results.separation = pd.concat(tables, ignore_index=True)
 
     def _publish(self, entry: ResultsEntry, results: Results) -> None:
-        entry.results = Results(**vars(results))
+        # A copy: the job goes on filling in ``results`` while the page reads this one.
+        entry.results = Results(**{**vars(results), "notes": dict(results.notes)})
         entry.version += 1
 
     def close(self) -> None:
         self._jobs.close()
 
 
-def fields_runs(final: pd.DataFrame) -> tuple[list[str], str | None]:
-    """Runs to offer for the receptive fields, and the one shown first: the deepest,
-    highest-seed pretrained run (as in the exported report), else any run."""
-    order = final.sort_values(["depth", "seed", "run"])
-    pretrained = order[order["group"] == "pretrained"]
-    pool = pretrained if len(pretrained) else order
-    default = str(pool.iloc[-1]["run"]) if len(pool) else None
-    ranked = final.assign(_other=final["group"] != "pretrained")
-    ranked = ranked.sort_values(["_other", "group", "depth", "seed", "run"])
-    return [str(r) for r in ranked["run"]], default
+def scan_epochs(scan) -> int:
+    """The most checkpoints any run of ``scan`` has."""
+    counts: dict[str, int] = {}
+    for c in scan.checkpoints:
+        counts[c.run] = counts.get(c.run, 0) + 1
+    return max(counts.values(), default=0)

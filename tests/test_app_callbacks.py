@@ -417,26 +417,6 @@ def test_unexpected_error_is_logged_not_shown(pages, caplog, monkeypatch):
     assert "secret internals" in caplog.text
 
 
-def test_results_page(pages, state):
-    handle = state.registry.get("exp")
-    status = wait_for(lambda: (s := state.results.status(handle)) and not s.busy and s)
-    out = pages.results.render(status.token, None)
-    summary, histograms, depth, change, table, options, run = out
-    assert "Group separation" in text_of(summary) and "function space" in text_of(summary)
-    assert {t.meta["group"] for t in histograms.data} == {"pretrained", "random"}
-    means = {t.meta["group"]: t.y for t in depth.data if t.meta["role"] == "mean"}
-    assert means["random"][0] == pytest.approx(0.2)  # every run ends at 1 / (4 + 1)
-    assert list(table.data[0].cells.values[0]) == ["pretrained", "random"]
-    assert "not the weights of an fspace MLP" in json.dumps(change)  # the test models
-    assert run == "pretrained-s2" and len(options) == 6
-    fields = pages.results.fields("pretrained-s2", "exp")
-    assert "not the weights of an fspace MLP" in json.dumps(fields)
-
-
-def test_results_of_unknown_experiment(pages):
-    assert "no experiment 'nope'" in text_of(pages.results.layout(exp="nope"))
-
-
 def dash_post(client, outputs, inputs, state=()):
     """What the browser posts to run a callback."""
     body = {

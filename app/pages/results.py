@@ -1,23 +1,23 @@
-"""Results page of the pre-training experiment: final errors by depth and group,
-receptive fields before and after fine-tuning, weight changes, group separation.
+"""Results page of any experiment: final metrics by group, metric curves over training
+with the spread over seeds, separation statistics between groups, and the panels that
+only some experiments support (final values against depth, receptive fields, weight
+changes), each replaced by a plain note where the recorded data does not support it.
 
-The figures are those of ``fspace``'s report
-(:mod:`fspace.experiments.pretraining.figures`), computed in the background by
-:mod:`fspace.app.results` and refreshed when the experiment changes.
+The data is computed in the background by :mod:`fspace.app.results`; the figures are
+the pure builders of :mod:`fspace.app.results_figures`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from fspace.app import ids
 from fspace.app.components import card, header, message, status_line
-from fspace.app.figures import note_figure
 from fspace.app.maps import MapStatus
 from fspace.app.results import Results
+from fspace.app.results_panels import graph, note
 from fspace.app.state import current
 from fspace.app.wiring import Callbacks, guarded
 from fspace.errors import FspaceError
@@ -25,13 +25,7 @@ from fspace.errors import FspaceError
 callback = Callbacks()
 PAGE = "results"
 POLL_MS = 2000
-FIGURES = (ids.RESULTS_HISTOGRAMS, ids.RESULTS_DEPTH, ids.RESULTS_CHANGE, ids.RESULTS_TABLE)
-# The legends sit top right, where the mode bar would cover them; exports need no bar.
-CONFIG = {"displaylogo": False, "displayModeBar": False}
-
-
-def graph(graph_id: str) -> dcc.Graph:
-    return dcc.Graph(id=graph_id, config=CONFIG)
+WAITING = "computing the results…"
 
 
 def layout(exp: str | None = None, **query: Any) -> html.Div:
@@ -46,27 +40,35 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
         status = state.results.status(handle)
     except FspaceError as err:
         return html.Div([top, message(str(err))], className="fs-page")
+    waiting = note(WAITING)
+    metric = html.Div(
+        [
+            html.Span("metric", className="fs-label"),
+            dcc.Dropdown(id=ids.RESULTS_METRIC, clearable=False, placeholder="metric"),
+        ],
+        className="fs-card",
+    )
+    fields = html.Div(
+        [
+            dcc.Dropdown(id=ids.RESULTS_FIELDS_RUN, clearable=False, placeholder="run"),
+            html.Div(waiting, id=ids.RESULTS_FIELDS),
+        ]
+    )
     cards = [
-        card("Group separation and final test error", html.Div(id=ids.RESULTS_SUMMARY)),
-        card("Test error by depth and group", graph(ids.RESULTS_HISTOGRAMS)),
-        card("Final test error against depth", graph(ids.RESULTS_DEPTH)),
-        card(
-            "First-layer receptive fields before and after fine-tuning",
-            html.Div(
-                [
-                    dcc.Dropdown(id=ids.RESULTS_FIELDS_RUN, clearable=False, placeholder="run"),
-                    graph(ids.RESULTS_FIELDS),
-                ]
-            ),
-        ),
-        card("Relative weight change per layer", graph(ids.RESULTS_CHANGE)),
-        card("Final test error per group and depth", graph(ids.RESULTS_TABLE)),
+        card("Final values by group", html.Div(waiting, id=ids.RESULTS_SUMMARY)),
+        card("Final value of each run", html.Div(waiting, id=ids.RESULTS_FINAL)),
+        card("Over training, spread over seeds", html.Div(waiting, id=ids.RESULTS_CURVES)),
+        card("Separation between groups", html.Div(waiting, id=ids.RESULTS_SEPARATION)),
+        card("Final value against a setting", html.Div(waiting, id=ids.RESULTS_AXIS)),
+        card("First-layer receptive fields", fields),
+        card("Relative weight change per layer", html.Div(waiting, id=ids.RESULTS_CHANGE)),
     ]
     return html.Div(
         [
             top,
             *notes,
             html.Div(status_line(status), id=ids.RESULTS_STATUS, className="fs-status-bar"),
+            metric,
             html.Div(cards, className="fs-grid"),
             dcc.Store(id=ids.RESULTS_EXP, data=exp),
             dcc.Store(id=ids.RESULTS_TOKEN, data=status.token),
@@ -91,106 +93,89 @@ def poll(_n, exp, token):
     return (status.token if status.token != token else no_update), status_line(status)
 
 
-def _failed(text: str):
-    blank = note_figure(text)
-    return message(text), *[blank] * len(FIGURES), [], None
+def _results(token: str | None) -> Results | None:
+    entry = current().results.find(token)
+    return None if entry is None else entry.results
+
+
+def _all_notes(text: str):
+    return (*[note(text)] * 3, [], None, [], None)
 
 
 @callback(
     Output(ids.RESULTS_SUMMARY, "children"),
-    *[Output(f, "figure") for f in FIGURES],
+    Output(ids.RESULTS_SEPARATION, "children"),
+    Output(ids.RESULTS_CHANGE, "children"),
+    Output(ids.RESULTS_METRIC, "options"),
+    Output(ids.RESULTS_METRIC, "value"),
     Output(ids.RESULTS_FIELDS_RUN, "options"),
     Output(ids.RESULTS_FIELDS_RUN, "value"),
     Input(ids.RESULTS_TOKEN, "data"),
+    State(ids.RESULTS_METRIC, "value"),
     State(ids.RESULTS_FIELDS_RUN, "value"),
 )
-@guarded(_failed)
-def render(token, run):
-    """Every figure of the latest results."""
-    from fspace.experiments.pretraining import figures
-    from fspace.experiments.pretraining.analysis import error_summary
+@guarded(_all_notes)
+def render(token, metric, run):
+    """The tables of the latest results, and the choices of metric and run."""
+    from fspace.app import results_panels as panels
 
-    entry = current().results.find(token)
-    if entry is None or entry.results is None:
-        return _failed("computing the results…")
-    res: Results = entry.results
-    if res.changes is not None:
-        # Room for the long y-axis title in a half-width card.
-        change = figures.weight_change_figure(res.changes).update_layout(margin={"l": 80})
-    else:
-        change = note_figure(res.messages.get("weight_change", "computing weight changes…"))
-    run = run if run in res.runs else res.default_run
+    res = _results(token)
+    if res is None:
+        return _all_notes(WAITING)
+    design = res.design
+    metrics = [] if design is None else design.metrics
+    metric = metric if metric in metrics else (metrics[0] if metrics else None)
+    runs = res.field_runs
     return (
-        summary(res),
-        figures.error_histogram_figure(res.final),
-        figures.error_depth_figure(res.final),
-        change,
-        figures.error_table_figure(error_summary(res.final)).update_layout(
-            height=80 + 40 * len(res.final.groupby(["group", "depth"])),
-            margin={"t": 10, "b": 10},
-        ),
-        [{"label": r, "value": r} for r in res.runs],
-        run,
+        panels.summary(res),
+        panels.separation(res),
+        panels.change(res),
+        [{"label": m, "value": m} for m in metrics],
+        metric,
+        [{"label": r, "value": r} for r in runs],
+        run if run in runs else (runs[0] if runs else None),
     )
 
 
 @callback(
-    Output(ids.RESULTS_FIELDS, "figure"),
+    Output(ids.RESULTS_FINAL, "children"),
+    Output(ids.RESULTS_CURVES, "children"),
+    Output(ids.RESULTS_AXIS, "children"),
+    Input(ids.RESULTS_METRIC, "value"),
+    Input(ids.RESULTS_TOKEN, "data"),
+)
+@guarded(lambda text: (note(text),) * 3)
+def draw(metric, token):
+    """The figures of ``metric``: final values, curves, and against a setting."""
+    from fspace.app import results_panels as panels
+
+    res = _results(token)
+    if res is None:
+        return (note(WAITING),) * 3
+    return panels.metric_panels(res, metric)
+
+
+@callback(
+    Output(ids.RESULTS_FIELDS, "children"),
     Input(ids.RESULTS_FIELDS_RUN, "value"),
+    Input(ids.RESULTS_TOKEN, "data"),
     State(ids.RESULTS_EXP, "data"),
 )
-@guarded(note_figure)
-def fields(run, exp):
-    """Receptive fields of ``run`` at its first and last checkpoint."""
-    from fspace.experiments.pretraining.analysis import receptive_fields
-    from fspace.experiments.pretraining.figures import receptive_fields_figure
+@guarded(note)
+def fields(run, token, exp):
+    """Receptive fields of ``run`` at its first and last checkpoint, or why there are
+    none."""
+    from fspace.analysis.weights import first_layer_fields
+    from fspace.app.results_figures import fields_figure
 
+    res = _results(token)
+    if res is None:
+        return note(WAITING)
+    if "fields" in res.notes:
+        return note(res.notes["fields"])
     if not run:
-        return note_figure("no run to show")
+        return note("choose a run")
     handle = current().registry.get(exp)
     with handle.lock:
-        before, after = receptive_fields(handle.experiment, run)
-    return receptive_fields_figure(before, after)
-
-
-def summary(res: Results) -> html.Div:
-    """The headline numbers: group separation and first-layer weight change."""
-    rows: list[Any] = []
-    sep = res.numbers.get("separation")
-    if sep:
-        rows.append(
-            html.P(
-                "Group separation: how often a checkpoint's nearest neighbour among the other "
-                "runs' checkpoints is in its own group (leave-one-run-out 1-NN accuracy)."
-            )
-        )
-        cells = [html.Tr([html.Th(h) for h in ("space", "all checkpoints", "epoch ≥ 1")])]
-        for space, label in (("function_space", "function space"), ("map", "2-D map")):
-            if space in sep:
-                cells.append(
-                    html.Tr(
-                        [
-                            html.Td(label),
-                            html.Td(f"{sep[space]:.3f}", className="fs-number"),
-                            html.Td(f"{sep[space + '_finetuned']:.3f}", className="fs-number"),
-                        ]
-                    )
-                )
-        rows += [
-            html.Table(cells, className="fs-table"),
-            html.P(
-                f"chance level {sep['chance']:.3f}; {sep['n_points']:,} checkpoints "
-                f"of {sep['n_runs']:,} runs",
-                className="fs-small",
-            ),
-        ]
-    if "separation" in res.messages:
-        rows.append(message(f"group separation: {res.messages['separation']}", "info"))
-    change = res.numbers.get("first_layer_change")
-    if change:
-        text = ", ".join(f"{g} {v:.3f}" for g, v in change.items())
-        rows.append(html.P(f"Mean relative change of the first layer: {text}"))
-    return html.Div(rows or [html.P("computing…")])
-
-
-dash.register_page(__name__, path="/results", name="Results", order=2, layout=layout)
+        layer, before, after = first_layer_fields(handle.experiment, run, res.input_shape)
+    return graph(fields_figure(layer, before, after))
