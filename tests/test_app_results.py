@@ -274,3 +274,9 @@ def test_results_of_unknown_experiment(app):
     from fspace.app.pages import results
 
     assert "no experiment 'nope'" in text_of(results.layout(exp="nope"))
+
+
+def test_every_experiment_links_its_results(app, cnn):
+    from fspace.app.navigation import nav_pages
+
+    assert "results" in [page.name for page in nav_pages(Experiment(cnn))]

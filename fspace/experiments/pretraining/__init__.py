@@ -48,11 +48,6 @@ def report(out: Path, folder: Path, *, progress: bool = True) -> tuple[str, list
     return format_summary(numbers), written
 
 
-def has_runs(exp: Any) -> bool:
-    """Whether the store experiment ``exp`` holds runs of this experiment (its page applies)."""
-    return any("depth" in run.config for run in exp.runs())
-
-
 def on_ray(out: Path, settings: dict, *, address: str | None, progress: bool = True) -> dict:
     """Record the experiment with its runs spread over the Ray cluster at ``address``."""
     from fspace.experiments.pretraining.distributed import record_pretraining_on_ray
@@ -73,13 +68,6 @@ def on_ray(out: Path, settings: dict, *, address: str | None, progress: bool = T
     report=report,
     ray=on_ray,
     deprecated={"method": "pretraining"},
-    page={
-        "name": "results",
-        "module": "fspace.app.pages.results",
-        "label": "Results",
-        "order": 2,
-        "applies": has_runs,
-    },
 )
 def run(out: Path, settings: dict, *, progress: bool = True) -> dict[str, int]:
     """Record the pre-training experiment of ``settings`` into ``out``."""
