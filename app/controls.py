@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dash import dcc, html
@@ -21,6 +21,7 @@ from fspace.app.views import FILTER_KEYS, View
 
 if TYPE_CHECKING:
     from fspace.registry import Param
+    from fspace.store import RunInfo
 
 HIDDEN = {"display": "none"}
 SHOWN: dict[str, str] = {}
@@ -104,10 +105,13 @@ def distance_options(method: str) -> list[dict[str, Any]]:
     ]
 
 
-def param_row(method: str, param: Param, value: Any = None) -> html.Div:
-    """The input of one method parameter, built from its declared type and range."""
+def param_row(
+    method: str, param: Param, value: Any = None, *, input_id: str | dict | None = None
+) -> html.Div:
+    """The input of one method parameter, built from its declared type and range
+    (``input_id``: its component id, default :func:`ids.param_id`)."""
     value = param.default if value is None else value
-    input_id = ids.param_id(method, param.name)
+    input_id = ids.param_id(method, param.name) if input_id is None else input_id
     if param.choices is not None:
         field: Any = dcc.Dropdown(
             id=input_id,
@@ -152,41 +156,75 @@ def _range(param: Param) -> str:
 
 
 def filter_controls(view: View, plot: PlotFrame | None) -> html.Section:
-    """One multi-select per filter column; a column the map lacks stays hidden."""
-    options = plot.options() if plot is not None else {}
-    boxes = []
-    for column in FILTERS:
-        boxes.append(
-            html.Div(
-                [
-                    html.Label(FILTER_KEYS.get(column, column)),
-                    dcc.Dropdown(
-                        id=ids.filter_id(column),
-                        options=_options(options.get(column, ())),
-                        value=list(view.filter(column)),
-                        multi=True,
-                        placeholder="all",
-                    ),
-                ],
-                id=ids.filter_box_id(column),
-                className="fs-filter",
-                style=SHOWN if column in options else HIDDEN,
-            )
+    """The filters of the map's run settings (:func:`filter_boxes`), in a box that is
+    filled again when a new map version has other settings or values."""
+    boxes = filter_boxes(plot, dict(view.filters))
+    return html.Section(
+        [html.H3("Filter"), html.Div(boxes, id=ids.FILTER_BOXES)], className="fs-panel"
+    )
+
+
+def filter_boxes(
+    plot: PlotFrame | None, chosen: Mapping[str, Sequence[str]] | None = None
+) -> list[html.Div]:
+    """One multi-select per filter column of ``plot`` (:attr:`PlotFrame.columns`: the
+    group and the run settings with a few values), labelled by its config key, with the
+    ``chosen`` values it has selected; none before the map exists."""
+    if plot is None:
+        return []
+    chosen = chosen or {}
+    options = plot.options()
+    return [
+        html.Div(
+            [
+                html.Label(FILTER_KEYS.get(column, column)),
+                dcc.Dropdown(
+                    id=ids.filter_id(column),
+                    options=_options(options[column]),
+                    value=[str(v) for v in chosen.get(column, ()) if str(v) in options[column]],
+                    multi=True,
+                    placeholder="all",
+                ),
+            ],
+            id=ids.filter_box_id(column),
+            className="fs-filter",
         )
-    return html.Section([html.H3("Filter"), *boxes], className="fs-panel")
+        for column in plot.columns
+    ]
 
 
 def _options(values: Sequence[str]) -> list[dict[str, str]]:
     return [{"label": v, "value": v} for v in values]
 
 
-def filter_state(plot: PlotFrame) -> tuple[list[list[dict]], list[dict]]:
-    """Options and box styles of the filters, in :data:`FILTERS` order."""
+def filter_state(plot: PlotFrame) -> dict[str, list[dict]]:
+    """The dropdown options of each filter column of ``plot``, in the page's order."""
     options = plot.options()
-    return (
-        [_options(options.get(c, ())) for c in FILTERS],
-        [SHOWN if c in options else HIDDEN for c in FILTERS],
-    )
+    return {c: _options(options[c]) for c in plot.columns}
+
+
+def chosen_filters(
+    values: Sequence[Any] | None, keys: Sequence[dict] | None = None
+) -> dict[str, list[str]]:
+    """The filter dropdowns' values by column, as text; ``keys`` are their ids
+    (:func:`ids.filter_id`), in the same order (None: the columns of :data:`FILTERS`)."""
+    columns = [k.get("column") for k in keys] if keys is not None else list(FILTERS)
+    return {
+        str(c): [str(v) for v in (vals or [])]
+        for c, vals in zip(columns, values or (), strict=False)
+        if c is not None
+    }
+
+
+def setting_columns(runs: Iterable[RunInfo]) -> set[str]:
+    """Every column the runs could be filtered by: group, seed and each config key
+    with a plain value (a URL may name any of them before the map exists)."""
+    out = {"group", "seed"}
+    for run in runs:
+        out.update(k for k, v in run.config.items() if isinstance(v, (str, int, float, bool)))
+    if "pretraining" in out:  # the pre-training scheme's column (see PlotFrame.build)
+        out.add("method")
+    return out
 
 
 def window(

@@ -20,12 +20,13 @@ from fspace.errors import EmbeddingError, ExportError
 callback = Callbacks()
 
 
-def current_frame(token, filters, epochs):
-    """The rows the page shows, with the map's entry (FspaceError if there is no map)."""
+def current_frame(token, filters, epochs, filter_keys=None):
+    """The rows the page shows, with the map's entry (FspaceError if there is no map);
+    ``filter_keys`` are the filter dropdowns' ids, in the order of ``filters``."""
     entry = entry_of(token)
     if entry is None:
         raise EmbeddingError("there is no map to export yet; wait until it is computed")
-    rows = entry.plot.mask(filters_of(filters), epochs)
+    rows = entry.plot.mask(filters_of(filters, filter_keys), epochs)
     return entry, entry.plot.labels()[rows]
 
 
@@ -43,11 +44,12 @@ def _export_error(text: str):
     State({"type": "filter", "column": ALL}, "value"),
     State(ids.EPOCHS, "value"),
     State(ids.SELECTED, "data"),
+    State({"type": "filter", "column": ALL}, "id"),
     prevent_initial_call=True,
     running=[(Output(ids.EXPORT, "disabled"), True, False)],
 )
 @guarded(_export_error)
-def export(_n, fmt, exp, token, filters, epochs, selected):
+def export(_n, fmt, exp, token, filters, epochs, selected, filter_keys=None):
     """Write the figure as shown (filters, epoch window, highlighted run) and send it."""
     from fspace.plot import trajectory_figure
 
@@ -55,7 +57,7 @@ def export(_n, fmt, exp, token, filters, epochs, selected):
         raise ExportError(
             f"cannot export the figure as {fmt!r}; choose {', '.join(FIGURE_FORMATS)}"
         )
-    entry, frame = current_frame(token, filters, epochs)
+    entry, frame = current_frame(token, filters, epochs, filter_keys)
     if frame.empty:
         raise EmbeddingError("no checkpoint matches the filters and epoch window")
     run = str(selected).partition("/")[0] if selected else None
@@ -75,12 +77,13 @@ def export(_n, fmt, exp, token, filters, epochs, selected):
     State(ids.MAP_TOKEN, "data"),
     State({"type": "filter", "column": ALL}, "value"),
     State(ids.EPOCHS, "value"),
+    State({"type": "filter", "column": ALL}, "id"),
     prevent_initial_call=True,
 )
 @guarded(_export_error)
-def export_csv(_n, exp, token, filters, epochs):
+def export_csv(_n, exp, token, filters, epochs, filter_keys=None):
     """The coordinates and labels of the checkpoints shown, as CSV."""
-    entry, frame = current_frame(token, filters, epochs)
+    entry, frame = current_frame(token, filters, epochs, filter_keys)
     stem = f"{entry.handle.name}-{entry.spec.method}-coordinates"
     path, cut = current().exports.table(frame, stem)
     note = f"; {cut:,} long values were cut to {MAX_CELL_CHARS} characters" if cut else ""

@@ -15,8 +15,13 @@ import pandas as pd
 
 from fspace.plot.style import group_order
 
-# Columns a page can filter by, when the experiment has them.
+# Columns a page filters by come from the runs themselves (filter_columns): the group
+# and every run setting with a few distinct values; these come first, in this order.
 FILTERS = ("group", "depth", "method", "seed")
+MAX_FILTER_VALUES = 30
+"""A run setting with more distinct values than this is no filter (a dropdown of
+hundreds of learning rates helps nobody)."""
+NOT_FILTERS = frozenset({"run", "checkpoint", "epoch", "step", "x", "y", "row"})
 ERROR = "test_error"
 MISSING = "(none)"  # filter value of runs that lack the column
 
@@ -41,6 +46,8 @@ class PlotFrame:
     error: np.ndarray | None
     codes: dict[str, np.ndarray]
     values: dict[str, tuple[str, ...]]
+    columns: tuple[str, ...] = ()
+    """The filter columns (:func:`filter_columns`), in the order the page lists them."""
 
     @classmethod
     def build(cls, frame: pd.DataFrame) -> PlotFrame:
@@ -56,9 +63,8 @@ class PlotFrame:
         frame = frame.drop(columns="_g").reset_index(drop=True)
         run_code, runs = pd.factorize(frame["run"].astype(str))
         codes, values = {}, {}
-        for column in FILTERS:
-            if column in frame.columns:
-                codes[column], values[column] = _codes(frame[column])
+        for column in filter_columns(frame, run_code):
+            codes[column], values[column] = _codes(frame[column])
         error = frame[ERROR].to_numpy(np.float32) if ERROR in frame.columns else None
         return cls(
             frame=frame,
@@ -73,6 +79,7 @@ class PlotFrame:
             error=error,
             codes=codes,
             values=values,
+            columns=tuple(codes),
         )
 
     def __len__(self) -> int:
@@ -143,6 +150,37 @@ class PlotFrame:
     def labels(self) -> pd.DataFrame:
         """The rows as a table of labels and coordinates, in drawing order."""
         return self.frame.drop(columns="row")
+
+
+def filter_columns(frame: pd.DataFrame, run_code: np.ndarray | None = None) -> tuple[str, ...]:
+    """The columns of ``frame`` (an embedding's frame) a page can filter the runs by.
+
+    ``group``, then every other column that holds one value per run (a run setting:
+    its seed or a config key, not a metric that changes with the epoch) and takes
+    2 to :data:`MAX_FILTER_VALUES` distinct values, a missing value counting as one.
+    :data:`FILTERS` come first, the others in alphabetical order. ``run_code`` are the
+    rows' run codes from :func:`pandas.factorize`, if already computed.
+    """
+    if run_code is None:
+        run_code = pd.factorize(frame["run"].astype(str))[0]
+    # factorize numbers the runs in order of appearance: run k first shows up where the
+    # running maximum of the codes reaches k.
+    seen = np.maximum.accumulate(np.concatenate([[-1], run_code[:-1]])) if len(run_code) else []
+    first = np.flatnonzero(run_code > seen)
+    out = ["group"] if "group" in frame.columns else []
+    rank = {c: i for i, c in enumerate(FILTERS)}
+    candidates = sorted(
+        (c for c in frame.columns if c not in NOT_FILTERS and c != "group"),
+        key=lambda c: (rank.get(c, len(rank)), str(c)),
+    )
+    for column in candidates:
+        # One row per run first: a column with too many values is dropped cheaply.
+        if not 2 <= frame[column].iloc[first].nunique(dropna=False) <= MAX_FILTER_VALUES:
+            continue
+        codes = pd.factorize(frame[column], use_na_sentinel=False)[0]
+        if np.array_equal(codes, codes[first[run_code]]):  # constant within every run
+            out.append(str(column))
+    return tuple(out)
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -49,6 +49,9 @@ def params_box_id(method: str) -> dict[str, str]:
     return {"type": MAP_PARAMS, "method": method}
 
 
+FILTER_BOXES = "filter-boxes"  # the filters of the map's run settings, rebuilt with the map
+
+
 def filter_id(column: str) -> dict[str, str]:
     """Pattern-matching id of the filter dropdown of ``column``."""
     return {"type": "filter", "column": column}

@@ -126,6 +126,13 @@ def page_of_path(path: str | None) -> Entry | None:
 add_page("home", "fspace.app.pages.home", label="Experiments", path="/", order=0, nav=False)
 add_page("trajectories", "fspace.app.pages.trajectories", label="Trajectories", order=1)
 add_page("results", "fspace.app.pages.results", label="Results", order=2)
+add_page(
+    "compare",
+    "fspace.app.pages.compare",
+    label="Compare",
+    order=4,
+    help="two maps side by side; runs selected on one are shown on both",
+)
 # Dash serves a page whose module ends in "not_found_404" for unknown paths.
 add_page(
     "not_found_404",

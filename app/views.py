@@ -8,8 +8,10 @@
 ``method`` is the embedding method, followed by those of its parameters the dashboard
 offers, each under its own name (``perplexity``, ``n_neighbors``, ...: whatever the
 method registry declares), ``random_state`` (the map's seed) and ``distance`` (any
-registered distance; default euclidean); ``group``, ``depth``,
-``pretraining`` and ``seed`` filter the runs by those columns (comma-separated values);
+registered distance; default euclidean); ``group``, ``seed`` and each run setting of
+the experiment (its config keys: ``depth``, ``pretraining``, ``optimizer``, ...) filter
+the runs by that value (comma-separated values; a config key that is also one of these
+words is written ``config.KEY``);
 ``epochs`` is the epoch window; ``checkpoint`` (or ``run``, meaning its last
 checkpoint) opens the details. Parameters left at their defaults are left out of the
 URL. The words of older links are still read: ``map`` (the method, in which case
@@ -18,7 +20,7 @@ URL. The words of older links are still read: ``map`` (the method, in which case
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -57,24 +59,36 @@ class View:
         return dict(self.filters).get(column, ())
 
 
+def filter_word(column: str) -> str:
+    """The URL word of filter ``column``: its name (``pretraining`` for the pre-training
+    scheme), or ``config.NAME`` where the name is a word of the view itself."""
+    if column in FILTER_KEYS:
+        return FILTER_KEYS[column]
+    return f"config.{column}" if column in known_keys() else column
+
+
 def known_keys() -> set[str]:
     """Every word a trajectories URL may hold (today's and older links')."""
     params = {p.name for entry in method_entries() for p in shown_params(entry.name)}
     return {*VIEW_KEYS, *OLD_KEYS, *FILTER_KEYS.values(), *params}
 
 
-def parse_view(query: Mapping[str, str | list[str]]) -> tuple[View, list[str]]:
+def parse_view(
+    query: Mapping[str, str | list[str]], columns: Iterable[str] = FILTERS
+) -> tuple[View, list[str]]:
     """The view a URL's query parameters describe, and messages about the ones that
-    could not be used (each is then left at its default)."""
+    could not be used (each is then left at its default). ``columns`` are the columns
+    the experiment's runs can be filtered by (its run settings)."""
     notes: list[str] = []
     values = _today(query)
-    for key in sorted(set(values) - known_keys()):
+    words = {filter_word(c): c for c in (*FILTERS, *sorted(set(columns) - set(FILTERS)))}
+    for key in sorted(set(values) - known_keys() - set(words)):
         notes.append(f"unknown URL parameter {key!r} ignored")
     spec = _spec(values, notes)
     filters = tuple(
-        (column, tuple(v for v in values[key].split(",") if v))
-        for column, key in FILTER_KEYS.items()
-        if values.get(key)
+        (column, tuple(v for v in values[word].split(",") if v))
+        for word, column in words.items()
+        if values.get(word)
     )
     view = View(
         exp=values.get("exp") or None,
@@ -163,7 +177,7 @@ def view_query(view: View) -> str:
         params["distance"] = spec.distance
     for column, chosen in view.filters:
         if chosen:
-            params[FILTER_KEYS.get(column, column)] = ",".join(chosen)
+            params[filter_word(column)] = ",".join(chosen)
     if view.epochs is not None:
         params["epochs"] = f"{view.epochs[0]}-{view.epochs[1]}"
     if view.checkpoint:

@@ -194,14 +194,22 @@ def test_nothing_matching_says_so(pages, token):
 
 
 def test_refresh_controls_fit_the_map(pages, token):
-    options, styles, values, lo, hi, ticks, value, pending = pages.trajectories.refresh_controls(
-        token, None, None, {"epochs": [1, 9], "filters": [["random"], [], [], []]}
+    boxes, lo, hi, ticks, value, pending = pages.trajectories.refresh_controls(
+        token, None, None, {"epochs": [1, 9], "filters": {"group": ["random"], "depth": ["1"]}}
     )
-    assert [o["value"] for o in options[0]] == ["pretrained", "random"]
-    assert [o["value"] for o in options[1]] == ["1"]
-    assert styles[2] == {"display": "none"}  # no "method" column in this experiment
-    assert values[0] == ["random"] and (lo, hi, value) == (0, 4, [1, 4]) and pending is None
+    # group, and seed (3 values); depth has one value here, so it is no filter
+    dropdowns = {b.id["column"]: b.children[1] for b in boxes}
+    assert list(dropdowns) == ["group", "seed"]
+    assert [o["value"] for o in dropdowns["group"].options] == ["pretrained", "random"]
+    assert [o["value"] for o in dropdowns["seed"].options] == ["0", "1", "2"]
+    assert dropdowns["group"].value == ["random"] and dropdowns["seed"].value == []
+    assert (lo, hi, value) == (0, 4, [1, 4]) and pending is None
     assert list(ticks) == ["0", "1", "2", "3", "4"]
+    # a later version with the same filters leaves the dropdowns (and their values) alone
+    keys = [ids.filter_id("group"), ids.filter_id("seed")]
+    options = [dropdowns["group"].options, dropdowns["seed"].options]
+    again = pages.trajectories.refresh_controls(token, [0, 4], 4, None, [[], []], keys, options)
+    assert again[0] is pages.trajectories.no_update
 
 
 def test_click_opens_details(pages, state, token):

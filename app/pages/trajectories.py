@@ -17,17 +17,19 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from fspace.app import ids
 from fspace.app.components import graph, header, message, scan_messages, status_line
 from fspace.app.controls import (
+    chosen_filters,
     epoch_controls,
     export_controls,
+    filter_boxes,
     filter_controls,
     filter_state,
     map_controls,
     marks,
+    setting_columns,
     window,
 )
 from fspace.app.details import details_panel
 from fspace.app.figures import clicked_key, message_dict, trajectory_dict
-from fspace.app.frames import FILTERS
 from fspace.app.maps import MapEntry, MapSpec, MapStatus
 from fspace.app.specs import DEFAULT_METHOD, method_entry
 from fspace.app.state import current
@@ -56,6 +58,8 @@ def layout(**query: Any) -> html.Div:
         status = state.maps.status(handle, view.spec)
     except FspaceError as err:
         return html.Div([top, message(str(err))], className="fs-page")
+    # The runs' own settings (config keys) are filters too.
+    view, notes = parse_view(query, setting_columns(handle.scan().runs.values()))
     entry = state.maps.find(status.token)
     plot = entry.plot if entry is not None else None
     selected = view.checkpoint or view.run
@@ -188,13 +192,15 @@ def entry_of(token: str | None) -> MapEntry | None:
 
 def pending(view: View) -> dict[str, Any]:
     """What the URL asked for that can only be applied once the map is ready."""
-    return {"epochs": view.epochs, "filters": [list(view.filter(c)) for c in FILTERS]}
+    return {"epochs": view.epochs, "filters": {c: list(v) for c, v in view.filters}}
+
+
+# The ids of the filter dropdowns: which column each is.
+FILTER_KEYS = State({"type": "filter", "column": ALL}, "id")
 
 
 @callback(
-    Output({"type": "filter", "column": ALL}, "options"),
-    Output({"type": "filter-box", "column": ALL}, "style"),
-    Output({"type": "filter", "column": ALL}, "value"),
+    Output(ids.FILTER_BOXES, "children"),
     Output(ids.EPOCHS, "min"),
     Output(ids.EPOCHS, "max"),
     Output(ids.EPOCHS, "marks"),
@@ -204,26 +210,32 @@ def pending(view: View) -> dict[str, Any]:
     State(ids.EPOCHS, "value"),
     State(ids.EPOCHS, "max"),
     State(ids.PENDING, "data"),
+    State({"type": "filter", "column": ALL}, "value"),
+    FILTER_KEYS,
+    State({"type": "filter", "column": ALL}, "options"),
     prevent_initial_call=True,
 )
-def refresh_controls(token, value, old_max, wanted):
-    """Filter choices and epoch range of a new map version (and, the first time, the
-    filters and window the URL asked for)."""
+def refresh_controls(token, value, old_max, wanted, filters=(), keys=(), options=()):
+    """Filters and epoch range of a new map version (and, the first time, the filters
+    and window the URL asked for). The filters are rebuilt only when the map's filter
+    columns or their values changed, keeping what is chosen."""
     entry = entry_of(token)
     if entry is None:
         raise dash.exceptions.PreventUpdate
-    options, styles = filter_state(entry.plot)
-    values = [no_update] * len(FILTERS)
+    shown = dict(zip([k["column"] for k in keys or ()], options or (), strict=False))
+    boxes = no_update
     if wanted:
-        values = wanted["filters"]
+        boxes = filter_boxes(entry.plot, wanted["filters"])
         value, old_max = wanted["epochs"], None
+    elif shown != filter_state(entry.plot):
+        boxes = filter_boxes(entry.plot, chosen_filters(filters, keys))
     lo, hi, value = window(entry.plot, value, old_max)
-    return options, styles, values, lo, hi, marks(lo, hi), value, None
+    return boxes, lo, hi, marks(lo, hi), value, None
 
 
-def filters_of(values: Sequence[Any]) -> dict[str, list[str]]:
-    """The filter dropdowns' values (in :data:`FILTERS` order) by column, as text."""
-    return {c: [str(v) for v in (vals or [])] for c, vals in zip(FILTERS, values, strict=False)}
+def filters_of(values: Sequence[Any], keys: Sequence[dict] | None = None) -> dict[str, list[str]]:
+    """The filter dropdowns' values by column, as text (see :func:`chosen_filters`)."""
+    return chosen_filters(values, keys)
 
 
 # The graph's first plot is followed by a resize that draws it again; the map is sent
@@ -250,9 +262,10 @@ callback.clientside(
     Input(ids.EPOCHS, "value"),
     Input(ids.SELECTED, "data"),
     Input(ids.GRAPH_READY, "data"),
+    FILTER_KEYS,
 )
 @guarded(message_dict)
-def draw(token, filters, epochs, selected, ready=True):
+def draw(token, filters, epochs, selected, ready=True, filter_keys=None):
     """The trajectory figure of the current map, filters and epoch window."""
     if not ready:
         raise dash.exceptions.PreventUpdate
@@ -260,7 +273,7 @@ def draw(token, filters, epochs, selected, ready=True):
     if entry is None:
         return message_dict(WAITING)
     plot = entry.plot
-    mask = plot.mask(filters_of(filters), epochs)
+    mask = plot.mask(filters_of(filters, filter_keys), epochs)
     if not mask.any():
         return message_dict("no checkpoint matches the filters and epoch window")
     key = str(selected) if selected else None
@@ -363,16 +376,20 @@ def step(_n, value, top):
     State(ids.EPOCHS, "min"),
     State(ids.EPOCHS, "max"),
     State(ids.PENDING, "data"),
+    FILTER_KEYS,
 )
-def query(method, values, distance, seed, filters, epochs, selected, keys, exp, lo, hi, wanted):
+def query(
+    method, values, distance, seed, filters, epochs, selected, keys, exp, lo, hi, wanted, fkeys=None
+):
     """The URL query of what the page shows, for sharing (written by the script below)."""
     try:
         spec = spec_of(method, values, keys, seed, distance)
     except FspaceError:
         spec = MapSpec(method if _known(method) else DEFAULT_METHOD)
+    chosen_ = filters_of(filters, fkeys)
     if wanted:  # the map is not there yet: keep what the URL asked for
-        filters, epochs, lo = wanted["filters"], wanted["epochs"], None
-    chosen = tuple((c, tuple(v)) for c, v in filters_of(filters).items() if v)
+        chosen_, epochs, lo = wanted["filters"], wanted["epochs"], None
+    chosen = tuple((c, tuple(v)) for c, v in chosen_.items() if v)
     window_ = tuple(epochs) if epochs and list(epochs) != [lo, hi] else None
     view = View(exp=exp, spec=spec, filters=chosen, epochs=window_, checkpoint=selected)
     return view_query(view)

@@ -1,0 +1,294 @@
+"""Linked views: what two maps of one experiment share, as pure builders.
+
+Runs chosen on either map (a lasso, a box or a click) are drawn on top of both maps in
+one colour per run, their metric curves are drawn below, and for exactly two runs their
+function-space distance at every epoch both recorded (:func:`distance_curve`, with
+:func:`fspace.distances.rowwise`). The page is :mod:`fspace.app.pages.compare`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fspace.app.figures import clicked_key, note_figure, trajectory_dict, typed
+from fspace.errors import ConfigError
+from fspace.plot.style import COLORS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fspace.app.frames import PlotFrame
+    from fspace.store import CheckpointInfo, Experiment
+
+MAX_RUNS = 12
+"""Most runs drawn on top of the maps and in the curves (a lasso may catch hundreds)."""
+DIMMED = 0.25  # opacity of the unselected checkpoints while runs are selected
+HEIGHT = 520  # of each map, in pixels
+# Colours of the selected runs, apart from the groups' (fspace.plot.style.COLORS): black
+# first, as the trajectories page draws its one highlighted run.
+RUN_COLORS = ("#000000", "#E41A1C", "#984EA3", "#4DAF4A", "#A65628", "#F781BF", "#377EB8")
+QUALITY = (
+    (
+        "trustworthiness",
+        "trustworthiness",
+        "are the map's neighbours neighbours in function space?",
+    ),
+    ("continuity", "continuity", "do function-space neighbours stay neighbours on the map?"),
+    ("explained_stress", "explained stress", "share of the squared distances the map keeps"),
+)
+
+
+def run_color(index: int) -> str:
+    """The colour of the ``index``-th selected run, the same on both maps and the curves."""
+    return RUN_COLORS[index % len(RUN_COLORS)]
+
+
+def runs_of_selection(selected: dict[str, Any] | None) -> list[str]:
+    """The runs of the checkpoints in a lasso or box ``selectedData``, in first-seen order.
+
+    Checkpoint markers carry their run as ``text``; other traces (paths, the runs drawn
+    on top) carry none and are ignored.
+    """
+    runs: dict[str, None] = {}
+    for point in (selected or {}).get("points") or []:
+        text = point.get("text") if isinstance(point, dict) else None
+        if isinstance(text, str) and text:
+            runs.setdefault(text)
+    return list(runs)
+
+
+def runs_of_click(plot: PlotFrame, click: dict[str, Any] | None) -> list[str]:
+    """The run of the checkpoint a click chose (empty if it chose none)."""
+    key = clicked_key(plot, click)
+    return [] if key is None else [key.partition("/")[0]]
+
+
+def toggle(selected: Sequence[str], runs: Sequence[str], *, add: bool) -> list[str]:
+    """The selection after choosing ``runs``: they replace it, or with ``add`` a click
+    adds a run that is not selected and removes one that is."""
+    if not add:
+        return list(dict.fromkeys(runs))[:MAX_RUNS]
+    out = list(selected)
+    for run in runs:
+        if run in out:
+            out.remove(run)
+        else:
+            out.append(run)
+    return out[:MAX_RUNS]
+
+
+def linked_map(
+    plot: PlotFrame, runs: Sequence[str], *, title: str | None = None, uirevision: str = "linked"
+) -> dict[str, Any]:
+    """The map ``plot`` with the paths of ``runs`` drawn on top, one colour each (the
+    order of ``runs``); while some are selected the other checkpoints are dimmed."""
+    figure = trajectory_dict(
+        plot, np.ones(len(plot), dtype=bool), title=title, uirevision=uirevision
+    )
+    layout = figure["layout"]
+    layout.update(dragmode="lasso", height=HEIGHT, margin={"l": 10, "r": 10, "t": 80, "b": 10})
+    if title:
+        layout["title"] = {"text": title, "font": {"size": 14}, "x": 0.02}
+    layout["clickmode"] = "event"
+    shown = [r for r in runs if plot.rows_of_run(r).size]
+    if shown:
+        for trace in figure["data"]:
+            if trace.get("meta", {}).get("role") not in (None, "legend"):
+                trace["opacity"] = trace.get("opacity", 1.0) * DIMMED
+    for index, run in enumerate(runs):
+        rows = plot.rows_of_run(run)
+        if rows.size:
+            figure["data"].append(_run_trace(plot, rows, run, run_color(index)))
+    return figure
+
+
+def _run_trace(plot: PlotFrame, rows: np.ndarray, run: str, color: str) -> dict[str, Any]:
+    return {
+        "type": "scattergl",
+        "mode": "lines+markers",
+        "x": typed(plot.x[rows]),
+        "y": typed(plot.y[rows]),
+        "name": run,
+        "legendgroup": "selected",
+        "showlegend": False,
+        "line": {"color": color, "width": 3.5},
+        "marker": {"color": color, "size": 9, "line": {"color": "white", "width": 1.5}},
+        "hovertemplate": f"run {run}<br>epoch %{{customdata}}<extra></extra>",
+        "customdata": plot.epoch[rows].tolist(),
+        "meta": {"role": "linked", "run": run},
+        "uid": f"linked-{run}",
+    }
+
+
+def quality_rows(quality: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """``(name, value, help)`` of each faithfulness score a map has (see
+    :mod:`fspace.embedding.quality`); trustworthiness and continuity name their ``k``."""
+    quality = quality or {}
+    rows = []
+    for key, name, hint in QUALITY:
+        if isinstance(quality.get(key), (int, float)):
+            label = f"{name} (k={quality['k']})" if key != "explained_stress" else name
+            rows.append((label, f"{float(quality[key]):.3f}", hint))
+    if quality.get("sampled") and quality.get("n"):
+        rows.append(("scored on", f"a sample of {quality['n']:,}", "maps this large are sampled"))
+    return rows
+
+
+def by_run(checkpoints: Iterable[CheckpointInfo], runs: Sequence[str]) -> dict[str, list]:
+    """The checkpoints of each of ``runs`` in epoch and step order (absent runs: empty)."""
+    out: dict[str, list] = {run: [] for run in runs}
+    for ckpt in checkpoints:
+        if ckpt.run in out:
+            out[ckpt.run].append(ckpt)
+    for ckpts in out.values():
+        ckpts.sort(key=lambda c: (c.epoch, c.step))
+    return out
+
+
+def curves_figure(
+    histories: dict[str, Sequence[CheckpointInfo]], runs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Each recorded metric against epoch, one panel per metric and one line per run,
+    coloured by the run's place in the selection ``runs`` (default: ``histories``' order)
+    as on the maps."""
+    order = {run: i for i, run in enumerate(runs if runs is not None else histories)}
+    names = sorted({m for ckpts in histories.values() for c in ckpts for m in c.metrics})
+    if not histories or not names:
+        text = "select runs on either map" if not histories else "these runs recorded no metrics"
+        return note_figure(text)
+    width, gap = (1 - 0.08 * (len(names) - 1)) / len(names), 0.08
+    layout: dict[str, Any] = {
+        "template": "plotly_white",
+        "height": 260,
+        "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+        "legend": {"orientation": "h", "y": -0.25},
+        "annotations": [],
+    }
+    traces = []
+    for k, name in enumerate(names):
+        suffix = "" if k == 0 else str(k + 1)
+        domain = (k * (width + gap), k * (width + gap) + width)
+        layout[f"xaxis{suffix}"] = {"domain": domain, "anchor": f"y{suffix}", "title": "epoch"}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}"}
+        layout["annotations"].append(_panel_title(name.replace("_", " "), domain))
+        for run, ckpts in histories.items():
+            points = [(c.epoch, c.metrics[name]) for c in ckpts if name in c.metrics]
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "x": [e for e, _ in points],
+                    "y": [v for _, v in points],
+                    "xaxis": f"x{suffix}",
+                    "yaxis": f"y{suffix}",
+                    "name": run,
+                    "legendgroup": run,
+                    "showlegend": k == 0,
+                    "line": {"color": run_color(order.get(run, len(order)))},
+                    "meta": {"role": "curve", "run": run, "metric": name},
+                }
+            )
+    return {"data": traces, "layout": layout}
+
+
+def _panel_title(text: str, domain: tuple[float, float]) -> dict[str, Any]:
+    return {
+        "text": text,
+        "x": sum(domain) / 2,
+        "y": 1.0,
+        "xref": "paper",
+        "yref": "paper",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 14},
+    }
+
+
+def epoch_pairs(
+    a: Sequence[CheckpointInfo], b: Sequence[CheckpointInfo]
+) -> list[tuple[int, CheckpointInfo, CheckpointInfo]]:
+    """``(epoch, checkpoint of a, checkpoint of b)`` for every epoch both runs recorded,
+    in epoch order; of several checkpoints in one epoch the last step counts."""
+    last_a = {c.epoch: c for c in sorted(a, key=lambda c: (c.epoch, c.step))}
+    last_b = {c.epoch: c for c in sorted(b, key=lambda c: (c.epoch, c.step))}
+    return [(e, last_a[e], last_b[e]) for e in sorted(set(last_a) & set(last_b))]
+
+
+def distance_curve(
+    exp: Experiment,
+    a: Sequence[CheckpointInfo],
+    b: Sequence[CheckpointInfo],
+    distance: str = "euclidean",
+) -> pd.DataFrame:
+    """The function-space ``distance`` between two runs at every epoch both recorded.
+
+    Columns ``epoch`` and ``distance``; the function vectors are those the experiment
+    was recorded with (read from its cache, or computed). An epoch where either vector
+    is not finite is left out. Example::
+
+        ckpts = by_run(exp.checkpoints(), ["random-s0", "pretrained-s0"])
+        distance_curve(exp, *ckpts.values(), "hellinger")
+    """
+    import pandas as pd
+
+    from fspace.app.vectors import checkpoint_vectors
+    from fspace.distances import rowwise
+
+    pairs = epoch_pairs(a, b)
+    if not pairs:
+        raise ConfigError("the two runs have no epoch in common: there is nothing to compare")
+    va, failed_a = checkpoint_vectors(exp, [p[1] for p in pairs])
+    vb, failed_b = checkpoint_vectors(exp, [p[2] for p in pairs])
+    bad = set(failed_a) | set(failed_b)
+    keep = [i for i, p in enumerate(pairs) if p[1].key not in bad and p[2].key not in bad]
+    rows_a = _rows_of(va.points, [pairs[i][1].key for i in keep])
+    rows_b = _rows_of(vb.points, [pairs[i][2].key for i in keep])
+    values = rowwise(_take(va, rows_a), _take(vb, rows_b), distance)
+    return pd.DataFrame({"epoch": [pairs[i][0] for i in keep], "distance": values})
+
+
+def _rows_of(points: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    index = {k: i for i, k in enumerate(points["checkpoint"])}
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def _take(vectors: Any, rows: np.ndarray) -> Any:
+    from dataclasses import replace
+
+    return replace(
+        vectors,
+        matrix=vectors.matrix[rows],
+        points=vectors.points.iloc[rows].reset_index(drop=True),
+    )
+
+
+def distance_figure(curves: dict[str, pd.DataFrame], runs: Sequence[str]) -> dict[str, Any]:
+    """The distance between the two ``runs`` against epoch, one line per distance
+    (``curves`` maps each distance's label to its :func:`distance_curve`)."""
+    if not curves:
+        return note_figure("select exactly two runs to see their distance over epochs", height=160)
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "x": frame["epoch"].tolist(),
+            "y": frame["distance"].tolist(),
+            "name": f"{label} distance",
+            "line": {"color": COLORS[(k + 2) % len(COLORS)]},
+            "meta": {"role": "pair-distance", "distance": label},
+        }
+        for k, (label, frame) in enumerate(curves.items())
+    ]
+    layout = {
+        "template": "plotly_white",
+        "height": 260,
+        "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+        "title": {"text": f"function-space distance between {runs[0]} and {runs[1]}", "x": 0},
+        "xaxis": {"title": "epoch"},
+        "yaxis": {"title": "distance", "rangemode": "tozero"},
+        "legend": {"orientation": "h", "y": -0.25},
+    }
+    return {"data": traces, "layout": layout}

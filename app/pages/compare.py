@@ -1,0 +1,386 @@
+"""Compare page: two maps of one experiment side by side, with linked selection.
+
+Each side picks its embedding method, the method's parameters and the distance from the
+registries (as the trajectories page does) and shows how faithful its map is. Runs
+chosen on either map (lasso, box, or a click, which adds or removes one run) are drawn
+on top of both, their metric curves below, and for exactly two runs their distance over
+epochs under each side's distance. The builders are in :mod:`fspace.app.linked`.
+
+::
+
+    /compare?exp=NAME&a=tsne&a.perplexity=50&b=inpca&b.distance=bhattacharyya&runs=R1,R2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import dash
+from dash import ALL, Input, Output, State, dcc, html, no_update
+
+from fspace.app import linked
+from fspace.app.components import graph, header, message, status_line
+from fspace.app.controls import distance_options, param_row
+from fspace.app.figures import message_dict
+from fspace.app.maps import MapEntry, MapStatus, used_label
+from fspace.app.specs import (
+    DEFAULT_METHOD,
+    MapSpec,
+    distance_label,
+    method_entries,
+    number_text,
+    shown_params,
+)
+from fspace.app.state import current
+from fspace.app.wiring import Callbacks, guarded, triggered
+from fspace.errors import ConfigError, FspaceError
+
+callback = Callbacks()
+PAGE = "compare"
+SIDES = ("a", "b")
+DEFAULTS = {"a": ("tsne", "euclidean"), "b": ("inpca", "bhattacharyya")}
+WAITING = "the map is being computed; its progress is shown above"
+EXP, POLL, RUNS, CLEAR = "compare-exp", "compare-poll", "compare-runs", "compare-clear"
+CURVES, DISTANCE, CHOSEN = "compare-curves", "compare-distance", "compare-chosen"
+QUERY, URL_SINK, NOTES = "compare-query", "compare-url-sink", "compare-notes"
+PARAM = "compare-param"
+
+
+def cid(side: str, what: str) -> str:
+    """Component id of ``what`` (method, distance, params, status, quality, token,
+    graph) on ``side``."""
+    return f"compare-{side}-{what}"
+
+
+def param_id(side: str, name: str) -> dict[str, str]:
+    """Pattern-matching id of the input of parameter ``name`` on ``side``."""
+    return {"type": PARAM, "side": side, "name": name}
+
+
+def side_spec(query: Mapping[str, Any], side: str, notes: list[str]) -> MapSpec:
+    """The map ``side`` of a compare URL asks for (``a=METHOD&a.NAME=VALUE&a.distance=D``);
+    a value that cannot be used is noted in ``notes`` and left at its default."""
+    method, distance = DEFAULTS[side]
+    method = str(query.get(side) or method)
+    prefix = f"{side}."
+    params = {k[len(prefix) :]: v for k, v in query.items() if k.startswith(prefix)}
+    distance = params.pop("distance", distance)
+    seed = params.pop("random_state", 0)
+    try:
+        return MapSpec.make(method, None, seed, params=params, distance=distance)
+    except ConfigError as err:
+        notes.append(f"map {side}: {err}; showing its default map")
+    try:  # the default distance may not apply to a method plug-in
+        return MapSpec.make(DEFAULTS[side][0], distance=DEFAULTS[side][1])
+    except ConfigError:
+        return MapSpec(DEFAULT_METHOD)
+
+
+def spec_query(side: str, spec: MapSpec) -> dict[str, str]:
+    """The URL words of ``spec`` on ``side`` (inverse of :func:`side_spec`)."""
+    out = {side: spec.method}
+    out.update({f"{side}.{name}": number_text(v) for name, v in spec.values})
+    if spec.random_state:
+        out[f"{side}.random_state"] = str(spec.random_state)
+    out[f"{side}.distance"] = spec.distance
+    return out
+
+
+def spec_from(method: Any, values: Sequence[Any], keys: Sequence[dict], distance: Any) -> MapSpec:
+    """The map the controls of one side ask for (ConfigError for a value it cannot use);
+    inputs left over from another method are ignored."""
+    offered = {p.name for p in shown_params(str(method))}
+    params = {
+        key["name"]: value
+        for key, value in zip(keys or (), values or (), strict=False)
+        if key.get("name") in offered
+    }
+    return MapSpec.make(method, None, 0, params=params, distance=distance)
+
+
+def layout(exp: str | None = None, **query: Any) -> html.Div:
+    """Both maps of the experiment and the runs named in the URL."""
+    state = current()
+    names = state.registry.names()
+    exp = exp or state.default_name()
+    top = header(PAGE, exp, names)
+    if exp is None:
+        text = f"no experiments under {state.registry.root} yet; record one with fspace.Recorder"
+        return html.Div([top, message(text, "info")], className="fs-page")
+    notes: list[str] = []
+    specs = {side: side_spec(query, side, notes) for side in SIDES}
+    try:
+        handle = state.registry.get(exp)
+        statuses = {side: state.maps.status(handle, specs[side]) for side in SIDES}
+    except FspaceError as err:
+        return html.Div([top, message(str(err))], className="fs-page")
+    runs = [r for r in str(query.get("runs") or "").split(",") if r][: linked.MAX_RUNS]
+    maps = html.Div([side_panel(s, specs[s], statuses[s]) for s in SIDES], className="fs-compare")
+    below = html.Section(
+        [
+            html.Div(
+                [
+                    html.H3("Selected runs"),
+                    html.Span(id=CHOSEN, className="fs-small"),
+                    html.Button("Clear", id=CLEAR, className="fs-button"),
+                ],
+                className="fs-compare-chosen",
+            ),
+            graph(CURVES, figure=linked.curves_figure({})),
+            graph(DISTANCE, figure=linked.distance_figure({}, ())),
+        ],
+        className="fs-card",
+    )
+    stores = [
+        dcc.Store(id=EXP, data=exp),
+        dcc.Store(id=RUNS, data=runs),
+        dcc.Store(id=QUERY),
+        html.Div(id=URL_SINK, hidden=True),
+        dcc.Interval(id=POLL, interval=state.poll_ms),
+        *[dcc.Store(id=cid(s, "token"), data=statuses[s].token) for s in SIDES],
+    ]
+    hint = html.P(
+        "Lasso or box-select checkpoints on either map to select their runs; a click adds "
+        "or removes one run. Selected runs are drawn on both maps.",
+        className="fs-hint",
+    )
+    notes_box = html.Div([message(n, "warning") for n in notes], id=NOTES)
+    return html.Div([top, notes_box, hint, maps, below, *stores], className="fs-page")
+
+
+def side_panel(side: str, spec: MapSpec, status: MapStatus) -> html.Section:
+    """One map with its method, parameters, distance, status and faithfulness."""
+    entries = method_entries()
+    method = dcc.Dropdown(
+        id=cid(side, "method"),
+        options=[{"label": e.label, "value": e.name, "title": e.help} for e in entries],
+        value=spec.method,
+        clearable=False,
+        searchable=False,
+    )
+    distance = dcc.Dropdown(
+        id=cid(side, "distance"),
+        options=distance_options(spec.method),
+        value=spec.distance,
+        clearable=False,
+        searchable=False,
+    )
+    controls = html.Div(
+        [
+            html.Div([html.Label("method"), method], className="fs-row"),
+            html.Div([html.Label("distance"), distance], className="fs-row"),
+            html.Div(param_rows(side, spec.method, spec.params), id=cid(side, "params")),
+        ],
+        className="fs-compare-controls",
+    )
+    entry = current().maps.find(status.token)
+    return html.Section(
+        [
+            html.H3(f"Map {side.upper()}"),
+            controls,
+            html.Div(status_line(status), id=cid(side, "status")),
+            html.Div(quality_table(entry), id=cid(side, "quality")),
+            graph(cid(side, "graph"), figure=message_dict(WAITING), className="fs-compare-map"),
+        ],
+        className="fs-card fs-compare-side",
+    )
+
+
+def param_rows(side: str, method: str, values: Mapping[str, Any] | None = None) -> list:
+    """The inputs of ``method``'s dashboard parameters on ``side``."""
+    values = values or {}
+    return [
+        param_row(method, p, values.get(p.name), input_id=param_id(side, p.name))
+        for p in shown_params(method)
+    ]
+
+
+def quality_table(entry: MapEntry | None) -> Any:
+    """How faithful the map is, as a small table (empty until the map exists)."""
+    if entry is None or entry.embedding is None:
+        return []
+    rows = linked.quality_rows(entry.embedding.quality)
+    if not rows:
+        return html.P("no faithfulness scores (too few checkpoints)", className="fs-small")
+    return html.Table(
+        [html.Tr([html.Td(name), html.Td(value)], title=hint) for name, value, hint in rows],
+        className="fs-table fs-quality",
+    )
+
+
+def map_title(entry: MapEntry) -> str:
+    """What the map shows, with the parameter values its fit used and the vector form."""
+    from fspace.outputs import FORMS
+
+    form = str(entry.embedding.output).split(".")[0]
+    label = FORMS.get(form).label if form in FORMS else form
+    return f"{used_label(entry)} · {label}"
+
+
+def _wire(side: str) -> None:
+    """Declare the callbacks of one side."""
+    values = Input({"type": PARAM, "side": side, "name": ALL}, "value")
+    keys = State({"type": PARAM, "side": side, "name": ALL}, "id")
+
+    @callback(
+        Output(cid(side, "params"), "children"),
+        Output(cid(side, "distance"), "options"),
+        Output(cid(side, "distance"), "value"),
+        Input(cid(side, "method"), "value"),
+        State(cid(side, "distance"), "value"),
+        prevent_initial_call=True,
+    )
+    def method_changed(method, distance):
+        """The chosen method's parameters and the distances it maps."""
+        options = distance_options(method)
+        usable = {o["value"] for o in options if not o["disabled"]}
+        return param_rows(side, method), options, distance if distance in usable else "euclidean"
+
+    def failed(text: str):
+        return no_update, status_line(MapStatus(None, text, False, error=True)), no_update
+
+    @callback(
+        Output(cid(side, "token"), "data"),
+        Output(cid(side, "status"), "children"),
+        Output(cid(side, "quality"), "children"),
+        Input(POLL, "n_intervals"),
+        Input(cid(side, "method"), "value"),
+        values,
+        Input(cid(side, "distance"), "value"),
+        keys,
+        State(EXP, "data"),
+        State(cid(side, "token"), "data"),
+        prevent_initial_call=True,
+    )
+    @guarded(failed)
+    def poll(_n, method, param_values, distance, param_keys, exp, token):
+        """Ask for the map the side's controls describe; a new token when it changed."""
+        state = current()
+        spec = spec_from(method, param_values, param_keys, distance)
+        status = state.maps.status(state.registry.get(exp), spec)
+        entry = state.maps.find(status.token)
+        new = status.token if status.token != token else no_update
+        return new, status_line(status), quality_table(entry) if new is not no_update else no_update
+
+    @callback(
+        Output(cid(side, "graph"), "figure"),
+        Input(cid(side, "token"), "data"),
+        Input(RUNS, "data"),
+    )
+    @guarded(message_dict)
+    def draw(token, runs):
+        """The side's map with the selected runs on top."""
+        entry = current().maps.find(token)
+        if entry is None or entry.plot is None:
+            return message_dict(WAITING)
+        uirevision = f"compare-{side}-{entry.uid}"
+        return linked.linked_map(
+            entry.plot, runs or [], title=map_title(entry), uirevision=uirevision
+        )
+
+
+for _side in SIDES:
+    _wire(_side)
+
+
+@callback(
+    Output(RUNS, "data"),
+    *[Input(cid(s, "graph"), what) for s in SIDES for what in ("selectedData", "clickData")],
+    Input(CLEAR, "n_clicks"),
+    *[State(cid(s, "token"), "data") for s in SIDES],
+    State(RUNS, "data"),
+    prevent_initial_call=True,
+)
+def select(sel_a, click_a, sel_b, click_b, _clear, token_a, token_b, runs):
+    """The runs chosen on either map: a lasso or box replaces the selection, a click adds
+    or removes one run, Clear empties it."""
+    source = triggered()
+    if source == CLEAR:
+        return []
+    events = {
+        cid("a", "graph"): (sel_a, click_a, token_a),
+        cid("b", "graph"): (sel_b, click_b, token_b),
+    }
+    from dash import ctx
+
+    prop = (ctx.triggered[0]["prop_id"] if ctx.triggered else "").rpartition(".")[2]
+    if source not in events:
+        raise dash.exceptions.PreventUpdate
+    selected, click, token = events[source]
+    if prop == "selectedData":
+        chosen = linked.runs_of_selection(selected)
+        if not chosen:  # a cleared selection box or a double click: keep the runs
+            raise dash.exceptions.PreventUpdate
+        return linked.toggle(runs or [], chosen, add=False)
+    entry = current().maps.find(token)
+    chosen = linked.runs_of_click(entry.plot, click) if entry is not None and entry.plot else []
+    if not chosen:
+        raise dash.exceptions.PreventUpdate
+    return linked.toggle(runs or [], chosen, add=True)
+
+
+@callback(
+    Output(CURVES, "figure"),
+    Output(DISTANCE, "figure"),
+    Output(CHOSEN, "children"),
+    Input(RUNS, "data"),
+    *[Input(cid(s, "distance"), "value") for s in SIDES],
+    State(EXP, "data"),
+)
+@guarded(lambda text: (no_update, linked.distance_figure({}, ()), text))
+def curves(runs, distance_a, distance_b, exp):
+    """Metric curves of the selected runs; their distance over epochs when there are two."""
+    handle = current().registry.get(exp)
+    scan = handle.last_scan or handle.scan()
+    histories = linked.by_run(scan.checkpoints, runs or [])
+    histories = {run: ckpts for run, ckpts in histories.items() if ckpts}
+    text = ", ".join(histories) if histories else "none"
+    pair: dict[str, Any] = {}
+    if len(histories) == 2:
+        a, b = histories.values()
+        for distance in dict.fromkeys(d for d in (distance_a, distance_b) if d):
+            pair[distance_label(distance)] = linked.distance_curve(
+                handle.experiment, a, b, distance
+            )
+    figure = linked.curves_figure(histories, runs or [])
+    return figure, linked.distance_figure(pair, list(histories)), text
+
+
+@callback(
+    Output(QUERY, "data"),
+    *[Input(cid(s, what), "value") for s in SIDES for what in ("method", "distance")],
+    *[Input({"type": PARAM, "side": s, "name": ALL}, "value") for s in SIDES],
+    Input(RUNS, "data"),
+    *[State({"type": PARAM, "side": s, "name": ALL}, "id") for s in SIDES],
+    State(EXP, "data"),
+)
+def query(
+    method_a, distance_a, method_b, distance_b, values_a, values_b, runs, keys_a, keys_b, exp
+):
+    """The URL query of what the page shows (written into the address by the script below)."""
+    params: dict[str, str] = {"exp": exp} if exp else {}
+    sides = ((method_a, values_a, keys_a, distance_a), (method_b, values_b, keys_b, distance_b))
+    for side, (method, values, keys, distance) in zip(SIDES, sides, strict=True):
+        try:
+            params.update(spec_query(side, spec_from(method, values, keys, distance)))
+        except FspaceError:
+            continue  # the side says what is wrong; the URL keeps the rest
+    if runs:
+        params["runs"] = ",".join(runs)
+    return "?" + urlencode(params, safe=",/")
+
+
+callback.clientside(
+    """
+    function(query) {
+        if (typeof query === "string" && window.location.pathname.endsWith("/compare")) {
+            window.history.replaceState(window.history.state, "", window.location.pathname + query);
+        }
+        return "";
+    }
+    """,
+    Output(URL_SINK, "children"),
+    Input(QUERY, "data"),
+)

@@ -1,0 +1,201 @@
+"""Filters from the runs' own settings, and the linked views' builders: the selection,
+the runs drawn on both maps, and the distance between two runs over epochs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _models import make_mlp
+from conftest import train_step
+
+from fspace import Experiment, Recorder
+from fspace.app import linked
+from fspace.app.controls import chosen_filters, setting_columns
+from fspace.app.frames import MAX_FILTER_VALUES, PlotFrame, filter_columns
+from fspace.app.views import parse_view, view_query
+from fspace.errors import ConfigError
+from fspace.store import RunInfo
+
+
+def sweep_frame(settings: dict[str, list], epochs: int = 3) -> pd.DataFrame:
+    """An embedding-like frame of one run per entry of the settings' lists."""
+    n_runs = len(next(iter(settings.values())))
+    rows = []
+    for r in range(n_runs):
+        for epoch in range(epochs):
+            row = {"run": f"r{r}", "group": "all", "seed": r, "epoch": epoch, "step": epoch}
+            row.update({k: v[r] for k, v in settings.items()})
+            row.update(checkpoint=f"r{r}/e{epoch}", test_error=1.0 / (r + epoch + 1))
+            rows.append(row)
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return frame.assign(x=np.arange(len(frame), dtype=float), y=0.0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        pytest.param({"optimizer": ["adam", "sgd"] * 3}, ("group", "seed", "optimizer"), id="key"),
+        pytest.param({"lr": [0.1] * 6}, ("group", "seed"), id="one-value"),
+        pytest.param(
+            {"depth": [1, 2] * 3, "method": ["rbm"] * 3 + ["dae"] * 3, "act": ["relu"] * 6},
+            ("group", "depth", "method", "seed"),
+            id="known-first",
+        ),
+        pytest.param({"bs": [8, None] * 3}, ("group", "seed", "bs"), id="missing-is-a-value"),
+    ],
+)
+def test_filters_are_the_run_settings_with_a_few_values(settings, expected):
+    frame = sweep_frame(settings)
+    assert filter_columns(frame) == expected
+    plot = PlotFrame.build(frame)
+    assert plot.columns == expected and tuple(plot.options()) == expected
+    # a metric changes with the epoch: never a filter, whatever its number of values
+    assert "test_error" not in plot.columns
+
+
+def test_settings_with_too_many_values_are_no_filter():
+    runs = MAX_FILTER_VALUES + 1
+    frame = sweep_frame(
+        {"lr": [10.0**-k for k in range(runs)], "opt": ["a", "b"] * (runs // 2) + ["a"]}
+    )
+    assert filter_columns(frame) == ("group", "opt")  # seed has 31 values too
+
+
+def test_a_config_key_filters_the_map():
+    plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd", "sgd"]}))
+    keep = plot.mask({"optimizer": ["sgd"]})
+    assert set(plot.frame.loc[keep, "run"]) == {"r1", "r2"}
+    values = [["all"], [], ["sgd"]]
+    keys = [{"type": "filter", "column": c} for c in ("group", "seed", "optimizer")]
+    assert chosen_filters(values, keys) == {"group": ["all"], "seed": [], "optimizer": ["sgd"]}
+
+
+def test_config_keys_in_the_url():
+    columns = setting_columns([RunInfo("r", "g", 0, config={"optimizer": "adam", "epochs": 3})])
+    assert {"group", "seed", "optimizer", "epochs"} <= columns
+    query = {"exp": "e", "optimizer": "adam,sgd", "config.epochs": "3", "zoom": "2"}
+    view, notes = parse_view(query, columns)
+    assert dict(view.filters) == {"optimizer": ("adam", "sgd"), "epochs": ("3",)}
+    assert notes == ["unknown URL parameter 'zoom' ignored"]
+    # "epochs" is the epoch window's word: the config key is written config.epochs
+    assert view_query(view) == "?exp=e&config.epochs=3&optimizer=adam,sgd"
+    # without the experiment's settings a config key is an unknown word
+    assert parse_view({"optimizer": "adam"})[1] == ["unknown URL parameter 'optimizer' ignored"]
+
+
+def test_selection_helpers():
+    selected = {"points": [{"text": "b"}, {"text": "a"}, {"text": "b"}, {"x": 1}, "junk"]}
+    assert linked.runs_of_selection(selected) == ["b", "a"]
+    assert linked.runs_of_selection(None) == []
+    assert linked.toggle(["a", "b"], ["c"], add=False) == ["c"]
+    assert linked.toggle(["a", "b"], ["c"], add=True) == ["a", "b", "c"]
+    assert linked.toggle(["a", "b"], ["a"], add=True) == ["b"]
+    many = [f"r{i}" for i in range(2 * linked.MAX_RUNS)]
+    assert len(linked.toggle([], many, add=False)) == linked.MAX_RUNS
+
+
+def test_linked_map_draws_the_selected_runs_on_top():
+    plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd", "sgd"]}))
+    figure = linked.linked_map(plot, ["r2", "nope", "r0"])
+    on_top = [t for t in figure["data"] if t["meta"]["role"] == "linked"]
+    assert [t["meta"]["run"] for t in on_top] == ["r2", "r0"]
+    # one colour per run, by its place in the selection (as in the curves)
+    assert on_top[1]["line"]["color"] == linked.run_color(2)
+    rows = plot.rows_of_run("r0")
+    np.testing.assert_array_equal(decode(on_top[1]["x"]), plot.x[rows])
+    plain = linked.linked_map(plot, [])
+    assert not any(t["meta"]["role"] == "linked" for t in plain["data"])
+    for before, after in zip(plain["data"], figure["data"], strict=False):
+        if before["meta"]["role"] in ("checkpoints", "lines"):
+            assert after["opacity"] == pytest.approx(before.get("opacity", 1) * linked.DIMMED)
+
+
+def decode(spec) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"])
+
+
+def test_quality_rows():
+    quality = {"trustworthiness": 0.91, "continuity": 0.8, "k": 7, "explained_stress": 0.5}
+    rows = linked.quality_rows(quality)
+    assert [r[:2] for r in rows] == [
+        ("trustworthiness (k=7)", "0.910"),
+        ("continuity (k=7)", "0.800"),
+        ("explained stress", "0.500"),
+    ]
+    assert linked.quality_rows({}) == []
+
+
+@pytest.fixture
+def two_runs(tmp_path, suite):
+    """Two runs recorded as logits: A has epochs 0-3, with two steps in epoch 1; B has
+    epochs 1-4, so they share epochs 1-3."""
+    path = tmp_path / "logits"
+    plan = {
+        "a": [(0, 0), (1, 10), (1, 15), (2, 20), (3, 30)],
+        "b": [(e, 10 * e) for e in (1, 2, 3, 4)],
+    }
+    for k, (run, points) in enumerate(plan.items()):
+        model = make_mlp(seed=k)
+        with Recorder(
+            path, run=run, group="g", seed=k, probes=suite, output="logits",
+            model_factory="_models:make_mlp", model_kwargs={"seed": k},
+        ) as rec:  # fmt: skip
+            for epoch, step in points:
+                train_step(model, seed=100 * k + step)
+                rec.record(model, epoch=epoch, step=step, metrics={"loss": float(step)})
+    return Experiment(path)
+
+
+def reference_hellinger(exp: Experiment, a, b, suite) -> float:
+    """sqrt(mean over probes of 1/2 sum (sqrt p - sqrt q)^2), from the weights."""
+    probs = []
+    for ckpt in (a, b):
+        model = make_mlp()
+        model.load_state_dict(exp.load_weights(ckpt))
+        with torch.no_grad():
+            out = model(torch.as_tensor(np.asarray(suite.inputs))).double()
+        probs.append(torch.softmax(out, dim=-1).numpy())
+    p, q = probs
+    return float(np.sqrt(np.mean(0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=1))))
+
+
+@pytest.mark.parametrize("distance", ["hellinger", "euclidean"])
+def test_distance_curve_of_two_runs(two_runs, suite, distance):
+    histories = linked.by_run(two_runs.checkpoints(), ["a", "b"])
+    curve = linked.distance_curve(two_runs, histories["a"], histories["b"], distance)
+    assert curve["epoch"].tolist() == [1, 2, 3]
+    pairs = linked.epoch_pairs(histories["a"], histories["b"])
+    assert pairs[0][1].step == 15  # the last checkpoint of epoch 1
+    for (_, ca, cb), value in zip(pairs, curve["distance"], strict=True):
+        if distance == "hellinger":
+            expected = reference_hellinger(two_runs, ca, cb, suite)
+        else:  # Euclidean between the recorded logits
+            va = two_runs.load_vector(ca, suite.fingerprint, "logits")
+            vb = two_runs.load_vector(cb, suite.fingerprint, "logits")
+            expected = float(np.linalg.norm(np.asarray(va, float) - np.asarray(vb, float)))
+        assert value == pytest.approx(expected, rel=1e-5)
+    figure = linked.distance_figure({"Hellinger": curve}, ["a", "b"])
+    assert figure["data"][0]["y"] == curve["distance"].tolist()
+    assert "between a and b" in figure["layout"]["title"]["text"]
+
+
+def test_distance_curve_needs_a_common_epoch(two_runs):
+    histories = linked.by_run(two_runs.checkpoints(), ["a", "b"])
+    early = [c for c in histories["a"] if c.epoch == 0]
+    with pytest.raises(ConfigError, match="no epoch in common"):
+        linked.distance_curve(two_runs, early, histories["b"])
+
+
+def test_curves_figure_one_line_per_run_and_metric(two_runs):
+    histories = linked.by_run(two_runs.checkpoints(), ["b", "a"])
+    figure = linked.curves_figure(histories, ["x", "b", "a"])
+    lines = [(t["meta"]["run"], t["meta"]["metric"]) for t in figure["data"]]
+    assert lines == [("b", "loss"), ("a", "loss")]
+    assert figure["data"][1]["y"] == [0.0, 10.0, 15.0, 20.0, 30.0]
+    # coloured by the place in the selection, as on the maps
+    assert figure["data"][0]["line"]["color"] == linked.run_color(1)
+    assert "select runs" in str(linked.curves_figure({}))
