@@ -194,14 +194,50 @@ def test_cached_matrix_is_keyed_by_distance_params_and_checkpoints():
     assert len(exp.cache.entries) == 4
 
 
+@pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("floor", [1e-100, 1e-60, 1e-19, 1e-12, 0.5])
-def test_bhattacharyya_floor_holds_without_underflow(floor):
-    p = distributions(4, 40, 3, seed=9)
+def test_bhattacharyya_floor_holds_without_underflow(floor, precision):
+    # 300 probes: the running products are rescaled many times (every 3 probes in float32)
+    p = distributions(6, 300, 3, seed=9)
     p[0], p[1] = np.eye(3)[0], np.eye(3)[1]  # disjoint on every probe: BC = 0
-    d = pairwise(as_vectors(p), "bhattacharyya", floor=floor)
-    assert d[0, 1] == pytest.approx(-np.log(floor), rel=1e-12)
+    p[2, :200] = np.eye(3)[2]  # disjoint with row 0 on two thirds of the probes
+    d = pairwise(as_vectors(p), "bhattacharyya", floor=floor, precision=precision)
+    rtol = 1e-12 if precision == "float64" else 1e-6
+    assert d[0, 1] == pytest.approx(-np.log(floor), rel=rtol)
     bc = np.einsum("aic,bic->abi", np.sqrt(p), np.sqrt(p))
-    np.testing.assert_allclose(d, -np.log(np.clip(bc, floor, 1)).mean(-1), rtol=1e-10, atol=1e-12)
+    expected = -np.log(np.clip(bc, floor, 1)).mean(-1)
+    np.testing.assert_allclose(d, expected, rtol=max(rtol, 1e-10), atol=1e-7)
+
+
+def test_bhattacharyya_kernel_equals_the_direct_formula_in_both_precisions():
+    rng = np.random.default_rng(10)
+    p = rng.dirichlet(np.full(10, 0.3), size=(70, 500))
+    p[p < 0.02] = 0.0
+    p /= p.sum(-1, keepdims=True)
+    root = np.sqrt(p)
+    bc = np.einsum("aic,bic->abi", root[:70], root[:50])
+    expected = np.log(np.maximum(bc, 1e-12)).sum(-1)  # 70 x 50: a partial last tile
+    # sums over 500 probes; equal pairs sum to ~0 (a rounding error per probe)
+    for dtype, rtol, atol in ((np.float64, 1e-13, 1e-10), (np.float32, 1e-6, 1e-4)):
+        sums = _kernels.log_bc_sums(root.astype(dtype), root[:50].astype(dtype), 1e-12)
+        np.testing.assert_allclose(sums, expected, rtol=rtol, atol=atol)
+
+
+def test_bhattacharyya_upper_triangle_and_threads_give_the_same_matrix():
+    import numba
+
+    root = np.sqrt(distributions(70, 40, 10, seed=11))
+    full = _kernels.log_bc_sums(root, root.copy(), 1e-12)
+    upper = _kernels.log_bc_sums(root, root, 1e-12, upper=True)
+    np.testing.assert_array_equal(upper, full)  # same products in the same order
+    assert np.array_equal(upper, upper.T)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one_thread = _kernels.log_bc_sums(root, root, 1e-12, upper=True)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(one_thread, upper)
 
 
 def test_cached_matrix_round_trips_through_the_experiment_store(tmp_path):

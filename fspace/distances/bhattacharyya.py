@@ -46,7 +46,8 @@ class Bhattacharyya(Distance):
     information metric locally), so InPCA uses it as a squared distance. It is not a
     metric. The per-probe coefficients of a block are small matrix products over the
     outcomes, fused with their logarithms (:func:`fspace.distances._kernels.log_bc_sums`)
-    so that the work runs near the matrix-product rate.
+    so that the work runs near the matrix-product rate; on a diagonal block of a
+    symmetric matrix only the upper triangle is computed.
     """
 
     def prepare(self, vectors: FunctionVectors, params: dict[str, Any]) -> Prepared:
@@ -57,9 +58,18 @@ class Bhattacharyya(Distance):
         from fspace.distances._kernels import log_bc_sums
 
         m = a[0].shape[1]
-        sums = log_bc_sums(a[0], b[0], params["floor"])
+        sums = log_bc_sums(a[0], b[0], params["floor"], upper=_same_rows(a[0], b[0]))
         return np.maximum(-sums / m, 0.0)  # a coefficient may exceed 1 by rounding
 
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         bc = np.einsum("nic,nic->ni", a[0], b[0], dtype=np.float64)
         return -np.log(np.clip(bc, params["floor"], 1.0)).mean(axis=1)
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are views of the same memory (a diagonal block)."""
+    return (
+        a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
