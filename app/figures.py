@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fspace.app.frames import PlotFrame
+from fspace.app.raster import Viewport, render
 from fspace.plot.trajectories import Paths, path_traces, trajectory_layout
 
 # customdata columns of marker traces (for the hover text).
@@ -47,16 +48,7 @@ def trajectory_dict(
     the whole map, so they stay put as the window moves.
     """
     paths = Paths(plot.x, plot.y, plot.epoch, plot.group_code, plot.run_code, plot.groups)
-    has_error = plot.error is not None
-
-    def hover(rows: np.ndarray, group: str) -> dict[str, Any]:
-        return {
-            "text": plot.runs[plot.run_code[rows]].tolist(),
-            "customdata": _customdata(plot, rows),
-            "hovertemplate": _hovertemplate(group, has_error),
-            "meta": {"customdata": list(CUSTOMDATA)},
-        }
-
+    hover = _hover(plot)
     run_rows = None
     if highlight is not None:
         run_rows = plot.rows_of_run(highlight)
@@ -78,6 +70,134 @@ def trajectory_dict(
     layout["yaxis"] = {**layout["yaxis"], "range": [y0, y1]}
     layout["uirevision"] = uirevision
     return {"data": traces, "layout": layout}
+
+
+# Cells of the raster view's invisible hover grid, in screen pixels: a hover or click
+# reports its cell's centre, and the server finds the checkpoint nearest to it.
+GRID_PX = 3
+
+
+def raster_dict(
+    plot: PlotFrame,
+    mask: np.ndarray,
+    view: Viewport,
+    *,
+    highlight: str | None = None,
+    selected: int | None = None,
+    title: str | None = None,
+    uirevision: str = "trajectories",
+) -> dict[str, Any]:
+    """The trajectory figure of a large map: the rows of ``plot`` that ``mask`` keeps,
+    rendered on the server for ``view`` (:func:`fspace.app.raster.render`) and shown as
+    the picture under an empty axis frame.
+
+    On top lie an invisible grid that reports hovers and clicks anywhere (the server
+    answers them, :mod:`fspace.app.spatial`), the ``highlight`` run's path and the
+    ``selected`` checkpoint (a drawing-order row) as vector shapes, and an invisible
+    trace spanning the whole map, so that resetting the axes shows all of it. Nothing is
+    drawn with WebGL.
+    """
+    lo, hi = plot.epoch_range
+    layout = trajectory_layout(title, groups=plot.groups, lo=float(lo), hi=float(hi))
+    layout["xaxis"] = {**layout["xaxis"], "range": [view.x0, view.x1], "ticks": ""}
+    layout["yaxis"] = {**layout["yaxis"], "range": [view.y0, view.y1], "ticks": ""}
+    layout["uirevision"] = uirevision
+    layout["dragmode"] = "pan"
+    layout["images"] = [
+        {
+            "source": render(plot, mask, view),
+            "xref": "x",
+            "yref": "y",
+            "x": view.x0,
+            "y": view.y1,
+            "sizex": view.x1 - view.x0,
+            "sizey": view.y1 - view.y0,
+            "sizing": "stretch",
+            "xanchor": "left",
+            "yanchor": "top",
+            "layer": "below",
+        }
+    ]
+    traces = [_grid(view), *_span(plot)]
+    if highlight is not None:
+        rows = plot.rows_of_run(highlight)
+        rows = rows[mask[rows]] if rows.size else rows
+        if rows.size:
+            paths = Paths(plot.x, plot.y, plot.epoch, plot.group_code, plot.run_code, plot.groups)
+            traces += path_traces(
+                paths,
+                rows[:0],
+                kind="scatter",
+                encode=typed,
+                hover=_hover(plot),
+                highlight=rows,
+                highlight_run=highlight,
+            )[-1:]
+    if selected is not None:
+        traces.append({**_selected(plot, selected), "type": "scatter"})
+    return {"data": traces, "layout": layout}
+
+
+def _grid(view: Viewport) -> dict[str, Any]:
+    """A transparent heatmap over the whole view, so that every place reports hovers
+    and clicks (with its cell's centre as ``x``, ``y``)."""
+    columns = max(1, view.width // GRID_PX)
+    rows = max(1, view.height // GRID_PX)
+    step_x, step_y = (view.x1 - view.x0) / columns, (view.y1 - view.y0) / rows
+    return {
+        "type": "heatmap",
+        "x0": view.x0 + step_x / 2,
+        "dx": step_x,
+        "y0": view.y0 + step_y / 2,
+        "dy": step_y,
+        "z": typed(np.zeros((rows, columns)), "u1"),
+        "opacity": 0,
+        "showscale": False,
+        "hoverinfo": "none",
+        "name": "map",
+        "meta": {"role": "grid"},
+        "uid": "grid",
+    }
+
+
+def _span(plot: PlotFrame) -> list[dict[str, Any]]:
+    """Invisible markers at the corners of the whole map, one trace per group (each on
+    the group's colour axis, so its colour bar is shown)."""
+    x0, x1, y0, y1 = plot.extent
+    lo, hi = plot.epoch_range
+    return [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": [x0, x1],
+            "y": [y0, y1],
+            "marker": {
+                "opacity": 0,
+                "color": [lo, hi],
+                "coloraxis": "coloraxis" if code == 0 else f"coloraxis{code + 1}",
+            },
+            "hoverinfo": "skip",
+            "name": group,
+            "showlegend": False,
+            "meta": {"role": "span"},
+            "uid": f"span-g{code}",
+        }
+        for code, group in enumerate(plot.groups)
+    ]
+
+
+def _hover(plot: PlotFrame):
+    has_error = plot.error is not None
+
+    def hover(rows: np.ndarray, group: str) -> dict[str, Any]:
+        return {
+            "text": plot.runs[plot.run_code[rows]].tolist(),
+            "customdata": _customdata(plot, rows),
+            "hovertemplate": _hovertemplate(group, has_error),
+            "meta": {"customdata": list(CUSTOMDATA)},
+        }
+
+    return hover
 
 
 def _customdata(plot: PlotFrame, rows: np.ndarray) -> dict[str, str]:

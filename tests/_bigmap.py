@@ -1,0 +1,89 @@
+"""Large synthetic maps (up to millions of checkpoints) built in seconds, for the raster
+view's tests and benchmarks/dashboard.py.
+
+:func:`synthetic_embedding` lays out ``runs x (epochs + 1)`` checkpoints as trajectories:
+each group's runs start in one region and drift along their group's arm, each run its own
+jittered path, so the picture has the structure of a real sweep. :func:`with_real_runs`
+moves the checkpoints of runs recorded in a real store to a quiet corner of the map, so a
+test can click one of them and open its details.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fspace.embedding import Embedding
+
+GROUPS = ("pretrained", "random")
+
+
+def synthetic_points(runs: int, epochs: int, *, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Coordinates and labels of ``runs`` runs of ``epochs + 1`` checkpoints each."""
+    rng = np.random.default_rng(seed)
+    steps = epochs + 1
+    run = np.repeat(np.arange(runs), steps)
+    epoch = np.tile(np.arange(steps), runs)
+    group = run % len(GROUPS)
+    t = epoch / max(epochs, 1)
+    # Each group's arm: a quarter turn of a spiral, the groups on opposite sides.
+    angle = np.pi * group + 1.4 * t + rng.normal(0, 0.08, runs)[run]
+    radius = 1.0 + 5.0 * t + rng.normal(0, 0.6, runs)[run] * (0.3 + t)
+    walk = np.cumsum(rng.normal(0, 0.12, (runs, steps, 2)), axis=1).reshape(-1, 2)
+    coords = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]) + walk
+    names = np.array([f"sweep-r{i:07d}" for i in range(runs)], dtype=object)
+    keys = [f"{names[r]}/e{e:06d}-s{0:010d}" for r, e in zip(run, epoch, strict=True)]
+    points = pd.DataFrame(
+        {
+            "run": names[run],
+            "group": np.asarray(GROUPS, dtype=object)[group],
+            "seed": run // len(GROUPS),
+            "epoch": epoch,
+            "step": np.zeros(run.size, np.int64),
+            "checkpoint": keys,
+            "test_error": (0.9 * np.exp(-3 * t) + rng.uniform(0, 0.05, run.size)).astype(float),
+        }
+    )
+    return coords.astype(np.float64), points
+
+
+def synthetic_embedding(runs: int, epochs: int, *, seed: int = 0) -> Embedding:
+    """An embedding of :func:`synthetic_points` (method "pca", as if fitted)."""
+    coords, points = synthetic_points(runs, epochs, seed=seed)
+    return Embedding(coords, points, "pca", {}, "synthetic", "prob", 2)
+
+
+def real_points(handle) -> pd.DataFrame:
+    """The labels of every checkpoint of a recorded experiment (an ExperimentHandle), as
+    an embedding's points."""
+    scan = handle.scan()
+    rows = []
+    for ckpt in scan.checkpoints:
+        run = scan.runs[ckpt.run]
+        rows.append(
+            {
+                "run": ckpt.run,
+                "group": run.group,
+                "seed": run.seed,
+                "epoch": ckpt.epoch,
+                "step": ckpt.step,
+                "checkpoint": ckpt.key,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def with_real_runs(
+    embedding: Embedding, real: pd.DataFrame, corner: tuple[float, float], spacing: float = 1.0
+) -> Embedding:
+    """``embedding`` with its first ``len(real)`` rows replaced by the checkpoints of
+    ``real`` (see :func:`real_points`), laid out on a line from ``corner``, ``spacing``
+    apart, away from the synthetic ones."""
+    n = len(real)
+    points = embedding.points.copy()
+    for column in ("run", "group", "seed", "epoch", "step", "checkpoint"):
+        points.loc[: n - 1, column] = real[column].to_numpy()
+    coords = embedding.coords.copy()
+    coords[:n, 0] = corner[0] + spacing * np.arange(n)
+    coords[:n, 1] = corner[1]
+    return Embedding(coords, points, embedding.method, {}, "synthetic", "prob", 2)

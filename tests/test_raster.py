@@ -1,0 +1,183 @@
+"""The raster view of large maps: the view logic, the aggregation against numpy, the
+shading, the picture cache, the figure, and the nearest-checkpoint lookup against a
+brute-force search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _bigmap import synthetic_embedding
+
+from fspace.app import raster, raster_view
+from fspace.app.figures import GRID_PX, raster_dict
+from fspace.app.frames import PlotFrame
+from fspace.app.raster import Viewport
+from fspace.app.spatial import PointIndex
+from fspace.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def plot() -> PlotFrame:
+    return PlotFrame.build(synthetic_embedding(60, 9, seed=1).frame)
+
+
+def brute_nearest(points, x, y, dx, dy, mask, tolerance):
+    pixels = np.hypot((points[:, 0] - x) / dx, (points[:, 1] - y) / dy)
+    pixels[~mask] = np.inf
+    best = int(np.argmin(pixels))
+    return best if pixels[best] <= tolerance else None
+
+
+@pytest.mark.parametrize(
+    "dx, dy, keep",
+    [(0.01, 0.01, 1.0), (0.002, 0.05, 1.0), (0.05, 0.004, 0.3), (0.02, 0.02, 0.05)],
+    ids=["square", "tall-pixels", "wide-pixels-filtered", "sparse-mask"],
+)
+def test_nearest_matches_brute_force(dx, dy, keep):
+    rng = np.random.default_rng(7)
+    points = rng.normal(size=(5000, 2))
+    mask = rng.random(len(points)) < keep
+    index = PointIndex(points[:, 0], points[:, 1])
+    hits = 0
+    for x, y in rng.normal(size=(300, 2)) * 1.5:
+        expected = brute_nearest(points, x, y, dx, dy, mask, 8.0)
+        got = index.nearest(x, y, units_per_pixel=(dx, dy), mask=mask, tolerance_px=8.0)
+        assert got == expected
+        hits += got is not None
+    assert 0 < hits < 300  # both answers (a point, none within the tolerance) occur
+
+
+def test_nearest_without_mask_and_bad_input():
+    index = PointIndex(np.array([0.0, 1.0]), np.array([0.0, 0.0]))
+    assert index.nearest(0.9, 0.0, units_per_pixel=(0.1, 0.1)) == 1
+    assert index.nearest(5.0, 0.0, units_per_pixel=(0.1, 0.1)) is None  # 40 px away
+    assert index.nearest(float("nan"), 0.0, units_per_pixel=(0.1, 0.1)) is None
+    assert index.nearest(0.0, 0.0, units_per_pixel=(0.0, 0.1)) is None
+    empty = PointIndex(np.zeros(0), np.zeros(0))
+    assert empty.nearest(0.0, 0.0, units_per_pixel=(1, 1)) is None
+    with pytest.raises(ConfigError, match="one length"):
+        PointIndex(np.zeros(3), np.zeros(2))
+
+
+FALLBACK = Viewport(-1.0, 1.0, -2.0, 2.0, 900, 600)
+
+
+@pytest.mark.parametrize(
+    "reported, expected",
+    [
+        ({"x": [0, 2], "y": [1, 3], "w": 500, "h": 400}, Viewport(0, 2, 1, 3, 500, 400)),
+        ({"x": [2, 0], "y": [3, 1], "w": 500, "h": 400}, Viewport(0, 2, 1, 3, 500, 400)),
+        ({"w": 500, "h": 400}, Viewport(-1, 1, -2, 2, 500, 400)),
+        ({"x": [0, 0], "y": [1, 3], "w": 500, "h": 400}, Viewport(-1, 1, -2, 2, 500, 400)),
+        ({"x": ["a", 1], "y": [1, 3], "w": 500, "h": 400}, Viewport(-1, 1, -2, 2, 500, 400)),
+        ({"x": [0, 2], "y": [1, 3], "w": 1e9, "h": -5}, Viewport(0, 2, 1, 3, 4096, 16)),
+        ({"x": [0, 2], "y": [1, 3]}, FALLBACK),
+        ("crafted", FALLBACK),
+        (None, FALLBACK),
+    ],
+    ids=[
+        "view",
+        "reversed",
+        "size-only",
+        "empty-range",
+        "text",
+        "clamped",
+        "no-size",
+        "str",
+        "none",
+    ],
+)
+def test_viewport_parse(reported, expected):
+    assert Viewport.parse(reported, FALLBACK) == expected
+
+
+def test_viewport_of_another_map_is_the_whole_map(plot):
+    reported = {"x": [0, 1], "y": [0, 1], "w": 400, "h": 300, "rev": "map-1"}
+    assert raster_view.viewport(plot, reported, "map-1") == Viewport(0, 1, 0, 1, 400, 300)
+    whole = raster_view.viewport(plot, reported, "map-2")
+    assert (whole.x0, whole.x1, whole.y0, whole.y1) == plot.extent
+    assert (whole.width, whole.height) == (400, 300)
+
+
+@pytest.mark.slow  # datashader compiles its kernels on first use
+def test_aggregate_matches_numpy_histogram(plot):
+    view = Viewport(-4.0, 5.0, -6.0, 3.0, 37, 23)  # cuts through the map
+    counts, sums = raster.aggregate(raster.layers(plot).frame, view, len(plot.groups))
+    assert counts.shape == (len(plot.groups), 23, 37) and sums.shape == (23, 37)
+    edges = (np.linspace(view.y0, view.y1, 24), np.linspace(view.x0, view.x1, 38))
+    for code in range(len(plot.groups)):
+        rows = plot.group_code == code
+        expected, _, _ = np.histogram2d(plot.y[rows], plot.x[rows], bins=edges)
+        np.testing.assert_array_equal(counts[code], expected[::-1])  # row 0 on top
+    epochs, _, _ = np.histogram2d(plot.y, plot.x, bins=edges, weights=plot.epoch)
+    np.testing.assert_allclose(sums, epochs[::-1], rtol=1e-6)
+    inside = (plot.x >= view.x0) & (plot.x < view.x1) & (plot.y >= view.y0) & (plot.y < view.y1)
+    assert 0 < counts.sum() == inside.sum() < len(plot)  # points outside the view left out
+
+
+def test_shade_colours_by_dominant_group_and_epoch():
+    luts = raster._luts(("pretrained", "random"))
+    counts = np.zeros((2, 4, 40), np.float32)  # wide enough that nothing is spread
+    counts[:, :, 1:] = 1e-9  # no spreading: many pixels hold something
+    counts[0, 0, 0], counts[1, 0, 0] = 3, 1  # group 0 dominates, 4 checkpoints
+    counts[1, 1, 0] = 1  # one checkpoint of group 1
+    sums = np.zeros((4, 40), np.float32)
+    sums[0, 0], sums[1, 0] = 4 * 9.0, 0.0  # mean epochs 9 (latest) and 0 (first)
+    rgba = raster.shade(counts, sums, luts, (0, 9))
+    np.testing.assert_array_equal(rgba[0, 0, :3], luts[0, -1])
+    np.testing.assert_array_equal(rgba[1, 0, :3], luts[1, 0])
+    assert rgba[0, 0, 3] == 255  # the densest pixel is opaque
+    assert rgba[1, 0, 3] == round(
+        raster.ALPHA_MIN * 255 + (1 - raster.ALPHA_MIN) * 255 * (np.log1p(1) / np.log1p(4))
+    )
+    assert rgba[2, 0, 3] == 0 and rgba[3, 0, 3] == 0  # empty pixels are transparent
+
+
+def test_shade_spreads_lone_checkpoints():
+    luts = raster._luts(("a",))
+    counts = np.zeros((1, 50, 50), np.float32)
+    counts[0, 25, 25] = 1
+    sums = np.zeros((50, 50), np.float32)
+    alpha = raster.shade(counts, sums, luts, (0, 1))[..., 3]
+    assert np.count_nonzero(alpha) == 25  # a 5 x 5 square in an almost empty picture
+
+
+def test_threshold():
+    small = PlotFrame.build(synthetic_embedding(2, 4).frame)
+    assert not raster.is_raster(small)
+    assert raster.VECTOR_LIMIT >= 1000
+
+
+@pytest.mark.slow  # datashader compiles its kernels on first use
+def test_raster_figure_and_picture_cache(plot):
+    view = Viewport(*plot.extent, 120, 80)
+    mask = np.ones(len(plot), bool)
+    run = str(plot.runs[3])
+    fig = raster_dict(plot, mask, view, highlight=run, selected=5, uirevision="map-9")
+    image = fig["layout"]["images"][0]
+    assert image["source"].startswith("data:image/png;base64,")
+    assert (image["x"], image["y"], image["sizex"]) == (view.x0, view.y1, view.x1 - view.x0)
+    assert fig["layout"]["xaxis"]["range"] == [view.x0, view.x1]
+    grid = fig["data"][0]
+    assert grid["type"] == "heatmap" and grid["z"]["shape"] == f"{80 // GRID_PX},{120 // GRID_PX}"
+    assert not any(t["type"] == "scattergl" for t in fig["data"])
+    roles = [t["meta"]["role"] for t in fig["data"]]
+    assert roles == ["grid", *["span"] * len(plot.groups), "highlight", "selected"]
+    assert fig["data"][-2]["meta"]["run"] == run
+    assert raster.render(plot, mask, view) is image["source"]  # kept, not rendered again
+    window = plot.mask(None, (0, 3))
+    assert raster.render(plot, window, view) != image["source"]
+
+
+def test_grid_click_finds_the_nearest_shown_checkpoint(plot):
+    row = 17
+    reported = {"x": list(plot.extent[:2]), "y": list(plot.extent[2:]), "w": 900, "h": 600}
+    point = {"curveNumber": 0, "x": float(plot.x[row]) + 1e-4, "y": float(plot.y[row])}
+    everything = np.ones(len(plot), bool)
+    expected = str(plot.frame["checkpoint"].iloc[row])
+    assert raster_view.nearest_key(plot, point, reported, everything) == expected
+    hidden = everything.copy()
+    hidden[row] = False
+    assert raster_view.nearest_key(plot, point, reported, hidden) != expected
+    assert raster_view.nearest_key(plot, {**point, "curveNumber": 2}, reported, everything) is None
+    assert raster_view.nearest_key(plot, {"curveNumber": 0}, reported, everything) is None
