@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         depths=(1, 2),
         width=256,
         n_probe=300,
-        pretrain_epochs=3,
+        n_valid=0,
+        lr_grid=None,
+        pretrain_updates=100,
+        finetune_updates=args.finetune_epochs * 50,
         finetune_epochs=args.finetune_epochs,
         distort=False,
     )

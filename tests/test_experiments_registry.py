@@ -221,10 +221,14 @@ def test_parameter_defaults_are_the_config_defaults(name, config):
 
 
 def test_command_line_options_follow_the_parameters():
+    from fspace.cli.experiment import settings_from_args
+
     args = build_parser().parse_args(
         ["experiment", "pretraining", "--depths", "2,4", "--no-distort", "--pretraining", "dae"]
     )
-    assert (args.depths, args.distort, args.pretraining, args.seeds) == ((2, 4), False, "dae", 3)
+    got = settings_from_args(EXPERIMENTS.get("pretraining"), args)
+    assert (got["depths"], got["distort"], got["pretraining"]) == ((2, 4), False, "dae")
+    assert got["seeds"] == (0, 1, 2)
     gen = build_parser().parse_args(["experiment", "generative", "--distort"])
     assert gen.distort is True and gen.regimes == GenerativeConfig().regimes
     with pytest.raises(SystemExit):

@@ -20,8 +20,11 @@ TINY = dict(
     depths=(1,),
     width=32,
     n_probe=300,
-    pretrain_epochs=5,
+    n_valid=0,
+    pretrain_updates=150,
+    finetune_updates=160,
     finetune_epochs=4,
+    lr_grid=None,
     distort=False,
 )
 
@@ -34,14 +37,17 @@ def tiny(tmp_path_factory):
     return path, cfg, counts
 
 
-def test_records_both_groups_every_epoch(tiny):
+def test_records_both_groups_every_interval_of_the_update_budget(tiny):
     path, cfg, counts = tiny
     assert counts == {"recorded": 2, "resumed": 0, "skipped": 0}
     exp = Experiment(path)
     assert {r.group for r in exp.runs()} == {"pretrained", "random"}
     for run in exp.runs():
-        assert [c.epoch for c in exp.checkpoints(run.id)] == list(range(cfg.finetune_epochs + 1))
+        ckpts = exp.checkpoints(run.id)
+        assert [c.epoch for c in ckpts] == list(range(cfg.finetune_epochs + 1))
+        assert [c.step for c in ckpts] == [0, 40, 80, 120, 160]  # updates done
         assert run.config["depth"] == 1 and run.config["pretraining"] == "rbm"
+        assert run.config["lr"] == 0.3 and run.config["lr_selected"] is False
     suite = exp.probes()
     assert all(exp.load_vector(c, suite.fingerprint, "prob") is not None for c in exp.checkpoints())
 

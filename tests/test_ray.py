@@ -22,8 +22,11 @@ TINY = dict(
     depths=(1, 2),
     width=16,
     n_probe=100,
-    pretrain_epochs=1,
+    n_valid=100,
+    pretrain_updates=20,
+    finetune_updates=20,
     finetune_epochs=2,
+    lr_grid=(0.3, 1.0),
     distort=False,
 )
 

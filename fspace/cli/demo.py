@@ -9,23 +9,20 @@ from fspace.cli.experiment import _Deprecated, warn_deprecated
 
 SCHEMES = ("rbm", "dae")  # as fspace.experiments.pretraining.SCHEMES, without importing it
 
-DEMO = dict(
-    seeds=(0, 1, 2, 3),
-    depths=(1, 2, 3),
-    width=200,
-    n_probe=1000,
-    pretrain_epochs=5,
-    finetune_epochs=10,
-)
 QUICK = dict(
     seeds=(0, 1),
     depths=(1, 2),
     width=64,
     n_probe=300,
+    n_valid=300,
     n_train=2000,
-    pretrain_epochs=2,
+    pretrain_updates=100,
+    finetune_updates=300,
     finetune_epochs=4,
+    lr_grid=(0.3, 1.0),
+    pretrain_lr_grid=None,
 )
+"""A tiny version for checking the pipeline; the full demo is the experiment's ``demo`` preset."""
 
 
 def register(sub) -> None:
@@ -63,7 +60,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fspace.experiments.pretraining import PretrainingConfig, run_pretraining
+    from fspace.experiments.pretraining import PRESETS, PretrainingConfig, run_pretraining
     from fspace.experiments.pretraining.analysis import format_summary
     from fspace.experiments.pretraining.report import write_report
 
@@ -71,12 +68,15 @@ def run(args: argparse.Namespace) -> int:
     name = "demo-quick" if args.quick else "demo"
     out = args.out or f"checkpoints/{name}"
     export_dir = args.export_dir or f"exports/{name}"
-    cfg = PretrainingConfig(pretraining=args.pretraining, **(QUICK if args.quick else DEMO))
+    settings = QUICK if args.quick else PRESETS["demo"]
+    cfg = PretrainingConfig(pretraining=args.pretraining, **settings)
     progress = not args.quiet
     start = time.perf_counter()
     print(
         f"recording {len(list(cfg.plan()))} runs into {out} "
-        f"(depths {cfg.depths}, seeds {cfg.seeds}, width {cfg.width})"
+        f"(depths {cfg.depths}, seeds {cfg.seeds}, width {cfg.width}, "
+        f"{cfg.finetune_updates} fine-tuning updates, learning rates chosen from "
+        f"{', '.join(map(str, cfg.lrs()))} on {cfg.n_valid} validation digits)"
     )
     counts = run_pretraining(out, cfg, progress=progress)
     trained = time.perf_counter()

@@ -3,8 +3,9 @@
 One sub-command per entry of :data:`fspace.experiments.EXPERIMENTS`, its options made
 from the entry's parameters, so an experiment registered by a plug-in appears here
 without any change to fspace. Options every experiment takes: ``-o/--out``,
-``--seeds``, ``-q``; ``--figures DIR`` where the experiment writes a report and
-``--ray`` where it can run on a Ray cluster.
+``--seeds``, ``-q``; ``--figures DIR`` where the experiment writes a report,
+``--ray`` where it can run on a Ray cluster, and ``--preset NAME`` where it has named
+settings (tag ``presets``: ``{name: settings}``; options given explicitly override them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from typing import Any
 from fspace.registry import Entry, Param
 
 _METAVARS = {int: "N", float: "X", str: "TEXT"}
+
+
+class _Unset:
+    """The default of an option not given, so a preset can fill it."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+UNSET = _Unset()
 
 
 def register(sub) -> None:
@@ -42,9 +53,16 @@ def add_options(parser: argparse.ArgumentParser, entry: Entry) -> None:
     parser.add_argument(
         "-o", "--out", default=out, metavar="EXP", help=f"experiment directory (default: {out})"
     )
-    add_param(parser, SEEDS)
+    presets = entry.tags.get("presets") or {}
+    if presets:
+        parser.add_argument(
+            "--preset",
+            choices=sorted(presets),
+            help="start from these named settings; options given explicitly override them",
+        )
+    add_param(parser, SEEDS, track=bool(presets))
     for param in entry.params:
-        add_param(parser, param)
+        add_param(parser, param, track=bool(presets))
     for old, new in entry.tags.get("deprecated", {}).items():
         parser.add_argument(
             "--" + old.replace("_", "-"),
@@ -79,25 +97,27 @@ def param_type(param: Param):
     return parse
 
 
-def add_param(parser: argparse.ArgumentParser, param: Param) -> None:
-    """Add ``param`` as an option; a boolean becomes ``--name/--no-name``."""
+def add_param(parser: argparse.ArgumentParser, param: Param, *, track: bool = False) -> None:
+    """Add ``param`` as an option; a boolean becomes ``--name/--no-name``. With
+    ``track``, an option not given parses to :data:`UNSET` (see :func:`settings_from_args`)."""
     default = param.default
+    given = UNSET if track else default
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
     text = f"{param.help} (default: {shown})" if shown is not None else param.help
     if param.type is bool:
         text = f"{param.help} (default: {'yes' if default else 'no'})"
         parser.add_argument(
-            param.flag, action=argparse.BooleanOptionalAction, default=default, help=text
+            param.flag, action=argparse.BooleanOptionalAction, default=given, help=text
         )
         return
     metavar = _METAVARS[param.type]
     if param.choices is not None and not param.many:
-        parser.add_argument(param.flag, choices=param.choices, default=default, help=text)
+        parser.add_argument(param.flag, choices=param.choices, default=given, help=text)
         return
     parser.add_argument(
         param.flag,
         type=param_type(param),
-        default=default,
+        default=given,
         metavar=f"{metavar},{metavar}" if param.many else metavar,
         help=text,
     )
@@ -113,9 +133,21 @@ class _Deprecated(argparse.Action):
 
 
 def settings_from_args(entry: Entry, args: argparse.Namespace) -> dict[str, Any]:
-    """The experiment's settings that the parsed options describe (with ``seeds``)."""
-    settings = {p.name: getattr(args, p.name) for p in entry.params}
-    settings["seeds"] = tuple(range(args.seeds))
+    """The experiment's settings that the parsed options describe (with ``seeds``): an
+    option given explicitly wins, then the chosen ``--preset``, then the default."""
+    from fspace.experiments import SEEDS
+
+    preset = (entry.tags.get("presets") or {}).get(getattr(args, "preset", None)) or {}
+
+    def value(param: Param) -> Any:
+        given = getattr(args, param.name)
+        if given is not UNSET:
+            return given
+        return preset.get(param.name, param.default)
+
+    settings = {p.name: value(p) for p in entry.params}
+    seeds = value(SEEDS)
+    settings["seeds"] = tuple(seeds) if isinstance(seeds, tuple) else tuple(range(seeds))
     return settings
 
 

@@ -1,5 +1,6 @@
 """What the ready-made experiments share: the training digits, their held-out probe
-suite (= test set), each seed's minibatches, the test error and a plain SGD epoch.
+suite (= test set) and validation digits, each seed's minibatches (by epoch, or as an
+endless stream of distorted digits drawn update by update), the test error and plain SGD.
 
 Every ready-made experiment trains on the same digits and records on the same probe
 suite for the same data settings, so runs of different experiments can share one
@@ -30,32 +31,52 @@ class DataSettings(Protocol):
 
 @dataclass
 class Data:
-    """Training digits (flattened, in [0, 1]) and the held-out probe suite."""
+    """Training digits (flattened, in [0, 1]), the held-out probe suite, and the
+    validation digits (empty unless the settings ask for ``n_valid`` of them)."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     image_shape: tuple[int, int]
     suite: ProbeSuite
     n_classes: int
+    valid_x: torch.Tensor | None = None
+    valid_y: torch.Tensor | None = None
 
 
 def load_data(cfg: DataSettings) -> Data:
-    """Training digits and the held-out probe suite (= test set) of ``cfg``."""
+    """Training digits, the held-out probe suite (= test set) and the validation digits
+    of ``cfg``.
+
+    The probe suite is split off first, so it is the same whatever the other settings;
+    ``n_valid`` validation digits (a setting only experiments that choose
+    hyper-parameters have) are then split off the rest, disjoint from both the probe
+    suite and the training digits; ``n_train`` limits what remains.
+    """
     from fspace.data import load_dataset, split_heldout
 
     digits = load_dataset(cfg.dataset)
     train, heldout = split_heldout(digits, cfg.n_probe, seed=cfg.split_seed)
+    valid = None
+    n_valid = int(getattr(cfg, "n_valid", 0) or 0)
+    if n_valid:
+        train, valid = split_heldout(train, n_valid, seed=cfg.split_seed)
     if cfg.n_train is not None and cfg.n_train < len(train):
         # a stratified sample: the shipped digits are sorted by label
         train = split_heldout(train, cfg.n_train, seed=cfg.split_seed)[1]
     suite = ProbeSuite.from_array(heldout.images, name="heldout", targets=heldout.labels)
     return Data(
-        train_x=torch.from_numpy(np.ascontiguousarray(train.images)),
-        train_y=torch.from_numpy(np.ascontiguousarray(train.labels)),
+        train_x=_tensor(train.images),
+        train_y=_tensor(train.labels),
         image_shape=tuple(train.image_shape),
         suite=suite,
         n_classes=digits.n_classes,
+        valid_x=None if valid is None else _tensor(valid.images),
+        valid_y=None if valid is None else _tensor(valid.labels),
     )
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 class EpochData:
@@ -89,14 +110,83 @@ class EpochData:
         return (x.float() / 255 if x.dtype == torch.uint8 else x), y
 
 
+class Stream:
+    """One seed's endless stream of training digits, read by position.
+
+    Item ``i`` is item ``i`` of the seed's distorted-digit stream
+    (:class:`~fspace.data.distort.DistortedDigits`, InfiniteMNIST-like: a fresh
+    distortion for every item, the base digits visited in a new order every pass) or,
+    without distortion, of shuffled passes over the training digits. An item depends
+    only on (seed, i), so minibatch ``k`` of size ``b`` (items ``k*b .. k*b+b-1``) is
+    the same in every process. Fine-tuning and pre-training read the same stream; every
+    run of a seed reads it, so items are kept (as uint8, in blocks) up to
+    ``cache_bytes``.
+    """
+
+    BLOCK = 4096
+
+    def __init__(
+        self, data: Data, cfg: DataSettings, seed: int, *, cache_bytes: int = 2**31
+    ) -> None:
+        self.data, self.seed = data, int(seed)
+        self.cache_bytes = cache_bytes
+        self._blocks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._distorted = None
+        if cfg.distort:
+            from fspace.data import Digits
+            from fspace.data.distort import DistortedDigits
+
+            base = Digits(data.train_x.numpy(), data.train_y.numpy(), data.image_shape, cfg.dataset)
+            self._distorted = DistortedDigits(base, seed=self.seed)
+
+    def batches(self, start: int, stop: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Minibatches ``start .. stop - 1`` of ``batch_size`` items, concatenated in order."""
+        return self.items(start * batch_size, stop * batch_size)
+
+    def items(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``start .. stop - 1`` as float images ``(n, h*w)`` and labels ``(n,)``."""
+        first, last = start // self.BLOCK, (max(stop, start + 1) - 1) // self.BLOCK
+        parts = [self._block(b) for b in range(first, last + 1)]
+        x = torch.cat([p[0] for p in parts])
+        y = torch.cat([p[1] for p in parts])
+        lo = start - first * self.BLOCK
+        return x[lo : lo + stop - start].float() / 255, y[lo : lo + stop - start]
+
+    def _block(self, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if block in self._blocks:
+            return self._blocks[block]
+        index = np.arange(block * self.BLOCK, (block + 1) * self.BLOCK)
+        if self._distorted is not None:
+            x, y = self._distorted.items(index)
+        else:
+            n = len(self.data.train_x)
+            base = np.empty_like(index)
+            for epoch in np.unique(index // n):
+                here = index // n == epoch
+                order = np.random.default_rng([self.seed, int(epoch)]).permutation(n)
+                base[here] = order[index[here] % n]
+            x, y = self.data.train_x[base], self.data.train_y[base]
+        # uint8 keeps a seed's stream small in memory; 1/255 steps are below noise
+        entry = ((x * 255).round().to(torch.uint8), y)
+        if (len(self._blocks) + 1) * x.shape[0] * x.shape[1] <= self.cache_bytes:
+            self._blocks[block] = entry
+        return entry
+
+
 @torch.no_grad()
 def test_error(model: nn.Module, suite: ProbeSuite) -> float:
     """Fraction of the probe suite's labelled inputs that ``model`` gets wrong."""
+    return error_rate(model, suite.inputs, suite.targets)
+
+
+@torch.no_grad()
+def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of the inputs ``x`` that ``model`` labels otherwise than ``y``."""
     was = model.training
     model.eval()
-    pred = model(suite.inputs).argmax(1)
+    pred = torch.cat([model(x[i : i + 4096]).argmax(1) for i in range(0, len(x), 4096)])
     model.train(was)
-    return float((pred != suite.targets).float().mean())
+    return float((pred != y).float().mean())
 
 
 def sgd_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float, bs: int) -> float:

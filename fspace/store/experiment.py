@@ -96,6 +96,31 @@ class Experiment:
         (see :mod:`fspace.store.cache`)."""
         return Cache(self.path)
 
+    # trials --------------------------------------------------------------------------
+
+    def save_trial(self, name: str, record: dict[str, Any]) -> Path:
+        """Keep the record of one hyper-parameter trial (plain JSON values), so a choice
+        made from trials can be audited and an interrupted search resumed."""
+        layout.check_name(name, "trial name")
+        try:
+            text = json.dumps(record, indent=2, allow_nan=True)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"trial {name!r}: its record is not plain JSON ({e})") from None
+        path = layout.writable(self.path, layout.trial_path(self.path, name))
+        return _atomic.write_text(path, text)
+
+    def trials(self) -> dict[str, dict[str, Any]]:
+        """Every kept trial record by name (see :meth:`save_trial`); unreadable ones are
+        left out and listed in :attr:`problems`."""
+        out = {}
+        folder = self.path / "trials"
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                out[path.stem] = json.loads(files.read_small(path, 1 << 20))
+            except (CheckpointError, ValueError) as e:
+                self._problem(path, f"not a trial record ({e})")
+        return out
+
     # runs ----------------------------------------------------------------------------
 
     def run_ids(self) -> list[str]:

@@ -9,6 +9,7 @@
       runs/RUN/checkpoints/CKPT.safetensors  weights + epoch, step, metrics, checksum
       runs/RUN/vectors/FP-OUTPUT/CKPT.safetensors   cached function vectors
       cache/KIND/DIGEST.safetensors          checksummed caches (maps, distance matrices)
+      trials/NAME.json                       hyper-parameter trials, kept for auditing
 
 Each run is written by one process only, into its own directory (a lease file
 ``runs/RUN/.writer`` names that process, see :mod:`fspace.store.lease`), so any number
@@ -73,6 +74,10 @@ def vector_path(root: Path, run: str, fingerprint: str, output: str, name: str) 
 
 def cache_path(root: Path, kind: str, stem: str) -> Path:
     return root / "cache" / kind / f"{stem}.safetensors"
+
+
+def trial_path(root: Path, name: str) -> Path:
+    return root / "trials" / f"{name}.json"
 
 
 def writable(root: Path, path: Path) -> Path:

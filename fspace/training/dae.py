@@ -124,29 +124,50 @@ class DenoisingAutoencoder(LayerEstimator):
 
         ``progress``: ``True`` for a tqdm bar, or a callable ``progress(epoch, error)``.
         """
-        self._validate()
-        X = as_matrix(X, torch.device(self.device), unit_interval=True)
-        generator = make_generator(self.random_state, X.device)
-        self._initialise(X.shape[1], generator)
-        velocities = [torch.zeros_like(p) for p in (self.weight_, self.hbias_, self.vbias_)]
-        self.reconstruction_errors_: list[float] = []
+        X = self._begin(X)
         reporter = EpochReporter(progress, self.epochs, "DAE")
         try:
-            for epoch in range(self.epochs):
-                total = torch.zeros((), device=X.device)
-                for batch in minibatches(len(X), self.batch_size, generator):
-                    clean = X[batch]
-                    total += self._update(self.corrupt(clean, generator), clean, velocities)
-                self.reconstruction_errors_.append(total.item() / len(X))
-                if not math.isfinite(self.reconstruction_errors_[-1]):
-                    raise ConfigError(
-                        f"DAE training diverged in epoch {epoch}; lower learning_rate "
-                        f"(now {self.learning_rate})"
-                    )
-                reporter(epoch, self.reconstruction_errors_[-1])
+            for _ in range(self.epochs):
+                self._pass(X)
+                reporter(len(self.reconstruction_errors_) - 1, self.reconstruction_errors_[-1])
         finally:
             reporter.close()
         return self
+
+    @torch.no_grad()
+    def partial_fit(self, X: Any) -> DenoisingAutoencoder:
+        """One pass over the rows of ``X`` in minibatches, continuing from where the
+        previous call left off (the first call initialises the weights); return
+        ``self``. Trains on a stream of fresh data, one call per chunk; ``epochs`` is
+        not used."""
+        if not hasattr(self, "_velocities"):
+            X = self._begin(X)
+        else:
+            X = as_matrix(X, self.weight_.device, unit_interval=True)
+        self._pass(X)
+        return self
+
+    def _begin(self, X: Any) -> torch.Tensor:
+        self._validate()
+        X = as_matrix(X, torch.device(self.device), unit_interval=True)
+        self._generator = make_generator(self.random_state, X.device)
+        self._initialise(X.shape[1], self._generator)
+        self._velocities = [torch.zeros_like(p) for p in (self.weight_, self.hbias_, self.vbias_)]
+        self.reconstruction_errors_: list[float] = []
+        return X
+
+    def _pass(self, X: torch.Tensor) -> None:
+        epoch, generator = len(self.reconstruction_errors_), self._generator
+        total = torch.zeros((), device=X.device)
+        for batch in minibatches(len(X), self.batch_size, generator):
+            clean = X[batch]
+            total += self._update(self.corrupt(clean, generator), clean, self._velocities)
+        self.reconstruction_errors_.append(total.item() / len(X))
+        if not math.isfinite(self.reconstruction_errors_[-1]):
+            raise ConfigError(
+                f"DAE training diverged in epoch {epoch}; lower learning_rate "
+                f"(now {self.learning_rate})"
+            )
 
     def gradients(
         self, corrupted: torch.Tensor, clean: torch.Tensor

@@ -13,7 +13,7 @@ layers, whose inputs are sigmoid probabilities, keep binary visible units.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,51 @@ def pretrain_stack(
         if i + 1 < len(hidden_sizes):
             inputs = layer.transform(inputs)
     return stack
+
+
+def pretrain_stack_online(
+    chunks: Callable[[int], Iterable[torch.Tensor]],
+    hidden_sizes: Sequence[int],
+    method: str = "rbm",
+    *,
+    below: Sequence[LayerEstimator] = (),
+    random_state: int | None = None,
+    **layer_params: Any,
+) -> list[LayerEstimator]:
+    """Train layers on top of the trained layers ``below``, greedily, from a stream.
+
+    Layer ``i`` (counting ``below``) makes one pass (``partial_fit``) over each chunk of
+    raw inputs that ``chunks(i)`` yields, passed through the layers under it: with a
+    stream of fresh data (e.g. distorted digits), each minibatch is new. Layer ``i``'s
+    seed depends only on ``random_state`` and ``i``, so a stack grown one layer at a
+    time is the stack trained at once. Returns the new layers only.
+
+    >>> new = pretrain_stack_online(lambda i: stream_chunks(i), [500], "rbm",
+    ...                             below=stack, random_state=0)  # doctest: +SKIP
+    """
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    cls = METHODS[method]
+    _check_layer_params(cls, method, set(layer_params))
+    stack = list(below)
+    for size in hidden_sizes:
+        i = len(stack)
+        seed = int(np.random.SeedSequence([random_state or 0, i]).generate_state(1)[0])
+        layer = cls(n_hidden=size, random_state=seed, **layer_params)
+        for chunk in chunks(i):
+            inputs = chunk
+            for lower in stack:
+                inputs = lower.transform(inputs)
+            try:
+                layer.partial_fit(inputs)
+            except ConfigError as error:
+                raise ConfigError(
+                    f"pre-training layer {i} ({method}, {size} units): {error}"
+                ) from error
+        if not hasattr(layer, "weight_"):
+            raise ConfigError(f"pre-training layer {i}: the stream gave no data")
+        stack.append(layer)
+    return stack[len(below) :]
 
 
 def _check_layer_params(cls: type[LayerEstimator], method: str, names: set[str]) -> None:

@@ -236,23 +236,45 @@ class RBM(LayerEstimator):
 
         ``progress``: ``True`` for a tqdm bar, or a callable ``progress(epoch, error)``.
         """
-        self._validate()
-        X = as_matrix(X, torch.device(self.device), unit_interval=self.visible == "binary")
-        generator = make_generator(self.random_state, X.device)
-        self._initialise(X, generator)
-        params = (self.weight_, self.vbias_, self.hbias_)
-        velocities = [torch.zeros_like(p) for p in params]
-        start = torch.randint(0, len(X), (self.batch_size,), generator=generator, device=X.device)
-        self._chain = X[start].clone() if self.persistent else None
-        self.reconstruction_errors_: list[float] = []
+        X = self._begin(X)
         reporter = EpochReporter(progress, self.epochs, "RBM")
         try:
-            for epoch in range(self.epochs):
-                self.reconstruction_errors_.append(self._epoch(X, generator, velocities, epoch))
-                reporter(epoch, self.reconstruction_errors_[-1])
+            for _ in range(self.epochs):
+                self._pass(X)
+                reporter(len(self.reconstruction_errors_) - 1, self.reconstruction_errors_[-1])
         finally:
             reporter.close()
         return self
+
+    @torch.no_grad()
+    def partial_fit(self, X: Any) -> RBM:
+        """One pass over the rows of ``X`` in minibatches, continuing from where the
+        previous call left off (the first call initialises the weights, using ``X`` for
+        the visible biases); return ``self``. Trains on a stream of fresh data, one call
+        per chunk; ``epochs`` is not used."""
+        if not hasattr(self, "_velocities"):
+            X = self._begin(X)
+        else:
+            X = as_matrix(X, self.weight_.device, unit_interval=self.visible == "binary")
+        self._pass(X)
+        return self
+
+    def _begin(self, X: Any) -> torch.Tensor:
+        self._validate()
+        X = as_matrix(X, torch.device(self.device), unit_interval=self.visible == "binary")
+        self._generator = make_generator(self.random_state, X.device)
+        self._initialise(X, self._generator)
+        self._velocities = [torch.zeros_like(p) for p in (self.weight_, self.vbias_, self.hbias_)]
+        start = torch.randint(
+            0, len(X), (self.batch_size,), generator=self._generator, device=X.device
+        )
+        self._chain = X[start].clone() if self.persistent else None
+        self.reconstruction_errors_: list[float] = []
+        return X
+
+    def _pass(self, X: torch.Tensor) -> None:
+        epoch = len(self.reconstruction_errors_)
+        self.reconstruction_errors_.append(self._epoch(X, self._generator, self._velocities, epoch))
 
     def _epoch(
         self,

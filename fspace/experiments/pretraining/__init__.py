@@ -1,15 +1,17 @@
 """The pre-training experiment: unsupervised pre-training + fine-tuning versus random
 initialisation (Erhan, Bengio et al., JMLR 2010), recorded in function space.
 
-One package holds all of it: :mod:`.config` (settings and their parameters),
-:mod:`.runner` (recording the runs), :mod:`.analysis` (numbers), :mod:`.figures`,
-:mod:`.report` (figures and numbers written to a folder), :mod:`.distributed` (runs on a Ray
-cluster) and :mod:`.page` (the dashboard's results page). Importing the package
-registers the experiment as ``pretraining``; the rest is imported on use.
+One package holds all of it: :mod:`.config` (settings, their parameters and the
+``demo`` and ``paper`` presets), :mod:`.selection` (learning rates chosen on validation
+digits), :mod:`.runner` (recording the runs), :mod:`.analysis` (numbers),
+:mod:`.evidence` (the chance rule, the table beside the paper, separation intervals),
+:mod:`.figures`, :mod:`.report` (figures and numbers written to a folder) and
+:mod:`.distributed` (runs on a Ray cluster). Importing the package registers the
+experiment as ``pretraining``; the rest is imported on use.
 
 Example::
 
-    cfg = PretrainingConfig(seeds=(0, 1), depths=(1, 2), finetune_epochs=5)
+    cfg = PretrainingConfig(**{**PRESETS["demo"], "seeds": (0, 1)})
     run_pretraining("checkpoints/pretraining", cfg)
 """
 
@@ -20,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from fspace.experiments.base import EXPERIMENTS
-from fspace.experiments.pretraining.config import GROUPS, PARAMS, SCHEMES, PretrainingConfig
+from fspace.experiments.pretraining.config import (
+    GROUPS,
+    PARAMS,
+    PRESETS,
+    SCHEMES,
+    PretrainingConfig,
+)
 
 _LAZY = {
     "PretrainingTrainer": "runner",
@@ -29,7 +37,7 @@ _LAZY = {
     "FIGURES": "report",
 }
 
-__all__ = ["GROUPS", "PARAMS", "SCHEMES", "PretrainingConfig", "run", *_LAZY]
+__all__ = ["GROUPS", "PARAMS", "PRESETS", "SCHEMES", "PretrainingConfig", "run", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -64,9 +72,13 @@ def on_ray(out: Path, settings: dict, *, address: str | None, progress: bool = T
     out="checkpoints/pretraining",
     description="For every depth and seed, fine-tune one MLP initialised from a greedily "
     "pre-trained stack (RBMs or denoising autoencoders) and one from small random "
-    "weights, with the same minibatches, recording every epoch in function space.",
+    "weights, with the same minibatches of distorted digits, each group's learning rate "
+    "chosen per depth on validation digits; every recording interval is recorded in "
+    "function space. --preset demo is what `fspace demo` records; --preset paper has "
+    "depths 1-5 and ten seeds (hours on two cores; resumable, or use --ray).",
     report=report,
     ray=on_ray,
+    presets=PRESETS,
     deprecated={"method": "pretraining"},
 )
 def run(out: Path, settings: dict, *, progress: bool = True) -> dict[str, int]:

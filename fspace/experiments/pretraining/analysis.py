@@ -236,14 +236,29 @@ def summary(
 
 
 def format_summary(numbers: dict[str, Any]) -> str:
-    """Lines of text for a :func:`summary` dict, for printing."""
+    """Lines of text for a :func:`summary` dict, for printing (with the evidence parts
+    the report adds: runs at chance, the table beside the paper, the separation with
+    intervals, the learning rates)."""
+    from fspace.experiments.pretraining import evidence
+
     lines = []
+    if "chance_rule" in numbers:
+        runs = numbers.get("at_chance", [])
+        lines.append(
+            f"runs at chance ({numbers['chance_rule']}): {len(runs)}, left out of the "
+            "numbers below" + (":" if runs else "")
+        )
+        lines += [f"  AT CHANCE  {r['run']}  test error {r['test_error']:.4f}" for r in runs]
     for group, depths in numbers.get("final_error", {}).items():
         for depth, s in sorted(depths.items()):
             lines.append(
                 f"final test error  {group:<10} depth {depth}: "
                 f"{s['mean']:.4f} ± {s['std']:.4f}  (n={s['n']})"
             )
+    for r in numbers.get("rates", []):
+        how = "chosen on validation" if r.get("lr_selected") else "fixed"
+        plr = f", pre-training lr {r['pretrain_lr']}" if r["group"] == "pretrained" else ""
+        lines.append(f"learning rate  {r['group']:<10} depth {r['depth']}: {r['lr']} ({how}){plr}")
     for group, value in numbers.get("first_layer_change", {}).items():
         lines.append(f"first-layer relative change  {group:<10}: {value:.4f}")
     sep = numbers.get("separation")
@@ -258,4 +273,12 @@ def format_summary(numbers: dict[str, Any]) -> str:
                     f"(n={sep['n_points']})  epoch>=1 {sep[space + '_finetuned']:.3f} "
                     f"(n={sep['n_points_finetuned']})"
                 )
+    tests = numbers.get("separation_tests")
+    if tests:
+        lines.append("group separation with 95% bootstrap intervals (Hellinger distance):")
+        lines += evidence.format_separation(tests)
+    claims = numbers.get("claims", {}).get("best_depth")
+    if claims:
+        best = ", ".join(f"{g} {d}" for g, d in claims.items())
+        lines.append(f"best depth by mean test error: {best} (paper: random 2, pretrained 4)")
     return "\n".join(lines)

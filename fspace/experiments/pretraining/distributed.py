@@ -34,12 +34,15 @@ def pretraining_units(cfg: PretrainingConfig) -> list[tuple[int, str, tuple[int,
     return units
 
 
-def record_unit(path: str, cfg: PretrainingConfig, seed: int, group: str, depths) -> list[str]:
-    """Record the runs of one unit (see :func:`pretraining_units`); what each did."""
+def record_unit(
+    path: str, cfg: PretrainingConfig, seed: int, group: str, depths, rates=None
+) -> list[str]:
+    """Record the runs of one unit (see :func:`pretraining_units`) with the learning
+    ``rates`` by (depth, group) (default: the fixed ones); what each run did."""
     from fspace.experiments.pretraining.runner import PretrainingTrainer
     from fspace.experiments.runner import record_run
 
-    trainer = PretrainingTrainer(cfg)
+    trainer = PretrainingTrainer(cfg, rates=rates)
     return [record_run(Path(path), trainer, trainer.run(seed, d, group)) for d in depths]
 
 
@@ -52,16 +55,25 @@ def record_pretraining_on_ray(
     progress: bool = True,
 ) -> dict[str, int]:
     """:func:`~fspace.experiments.pretraining.run_pretraining` with its runs spread
-    over a Ray cluster. Returns how many runs were recorded, resumed and skipped."""
+    over a Ray cluster. Learning rates are chosen first, here, by the trials the
+    experiment does not yet keep (see :mod:`.selection`). Returns how many runs were
+    recorded, resumed and skipped."""
     from fspace.distributed import absolute_path, connect, wait_all, with_threads
-    from fspace.experiments.digits import load_data
+    from fspace.experiments.pretraining.runner import PretrainingTrainer
+    from fspace.experiments.pretraining.selection import choose_rates, format_rates
     from fspace.store import Experiment
 
     ray = connect(address)
     path = absolute_path(path)
-    Experiment.create(path).add_probes(load_data(cfg).suite)
+    trainer = PretrainingTrainer(cfg)
+    Experiment.create(path).add_probes(trainer.suite)
+    if cfg.selects:
+        trainer.rates = choose_rates(path, trainer, progress=progress)
+        if progress:
+            print(format_rates(trainer.rates))
     task = ray.remote(num_cpus=cpus_per_task)(with_threads(record_unit, cpus_per_task))
-    refs = [task.remote(path, cfg, *unit) for unit in pretraining_units(cfg)]
+    units = pretraining_units(cfg)
+    refs = [task.remote(path, cfg, *unit, trainer.rates) for unit in units]
     counts = {"recorded": 0, "resumed": 0, "skipped": 0}
     for outcomes in wait_all(ray, refs, progress, "runs"):
         for outcome in outcomes:
