@@ -29,11 +29,14 @@ MAX_MARKS = 11
 PLAY_MS = 700
 
 
-def map_controls(spec: MapSpec, status: Any) -> html.Section:
-    """Method, its parameters, distance, seed, the re-fit button and the status line.
+def map_controls(
+    spec: MapSpec, status: Any, outputs: Sequence[tuple[str, str]] = ()
+) -> html.Section:
+    """Method, its parameters, distance, output, seed, the re-fit button and the status.
 
     The menus and every parameter input come from the method and distance registries;
-    the parameters of the methods not chosen wait in hidden boxes.
+    the parameters of the methods not chosen wait in hidden boxes. ``outputs`` are the
+    experiment's recorded outputs (:func:`~fspace.app.specs.recorded_outputs`).
     """
     from fspace.app.components import status_line
 
@@ -81,6 +84,7 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
             html.Div([html.Label("method"), menu], className="fs-row"),
             *boxes,
             html.Div([html.Label("distance"), distances, mappable], className="fs-row"),
+            output_row(ids.MAP_OUTPUT, spec.output, outputs),
             html.Div(
                 [html.Label("random state", title="the map's seed"), seed], className="fs-row"
             ),
@@ -89,6 +93,22 @@ def map_controls(spec: MapSpec, status: Any) -> html.Section:
         ],
         className="fs-panel",
     )
+
+
+def output_row(output_id: str, value: str | None, outputs: Sequence[tuple[str, str]]) -> html.Div:
+    """The menu of the recorded outputs (vector forms) a map can show; ``value`` None is
+    the first, the one recorded while training. Hidden when nothing is recorded yet."""
+    menu = dcc.Dropdown(
+        id=output_id,
+        options=[{"label": label, "value": name} for name, label in outputs],
+        value=value or (outputs[0][0] if outputs else None),
+        clearable=False,
+        searchable=False,
+        className="fs-method",
+    )
+    hint = "the function vectors mapped: which recorded output, in which form"
+    style = SHOWN if outputs else HIDDEN
+    return html.Div([html.Label("output", title=hint), menu], className="fs-row", style=style)
 
 
 def distance_options(method: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ MAP_METHOD = "map-method"
 MAP_PARAM = "map-param"
 MAP_PARAMS = "map-params"
 MAP_DISTANCE = "map-distance"
+MAP_OUTPUT = "map-output"
 MAP_MAPPABLE = "map-mappable"
 MAP_SEED = "map-seed"
 REFIT = "map-refit"
@@ -37,8 +38,6 @@ DOWNLOAD = "download"
 PAGE_MESSAGES = "page-messages"
 PENDING = "pending-view"
 GRAPH_READY = "graph-ready"
-RASTER_VIEW = "raster-view"  # the part of a large map shown, as the browser reports it
-HOVER_TIP = "map-hover-tip"
 
 
 def param_id(method: str, name: str) -> dict[str, str]:

@@ -222,12 +222,13 @@ def distance_curve(
     a: Sequence[CheckpointInfo],
     b: Sequence[CheckpointInfo],
     distance: str = "euclidean",
+    output: str | None = None,
 ) -> pd.DataFrame:
     """The function-space ``distance`` between two runs at every epoch both recorded.
 
-    Columns ``epoch`` and ``distance``; the function vectors are those the experiment
-    was recorded with (read from its cache, or computed). An epoch where either vector
-    is not finite is left out. Example::
+    Columns ``epoch`` and ``distance``; the function vectors are those of ``output``
+    (default: the one the experiment was recorded with), read from its cache or
+    computed. An epoch where either vector is not finite is left out. Example::
 
         ckpts = by_run(exp.checkpoints(), ["random-s0", "pretrained-s0"])
         distance_curve(exp, *ckpts.values(), "hellinger")
@@ -240,8 +241,8 @@ def distance_curve(
     pairs = epoch_pairs(a, b)
     if not pairs:
         raise ConfigError("the two runs have no epoch in common: there is nothing to compare")
-    va, failed_a = checkpoint_vectors(exp, [p[1] for p in pairs])
-    vb, failed_b = checkpoint_vectors(exp, [p[2] for p in pairs])
+    va, failed_a = checkpoint_vectors(exp, [p[1] for p in pairs], output=output)
+    vb, failed_b = checkpoint_vectors(exp, [p[2] for p in pairs], output=output)
     bad = set(failed_a) | set(failed_b)
     keep = [i for i, p in enumerate(pairs) if p[1].key not in bad and p[2].key not in bad]
     rows_a = _rows_of(va.points, [pairs[i][1].key for i in keep])

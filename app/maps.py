@@ -21,9 +21,15 @@ from typing import TYPE_CHECKING
 from fspace.app.frames import PlotFrame
 from fspace.app.jobs import Job, Jobs, QueueFullError
 from fspace.app.placement import place_by_neighbours
-from fspace.app.raster import prepare as prepare_raster
 from fspace.app.specs import MAX_SEED as MAX_SEED
-from fspace.app.specs import MapSpec, map_label, method_entry, shown_params
+from fspace.app.specs import (
+    MapSpec,
+    default_output,
+    map_label,
+    method_entry,
+    output_label,
+    shown_params,
+)
 from fspace.app.vectors import checkpoint_vectors
 from fspace.errors import ConfigError, EmptyExperimentError, FspaceError
 
@@ -223,26 +229,20 @@ class MapStore:
         def progress(done: int, total: int) -> None:
             entry.stage = f"function vectors {done:,}/{total:,}"
 
-        vectors, failed = checkpoint_vectors(entry.handle.experiment, ckpts, progress=progress)
+        exp = entry.handle.experiment
+        output = entry.spec.output or default_output(exp)  # several recorded: the first
+        vectors, failed = checkpoint_vectors(exp, ckpts, output=output, progress=progress)
         entry.failed.update(failed)
         return vectors
 
     def _publish(self, entry: MapEntry, embedding: Embedding, scan: Scan, note: str) -> None:
         entry.stage = "preparing the plot"
         plot = PlotFrame.build(embedding.frame)
-        prepare_raster(plot)  # a large map's picture and point index, before it is shown
         with entry.lock:
             entry.embedding, entry.plot = embedding, plot
             entry.signature, entry.note = scan.signature, note
             entry.error = entry.error_signature = None
             entry.version += 1
-
-    def adopt(self, handle: ExperimentHandle, spec: MapSpec, embedding: Embedding) -> MapEntry:
-        """Show ``embedding`` (computed elsewhere, e.g. by a script) as the map of
-        ``spec`` for ``handle``; checkpoints recorded later are placed into it."""
-        entry = self.entry(handle, spec)
-        self._publish(entry, embedding, handle.scan(), "")
-        return entry
 
     def close(self) -> None:
         self._jobs.close()
@@ -281,7 +281,11 @@ def used_label(entry: MapEntry) -> str:
         return spec.label
     used = {name: embedding.params[name] for name in names if name in embedding.params}
     asked = {**method_entry(spec.method).defaults(), **spec.params}
-    return map_label(spec.method, used, spec.random_state, spec.distance, asked)
+    label = map_label(spec.method, used, spec.random_state, spec.distance, asked)
+    # The vector form, unless it is the usual probabilities: "t-SNE · logits".
+    form = getattr(embedding, "output", "prob")
+    shown = spec.output or (form if form != "prob" else None)
+    return f"{label} · {output_label(shown)}" if shown else label
 
 
 def _empty_message(name: str, scan: Scan) -> str:
@@ -295,7 +299,6 @@ def _empty_message(name: str, scan: Scan) -> str:
 def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Embedding | None:
     """The map of exactly these checkpoints from the experiment's embedding cache, read
     without loading any function vector; None if it was never computed."""
-    from fspace.evaluation import recorded_output
     from fspace.pipeline import cached_map, map_key
 
     suites = handle.experiment.probe_suites()
@@ -306,9 +309,8 @@ def cached_embedding(handle: ExperimentHandle, scan: Scan, spec: MapSpec) -> Emb
     if spec.distance != "euclidean":  # keyed as fspace.pipeline.embed_vectors keys it
         params = {**params, "distance": spec.distance, "distance_params": {}}
     keys = [c.key for c in scan.checkpoints]
-    try:
-        output = recorded_output(handle.experiment, fingerprint)[0].name
-    except ConfigError:  # several outputs recorded: computing the map says which
+    output = spec.output or default_output(handle.experiment)
+    if output is None:  # no vectors cached yet: nothing was mapped
         return None
     key = map_key(spec.method, params, fingerprint, output, keys)
     return cached_map(handle.experiment, key)  # a hit counts as a use for Cache.prune

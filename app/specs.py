@@ -1,4 +1,5 @@
-"""Which map a page asks for: an embedding method, its parameters, a seed and a distance.
+"""Which map a page asks for: an embedding method, its parameters, a seed, a distance and
+the recorded output (vector form) it maps.
 
 Everything here is read from the registries :data:`fspace.embedding.METHODS` (the
 methods, their labels, and the parameters the dashboard offers, each method's
@@ -16,6 +17,7 @@ from fspace.errors import ConfigError
 
 if TYPE_CHECKING:
     from fspace.registry import Entry, Param
+    from fspace.store import Experiment
 
 DEFAULT_METHOD = "tsne"
 DEFAULT_DISTANCE = "euclidean"
@@ -65,9 +67,50 @@ def number_text(value: Any) -> str:
     return str(value)
 
 
+def recorded_outputs(exp: Experiment) -> tuple[tuple[str, str], ...]:
+    """``(name, label)`` of every output whose function vectors ``exp`` holds on its
+    probe suite, e.g. ``("logits", "logits (classification)")``; the one recorded while
+    training first. Empty unless the experiment has exactly one probe suite."""
+    suites = exp.probe_suites()
+    if len(suites) != 1:
+        return ()
+    held = {
+        name: meta for (_, name), meta in exp.vector_outputs(next(iter(suites.values()))).items()
+    }
+    out = []
+    for name in sorted(held, key=lambda n: (not held[n].get("online"), n)):
+        spec = held[name].get("spec")
+        kind = spec.get("kind") if isinstance(spec, dict) else None
+        out.append((name, f"{output_label(name)} ({kind})" if kind else output_label(name)))
+    return tuple(out)
+
+
+def default_output(exp: Experiment) -> str | None:
+    """The output a map of ``exp`` shows unless one is chosen: the one recorded while
+    training, else the first one cached (None if it holds no vectors yet)."""
+    outputs = recorded_outputs(exp)
+    return outputs[0][0] if outputs else None
+
+
+def chosen_output(exp: Experiment, value: Any) -> str | None:
+    """The output a menu's ``value`` asks for, None when it is the default one (so that
+    both name one map)."""
+    return None if not value or value == default_output(exp) else str(value)
+
+
+def output_label(name: str | None) -> str:
+    """How a label names output ``name``: its form's label, e.g. "logits"."""
+    from fspace.outputs import FORMS
+
+    form, _, settings = str(name).partition(".")
+    label = FORMS.get(form).label if form in FORMS else form
+    return f"{label} ({settings})" if settings else label
+
+
 @dataclass(frozen=True, init=False)
 class MapSpec:
-    """Which map: method, its parameters that differ from the defaults, seed, distance.
+    """Which map: method, its parameters that differ from the defaults, seed, distance,
+    and the recorded output it maps (None: the one the experiment was recorded with).
 
     ``MapSpec("tsne", 50.0, 1)`` gives the method's first dashboard parameter (t-SNE's
     perplexity) as the second argument; ``params={...}`` gives any of them by name.
@@ -78,6 +121,7 @@ class MapSpec:
     values: tuple[tuple[str, Any], ...] = field(default=())
     random_state: int = 0
     distance: str = DEFAULT_DISTANCE
+    output: str | None = None
 
     def __init__(
         self,
@@ -87,6 +131,7 @@ class MapSpec:
         *,
         params: dict[str, Any] | None = None,
         distance: str = DEFAULT_DISTANCE,
+        output: str | None = None,
     ) -> None:
         given = dict(params or {})
         if param is not None:
@@ -95,6 +140,7 @@ class MapSpec:
         object.__setattr__(self, "values", _non_default(method, given))
         object.__setattr__(self, "random_state", int(random_state))
         object.__setattr__(self, "distance", distance)
+        object.__setattr__(self, "output", output or None)
 
     @classmethod
     def make(
@@ -105,6 +151,7 @@ class MapSpec:
         *,
         params: dict[str, Any] | None = None,
         distance: Any = None,
+        output: Any = None,
     ) -> MapSpec:
         """Validate and normalise values from a URL or the page's controls (text or
         numbers); :class:`ConfigError` names the value at fault."""
@@ -126,7 +173,14 @@ class MapSpec:
         get_method(method).validate(typed)  # the same checks as fspace.embed
         distance = _distance(distance)
         check_method_takes(METHODS, entry, distance)
-        return cls(method, None, _seed(random_state), params=typed, distance=distance)
+        return cls(
+            method,
+            None,
+            _seed(random_state),
+            params=typed,
+            distance=distance,
+            output=_output(output),
+        )
 
     @property
     def params(self) -> dict[str, Any]:
@@ -136,7 +190,8 @@ class MapSpec:
     @property
     def label(self) -> str:
         """Short description, e.g. "t-SNE (perplexity 50, seed 1)"."""
-        return map_label(self.method, self.params, self.random_state, self.distance)
+        text = map_label(self.method, self.params, self.random_state, self.distance)
+        return f"{text} · {output_label(self.output)}" if self.output else text
 
 
 def map_label(
@@ -185,6 +240,20 @@ def _seed(value: Any) -> int:
             f"random_state (map seed) must be an integer between 0 and {MAX_SEED}, got {value!r}"
         )
     return int(value)
+
+
+def _output(value: Any) -> str | None:
+    """An output named in a URL or a menu: a vector form with its settings, as cached
+    vectors are filed (``logits``, ``sketch.k=1024``); None for the recorded one."""
+    from fspace.outputs import FORMS
+
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.partition(".")[0] not in FORMS:
+        raise ConfigError(
+            f"output={value!r} is not a vector form; use one of {', '.join(FORMS.names())}"
+        )
+    return value
 
 
 def _distance(value: Any) -> str:

@@ -7,11 +7,12 @@
 
 ``method`` is the embedding method, followed by those of its parameters the dashboard
 offers, each under its own name (``perplexity``, ``n_neighbors``, ...: whatever the
-method registry declares), ``random_state`` (the map's seed) and ``distance`` (any
-registered distance; default euclidean); ``group``, ``seed`` and each run setting of
-the experiment (its config keys: ``depth``, ``pretraining``, ``optimizer``, ...) filter
-the runs by that value (comma-separated values; a config key that is also one of these
-words is written ``config.KEY``);
+method registry declares), ``random_state`` (the map's seed), ``distance`` (any
+registered distance; default euclidean) and ``output`` (the recorded vector form
+mapped, e.g. ``logits``; default: the one recorded while training); ``group``,
+``seed`` and each run setting of the experiment (its config keys: ``depth``,
+``pretraining``, ``optimizer``, ...) filter the runs by that value (comma-separated
+values; a config key that is also one of these words is written ``config.KEY``);
 ``epochs`` is the epoch window; ``checkpoint`` (or ``run``, meaning its last
 checkpoint) opens the details. Parameters left at their defaults are left out of the
 URL. The words of older links are still read: ``map`` (the method, in which case
@@ -35,7 +36,7 @@ from fspace.app.specs import (
 )
 from fspace.errors import ConfigError
 
-VIEW_KEYS = ("exp", "method", "random_state", "distance", "epochs", "checkpoint", "run")
+VIEW_KEYS = ("exp", "method", "random_state", "distance", "output", "epochs", "checkpoint", "run")
 OLD_KEYS = {"map": "method", "map_seed": "random_state", "neighbors": "n_neighbors"}
 """Words of older links -> today's."""
 FILTER_KEYS = {column: ("pretraining" if column == "method" else column) for column in FILTERS}
@@ -140,8 +141,9 @@ def _spec(values: Mapping[str, str], notes: list[str]) -> MapSpec:
                 notes.append(f"{name} is a parameter of {entry.label}, not {label}; ignored")
     params = {name: values[name] for name in offered if values.get(name)}
     seed, distance = values.get("random_state"), values.get("distance")
+    output = values.get("output")
     try:
-        return MapSpec.make(method, None, seed, params=params, distance=distance)
+        return MapSpec.make(method, None, seed, params=params, distance=distance, output=output)
     except ConfigError as err:
         notes.append(f"{err}; using the defaults of {label}")
         return MapSpec(method)
@@ -175,6 +177,8 @@ def view_query(view: View) -> str:
         params["random_state"] = str(spec.random_state)
     if spec.distance != MapSpec().distance:
         params["distance"] = spec.distance
+    if spec.output:
+        params["output"] = spec.output
     for column, chosen in view.filters:
         if chosen:
             params[filter_word(column)] = ",".join(chosen)

@@ -199,3 +199,77 @@ def test_curves_figure_one_line_per_run_and_metric(two_runs):
     # coloured by the place in the selection, as on the maps
     assert figure["data"][0]["line"]["color"] == linked.run_color(1)
     assert "select runs" in str(linked.curves_figure({}))
+
+
+@pytest.fixture
+def two_outputs(tmp_path, suite):
+    """An experiment recorded as probabilities, then evaluated as logits too."""
+    from conftest import record_experiment
+
+    from fspace.evaluation import evaluate
+
+    path = record_experiment(tmp_path / "two", suite, seeds=(0, 1), epochs=2)
+    evaluate(path, output="logits", progress=False)
+    return path
+
+
+def wait_for_map(state, handle, spec):
+    import time
+
+    for _ in range(300):
+        status = state.maps.status(handle, spec)
+        if not status.busy and status.token is not None:
+            return state.maps.find(status.token)
+        assert not status.error, status.message
+        time.sleep(0.05)
+    raise AssertionError(f"no map of {spec}")
+
+
+def test_every_recorded_output_can_be_mapped(two_outputs):
+    from fspace.app.server import create_app
+    from fspace.app.specs import MapSpec, chosen_output, recorded_outputs
+    from fspace.app.state import EXTENSION
+
+    exp = Experiment(two_outputs)
+    assert recorded_outputs(exp) == (
+        ("prob", "probabilities (classification)"),
+        ("logits", "logits (classification)"),
+    )
+    assert chosen_output(exp, "prob") is None and chosen_output(exp, "logits") == "logits"
+    app = create_app(two_outputs)
+    state = app.server.extensions[EXTENSION]
+    try:
+        handle = state.registry.get("two")
+        maps = {
+            o: wait_for_map(state, handle, MapSpec.make("pca", output=o)) for o in (None, "logits")
+        }
+        assert maps[None].embedding.output == "prob"
+        assert maps["logits"].embedding.output == "logits"
+        # the logits map is the PCA of the recorded logits
+        ckpts = {c.key: c for c in exp.checkpoints()}
+        rows = [
+            np.asarray(exp.load_vector(ckpts[k], exp.probes().fingerprint, "logits"), float)
+            for k in maps["logits"].embedding.points["checkpoint"]
+        ]
+        from sklearn.decomposition import PCA
+
+        expected = PCA(2).fit_transform(np.stack(rows))
+        got = maps["logits"].embedding.coords
+        for axis in range(2):  # PCA's axes are defined up to their sign
+            assert abs(np.corrcoef(got[:, axis], expected[:, axis])[0, 1]) == pytest.approx(
+                1, abs=1e-4
+            )
+        from fspace.app.maps import used_label
+
+        assert used_label(maps["logits"]) == "PCA · logits"
+        assert used_label(maps[None]) == "PCA"
+    finally:
+        state.close()
+
+
+def test_output_in_the_url():
+    view, notes = parse_view({"exp": "e", "output": "logits"})
+    assert view.spec.output == "logits" and not notes
+    assert view_query(view) == "?exp=e&method=tsne&output=logits"
+    view, notes = parse_view({"exp": "e", "output": "nope"})
+    assert view.spec.output is None and "output='nope' is not a vector form" in notes[0]

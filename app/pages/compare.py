@@ -22,15 +22,18 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from fspace.app import linked
 from fspace.app.components import graph, header, message, status_line
-from fspace.app.controls import distance_options, param_row
+from fspace.app.controls import distance_options, output_row, param_row
 from fspace.app.figures import message_dict
 from fspace.app.maps import MapEntry, MapStatus, used_label
 from fspace.app.specs import (
     DEFAULT_METHOD,
     MapSpec,
+    chosen_output,
     distance_label,
     method_entries,
     number_text,
+    output_label,
+    recorded_outputs,
     shown_params,
 )
 from fspace.app.state import current
@@ -67,9 +70,9 @@ def side_spec(query: Mapping[str, Any], side: str, notes: list[str]) -> MapSpec:
     prefix = f"{side}."
     params = {k[len(prefix) :]: v for k, v in query.items() if k.startswith(prefix)}
     distance = params.pop("distance", distance)
-    seed = params.pop("random_state", 0)
+    seed, output = params.pop("random_state", 0), params.pop("output", None)
     try:
-        return MapSpec.make(method, None, seed, params=params, distance=distance)
+        return MapSpec.make(method, None, seed, params=params, distance=distance, output=output)
     except ConfigError as err:
         notes.append(f"map {side}: {err}; showing its default map")
     try:  # the default distance may not apply to a method plug-in
@@ -85,19 +88,28 @@ def spec_query(side: str, spec: MapSpec) -> dict[str, str]:
     if spec.random_state:
         out[f"{side}.random_state"] = str(spec.random_state)
     out[f"{side}.distance"] = spec.distance
+    if spec.output:
+        out[f"{side}.output"] = spec.output
     return out
 
 
-def spec_from(method: Any, values: Sequence[Any], keys: Sequence[dict], distance: Any) -> MapSpec:
+def spec_from(
+    method: Any,
+    values: Sequence[Any],
+    keys: Sequence[dict],
+    distance: Any,
+    output: str | None = None,
+) -> MapSpec:
     """The map the controls of one side ask for (ConfigError for a value it cannot use);
-    inputs left over from another method are ignored."""
+    inputs left over from another method are ignored. ``output`` None is the default
+    recorded output (see :func:`~fspace.app.specs.chosen_output`)."""
     offered = {p.name for p in shown_params(str(method))}
     params = {
         key["name"]: value
         for key, value in zip(keys or (), values or (), strict=False)
         if key.get("name") in offered
     }
-    return MapSpec.make(method, None, 0, params=params, distance=distance)
+    return MapSpec.make(method, None, 0, params=params, distance=distance, output=output)
 
 
 def layout(exp: str | None = None, **query: Any) -> html.Div:
@@ -117,7 +129,9 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
     except FspaceError as err:
         return html.Div([top, message(str(err))], className="fs-page")
     runs = [r for r in str(query.get("runs") or "").split(",") if r][: linked.MAX_RUNS]
-    maps = html.Div([side_panel(s, specs[s], statuses[s]) for s in SIDES], className="fs-compare")
+    outputs = recorded_outputs(handle.experiment)
+    panels = [side_panel(s, specs[s], statuses[s], outputs) for s in SIDES]
+    maps = html.Div(panels, className="fs-compare")
     below = html.Section(
         [
             html.Div(
@@ -150,8 +164,10 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
     return html.Div([top, notes_box, hint, maps, below, *stores], className="fs-page")
 
 
-def side_panel(side: str, spec: MapSpec, status: MapStatus) -> html.Section:
-    """One map with its method, parameters, distance, status and faithfulness."""
+def side_panel(
+    side: str, spec: MapSpec, status: MapStatus, outputs: Sequence[tuple[str, str]] = ()
+) -> html.Section:
+    """One map with its method, parameters, distance, output, status and faithfulness."""
     entries = method_entries()
     method = dcc.Dropdown(
         id=cid(side, "method"),
@@ -171,6 +187,7 @@ def side_panel(side: str, spec: MapSpec, status: MapStatus) -> html.Section:
         [
             html.Div([html.Label("method"), method], className="fs-row"),
             html.Div([html.Label("distance"), distance], className="fs-row"),
+            output_row(cid(side, "output"), spec.output, outputs),
             html.Div(param_rows(side, spec.method, spec.params), id=cid(side, "params")),
         ],
         className="fs-compare-controls",
@@ -212,11 +229,8 @@ def quality_table(entry: MapEntry | None) -> Any:
 
 def map_title(entry: MapEntry) -> str:
     """What the map shows, with the parameter values its fit used and the vector form."""
-    from fspace.outputs import FORMS
-
-    form = str(entry.embedding.output).split(".")[0]
-    label = FORMS.get(form).label if form in FORMS else form
-    return f"{used_label(entry)} · {label}"
+    label, form = used_label(entry), output_label(entry.embedding.output)
+    return label if label.endswith(form) else f"{label} · {form}"
 
 
 def _wire(side: str) -> None:
@@ -252,14 +266,17 @@ def _wire(side: str) -> None:
         keys,
         State(EXP, "data"),
         State(cid(side, "token"), "data"),
+        Input(cid(side, "output"), "value"),
         prevent_initial_call=True,
     )
     @guarded(failed)
-    def poll(_n, method, param_values, distance, param_keys, exp, token):
+    def poll(_n, method, param_values, distance, param_keys, exp, token, output=None):
         """Ask for the map the side's controls describe; a new token when it changed."""
         state = current()
-        spec = spec_from(method, param_values, param_keys, distance)
-        status = state.maps.status(state.registry.get(exp), spec)
+        handle = state.registry.get(exp)
+        output = chosen_output(handle.experiment, output)
+        spec = spec_from(method, param_values, param_keys, distance, output)
+        status = state.maps.status(handle, spec)
         entry = state.maps.find(status.token)
         new = status.token if status.token != token else no_update
         return new, status_line(status), quality_table(entry) if new is not no_update else no_update
@@ -328,10 +345,12 @@ def select(sel_a, click_a, sel_b, click_b, _clear, token_a, token_b, runs):
     Input(RUNS, "data"),
     *[Input(cid(s, "distance"), "value") for s in SIDES],
     State(EXP, "data"),
+    *[Input(cid(s, "output"), "value") for s in SIDES],
 )
 @guarded(lambda text: (no_update, linked.distance_figure({}, ()), text))
-def curves(runs, distance_a, distance_b, exp):
-    """Metric curves of the selected runs; their distance over epochs when there are two."""
+def curves(runs, distance_a, distance_b, exp, output_a=None, output_b=None):
+    """Metric curves of the selected runs; their distance over epochs when there are two,
+    under each side's distance and output."""
     handle = current().registry.get(exp)
     scan = handle.last_scan or handle.scan()
     histories = linked.by_run(scan.checkpoints, runs or [])
@@ -340,10 +359,11 @@ def curves(runs, distance_a, distance_b, exp):
     pair: dict[str, Any] = {}
     if len(histories) == 2:
         a, b = histories.values()
-        for distance in dict.fromkeys(d for d in (distance_a, distance_b) if d):
-            pair[distance_label(distance)] = linked.distance_curve(
-                handle.experiment, a, b, distance
-            )
+        outputs = [chosen_output(handle.experiment, o) for o in (output_a, output_b)]
+        wanted = [(d, o) for d, o in zip((distance_a, distance_b), outputs, strict=True) if d]
+        for distance, output in dict.fromkeys(wanted):
+            label = distance_label(distance) + (f" ({output_label(output)})" if output else "")
+            pair[label] = linked.distance_curve(handle.experiment, a, b, distance, output)
     figure = linked.curves_figure(histories, runs or [])
     return figure, linked.distance_figure(pair, list(histories)), text
 
@@ -355,16 +375,32 @@ def curves(runs, distance_a, distance_b, exp):
     Input(RUNS, "data"),
     *[State({"type": PARAM, "side": s, "name": ALL}, "id") for s in SIDES],
     State(EXP, "data"),
+    *[Input(cid(s, "output"), "value") for s in SIDES],
 )
 def query(
-    method_a, distance_a, method_b, distance_b, values_a, values_b, runs, keys_a, keys_b, exp
+    method_a,
+    distance_a,
+    method_b,
+    distance_b,
+    values_a,
+    values_b,
+    runs,
+    keys_a,
+    keys_b,
+    exp,
+    output_a=None,
+    output_b=None,
 ):
     """The URL query of what the page shows (written into the address by the script below)."""
     params: dict[str, str] = {"exp": exp} if exp else {}
-    sides = ((method_a, values_a, keys_a, distance_a), (method_b, values_b, keys_b, distance_b))
-    for side, (method, values, keys, distance) in zip(SIDES, sides, strict=True):
+    sides = (
+        (method_a, values_a, keys_a, distance_a, output_a),
+        (method_b, values_b, keys_b, distance_b, output_b),
+    )
+    for side, (method, values, keys, distance, output) in zip(SIDES, sides, strict=True):
         try:
-            params.update(spec_query(side, spec_from(method, values, keys, distance)))
+            output = chosen_output(current().registry.get(exp).experiment, output)
+            params.update(spec_query(side, spec_from(method, values, keys, distance, output)))
         except FspaceError:
             continue  # the side says what is wrong; the URL keeps the rest
     if runs:

@@ -1,6 +1,7 @@
-"""Regimes page of the generative experiment: every training regime in one map, their
-test errors and learning curves, how separable they are, and denoising with the joint
-model.
+"""Generative page (``/generative``; ``/regimes`` leads here): every training regime of
+the generative experiment in one map, their test errors and learning curves, how
+separable they are, and denoising with the joint model. The experiment's registry
+entry declares the page (:mod:`fspace.experiments.generative`).
 
 The figures are built by :mod:`fspace.app.generative` from the same report as
 ``fspace experiment generative --figures``, so page and files agree.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash
 from dash import Input, Output, dcc, html
 
 from fspace.app.components import header, message
@@ -49,6 +49,3 @@ def draw(search: str | None) -> list:
     name = parse_qs((search or "").lstrip("?")).get("exp", [state.default_name()])[-1]
     handle = state.registry.get(name)
     return regime_cards(handle.experiment)
-
-
-dash.register_page(__name__, path="/generative", name="Regimes", order=3, layout=layout)

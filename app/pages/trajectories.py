@@ -14,7 +14,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from fspace.app import ids, raster_view
+from fspace.app import ids
 from fspace.app.components import graph, header, message, scan_messages, status_line
 from fspace.app.controls import (
     chosen_filters,
@@ -31,8 +31,7 @@ from fspace.app.controls import (
 from fspace.app.details import details_panel
 from fspace.app.figures import clicked_key, message_dict, trajectory_dict
 from fspace.app.maps import MapEntry, MapSpec, MapStatus
-from fspace.app.raster import is_raster
-from fspace.app.specs import DEFAULT_METHOD, method_entry
+from fspace.app.specs import DEFAULT_METHOD, chosen_output, method_entry, recorded_outputs
 from fspace.app.state import current
 from fspace.app.views import View, parse_view, view_query
 from fspace.app.wiring import Callbacks, guarded, triggered
@@ -65,23 +64,13 @@ def layout(**query: Any) -> html.Div:
     plot = entry.plot if entry is not None else None
     selected = view.checkpoint or view.run
     sidebar = [
-        map_controls(view.spec, status),
+        map_controls(view.spec, status, recorded_outputs(handle.experiment)),
         filter_controls(view, plot),
         export_controls(),
         html.Div(scan_messages(handle.last_scan), id=ids.PROBLEMS),
     ]
-    figure, reported = message_dict(WAITING), None
-    if plot is not None and is_raster(plot) and not (view.filters or view.epochs or selected):
-        # A large map's picture comes with the page (see fspace.app.raster_view).
-        figure, reported = raster_view.first_figure(plot, f"map-{entry.uid}")
     main = [
-        html.Div(
-            [
-                graph(ids.GRAPH, figure=figure, className="fs-map"),
-                *raster_view.components(reported),
-            ],
-            className="fs-map-box",
-        ),
+        graph(ids.GRAPH, figure=message_dict(WAITING), className="fs-map"),
         epoch_controls(view, plot),
         html.Div(id=ids.DETAILS, className="fs-details"),
     ]
@@ -92,7 +81,7 @@ def layout(**query: Any) -> html.Div:
         # Filters and window from the URL wait here until the map (and its choices) exists.
         dcc.Store(id=ids.PENDING, data=None if plot is not None else pending(view)),
         dcc.Store(id=ids.VIEW_QUERY),
-        dcc.Store(id=ids.GRAPH_READY, data=reported is not None),
+        dcc.Store(id=ids.GRAPH_READY, data=False),
         html.Div(id=ids.URL_SINK, hidden=True),
         dcc.Interval(id=ids.POLL, interval=state.poll_ms),
     ]
@@ -115,18 +104,20 @@ def spec_of(
     keys: Sequence[dict] | None,
     seed: Any,
     distance: Any = None,
+    output: str | None = None,
 ) -> MapSpec:
     """The map the controls ask for (ConfigError for a value the method cannot use).
 
     ``values`` are the parameter inputs' values and ``keys`` their ids
-    (:func:`ids.param_id`); only the chosen method's count.
+    (:func:`ids.param_id`); only the chosen method's count. ``output`` is the recorded
+    output chosen, None for the default (:func:`~fspace.app.specs.chosen_output`).
     """
     params = {
         key["name"]: value
         for key, value in zip(keys or (), values or (), strict=False)
         if key.get("method") == method
     }
-    return MapSpec.make(method, None, seed, params=params, distance=distance)
+    return MapSpec.make(method, None, seed, params=params, distance=distance, output=output)
 
 
 def _status_error(text: str):
@@ -146,14 +137,16 @@ def _status_error(text: str):
     PARAM_KEYS,
     State(ids.EXP, "data"),
     State(ids.MAP_TOKEN, "data"),
+    Input(ids.MAP_OUTPUT, "value"),
     prevent_initial_call=True,
 )
 @guarded(_status_error)
-def poll(_n, method, values, distance, seed, _refit, keys, exp, token):
+def poll(_n, method, values, distance, seed, _refit, keys, exp, token, output=None):
     """Ask for the map the controls describe; new token only when the map changed."""
     state = current()
     handle = state.registry.get(exp)
-    spec = spec_of(method, values, keys, seed, distance)
+    output = chosen_output(handle.experiment, output)
+    spec = spec_of(method, values, keys, seed, distance, output)
     status = state.maps.status(handle, spec, refit=triggered() == ids.REFIT)
     new_token = status.token if status.token != token else no_update
     return new_token, status_line(status), scan_messages(handle.last_scan)
@@ -274,26 +267,16 @@ callback.clientside(
     Input(ids.SELECTED, "data"),
     Input(ids.GRAPH_READY, "data"),
     FILTER_KEYS,
-    Input(ids.RASTER_VIEW, "data"),
-    # Nothing to draw before the graph is ready (or a large map's picture came with the page).
-    prevent_initial_call=True,
 )
 @guarded(message_dict)
-def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=None):
-    """The trajectory figure of the current map, filters and epoch window (a picture
-    of the part ``view`` the browser shows, for a large map)."""
+def draw(token, filters, epochs, selected, ready=True, filter_keys=None):
+    """The trajectory figure of the current map, filters and epoch window."""
     if not ready:
         raise dash.exceptions.PreventUpdate
     entry = entry_of(token)
     if entry is None:
         return message_dict(WAITING)
     plot = entry.plot
-    raster, trigger = is_raster(plot), triggered()
-    if raster and (view is None or trigger in (None, ids.GRAPH_READY)):
-        # The page brought its first picture, or the browser reports what to render.
-        raise dash.exceptions.PreventUpdate
-    if trigger == ids.RASTER_VIEW and not raster:
-        raise dash.exceptions.PreventUpdate
     mask = plot.mask(filters_of(filters, filter_keys), epochs)
     if not mask.any():
         return message_dict("no checkpoint matches the filters and epoch window")
@@ -301,70 +284,24 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
     position = plot.position_of(key) if key else None
     run = key.partition("/")[0] if key else None
     run = run if run is not None and plot.rows_of_run(run).size else None
-    revision = f"map-{entry.uid}"
-    if raster:
-        return raster_view.figure(plot, mask, view, revision, highlight=run, selected=position)
-    return trajectory_dict(plot, mask, highlight=run, selected=position, uirevision=revision)
-
-
-# What the graph shows, for a raster figure rendered for that view (fspace.app.raster_view).
-callback.clientside(
-    raster_view.REPORT_VIEW_JS,
-    Output(ids.RASTER_VIEW, "data"),
-    Input(ids.GRAPH, "relayoutData"),
-    Input(ids.GRAPH_READY, "data"),
-    State(ids.RASTER_VIEW, "data"),
-)
-# The checkpoints shown: hovers and clicks on a raster pick among them.
-SHOWN = (
-    State({"type": "filter", "column": ALL}, "value"),
-    FILTER_KEYS,
-    State(ids.EPOCHS, "value"),
-    State(ids.RASTER_VIEW, "data"),
-)
+    return trajectory_dict(
+        plot, mask, highlight=run, selected=position, uirevision=f"map-{entry.uid}"
+    )
 
 
 @callback(
     Output(ids.SELECTED, "data"),
     Input(ids.GRAPH, "clickData"),
     State(ids.MAP_TOKEN, "data"),
-    *SHOWN,
     prevent_initial_call=True,
 )
-def select(click, token, filters=(), keys=(), epochs=None, view=None):
-    """The checkpoint a click on the map chose (on a raster, the one nearest to it)."""
+def select(click, token):
+    """The checkpoint a click on the map chose."""
     entry = entry_of(token)
     key = clicked_key(entry.plot, click) if entry is not None else None
-    if key is None and entry is not None and is_raster(entry.plot):
-        point = ((click or {}).get("points") or [None])[0]
-        mask = entry.plot.mask(filters_of(filters, keys), epochs)
-        key = raster_view.nearest_key(entry.plot, point, view, mask)
     if key is None:
         raise dash.exceptions.PreventUpdate
     return key
-
-
-@callback(
-    Output(ids.GRAPH, "figure", allow_duplicate=True),
-    Output(ids.HOVER_TIP, "show"),
-    Output(ids.HOVER_TIP, "bbox"),
-    Output(ids.HOVER_TIP, "children"),
-    Input(ids.GRAPH, "hoverData"),
-    State(ids.MAP_TOKEN, "data"),
-    *SHOWN,
-    prevent_initial_call=True,
-)
-def hover(hovered, token, filters=(), keys=(), epochs=None, view=None):
-    """On a raster, the checkpoint under the pointer: its run drawn on top, a tooltip."""
-    entry = entry_of(token)
-    if entry is None or not is_raster(entry.plot):
-        raise dash.exceptions.PreventUpdate
-    point = ((hovered or {}).get("points") or [None])[0]
-    if not isinstance(point, dict) or point.get("curveNumber") != 0:
-        raise dash.exceptions.PreventUpdate  # a vector trace shows its own hover
-    mask = entry.plot.mask(filters_of(filters, keys), epochs)
-    row = raster_view.nearest_row(entry.plot, point, view, mask)
-    return raster_view.hover_answer(entry.plot, row, view)
 
 
 @callback(
@@ -444,13 +381,28 @@ def step(_n, value, top):
     State(ids.EPOCHS, "max"),
     State(ids.PENDING, "data"),
     FILTER_KEYS,
+    Input(ids.MAP_OUTPUT, "value"),
 )
 def query(
-    method, values, distance, seed, filters, epochs, selected, keys, exp, lo, hi, wanted, fkeys=None
+    method,
+    values,
+    distance,
+    seed,
+    filters,
+    epochs,
+    selected,
+    keys,
+    exp,
+    lo,
+    hi,
+    wanted,
+    fkeys=None,
+    output=None,
 ):
     """The URL query of what the page shows, for sharing (written by the script below)."""
     try:
-        spec = spec_of(method, values, keys, seed, distance)
+        output = chosen_output(current().registry.get(exp).experiment, output) if output else None
+        spec = spec_of(method, values, keys, seed, distance, output)
     except FspaceError:
         spec = MapSpec(method if _known(method) else DEFAULT_METHOD)
     chosen_ = filters_of(filters, fkeys)
