@@ -38,6 +38,8 @@ DOWNLOAD = "download"
 PAGE_MESSAGES = "page-messages"
 PENDING = "pending-view"
 GRAPH_READY = "graph-ready"
+RASTER_VIEW = "raster-view"  # the part of a large map shown, as the browser reports it
+HOVER_TIP = "map-hover-tip"
 
 
 def param_id(method: str, name: str) -> dict[str, str]:

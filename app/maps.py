@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from fspace.app.frames import PlotFrame
 from fspace.app.jobs import Job, Jobs, QueueFullError
 from fspace.app.placement import place_by_neighbours
+from fspace.app.raster import prepare as prepare_raster
 from fspace.app.specs import MAX_SEED as MAX_SEED
 from fspace.app.specs import (
     MapSpec,
@@ -238,11 +239,19 @@ class MapStore:
     def _publish(self, entry: MapEntry, embedding: Embedding, scan: Scan, note: str) -> None:
         entry.stage = "preparing the plot"
         plot = PlotFrame.build(embedding.frame)
+        prepare_raster(plot)  # a large map's picture and point index, before it is shown
         with entry.lock:
             entry.embedding, entry.plot = embedding, plot
             entry.signature, entry.note = scan.signature, note
             entry.error = entry.error_signature = None
             entry.version += 1
+
+    def adopt(self, handle: ExperimentHandle, spec: MapSpec, embedding: Embedding) -> MapEntry:
+        """Show ``embedding`` (computed elsewhere, e.g. by a script) as the map of
+        ``spec`` for ``handle``; checkpoints recorded later are placed into it."""
+        entry = self.entry(handle, spec)
+        self._publish(entry, embedding, handle.scan(), "")
+        return entry
 
     def close(self) -> None:
         self._jobs.close()

@@ -14,7 +14,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from fspace.app import ids
+from fspace.app import ids, raster_view
 from fspace.app.components import graph, header, message, scan_messages, status_line
 from fspace.app.controls import (
     chosen_filters,
@@ -31,6 +31,7 @@ from fspace.app.controls import (
 from fspace.app.details import details_panel
 from fspace.app.figures import clicked_key, message_dict, trajectory_dict
 from fspace.app.maps import MapEntry, MapSpec, MapStatus
+from fspace.app.raster import is_raster
 from fspace.app.specs import DEFAULT_METHOD, chosen_output, method_entry, recorded_outputs
 from fspace.app.state import current
 from fspace.app.views import View, parse_view, view_query
@@ -69,8 +70,18 @@ def layout(**query: Any) -> html.Div:
         export_controls(),
         html.Div(scan_messages(handle.last_scan), id=ids.PROBLEMS),
     ]
+    figure, reported = message_dict(WAITING), None
+    if plot is not None and is_raster(plot) and not (view.filters or view.epochs or selected):
+        # A large map's picture comes with the page (see fspace.app.raster_view).
+        figure, reported = raster_view.first_figure(plot, f"map-{entry.uid}")
     main = [
-        graph(ids.GRAPH, figure=message_dict(WAITING), className="fs-map"),
+        html.Div(
+            [
+                graph(ids.GRAPH, figure=figure, className="fs-map"),
+                *raster_view.components(reported),
+            ],
+            className="fs-map-box",
+        ),
         epoch_controls(view, plot),
         html.Div(id=ids.DETAILS, className="fs-details"),
     ]
@@ -81,7 +92,7 @@ def layout(**query: Any) -> html.Div:
         # Filters and window from the URL wait here until the map (and its choices) exists.
         dcc.Store(id=ids.PENDING, data=None if plot is not None else pending(view)),
         dcc.Store(id=ids.VIEW_QUERY),
-        dcc.Store(id=ids.GRAPH_READY, data=False),
+        dcc.Store(id=ids.GRAPH_READY, data=reported is not None),
         html.Div(id=ids.URL_SINK, hidden=True),
         dcc.Interval(id=ids.POLL, interval=state.poll_ms),
     ]
@@ -267,16 +278,26 @@ callback.clientside(
     Input(ids.SELECTED, "data"),
     Input(ids.GRAPH_READY, "data"),
     FILTER_KEYS,
+    Input(ids.RASTER_VIEW, "data"),
+    # Nothing to draw before the graph is ready (or a large map's picture came with the page).
+    prevent_initial_call=True,
 )
 @guarded(message_dict)
-def draw(token, filters, epochs, selected, ready=True, filter_keys=None):
-    """The trajectory figure of the current map, filters and epoch window."""
+def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=None):
+    """The trajectory figure of the current map, filters and epoch window (a picture
+    of the part ``view`` the browser shows, for a large map)."""
     if not ready:
         raise dash.exceptions.PreventUpdate
     entry = entry_of(token)
     if entry is None:
         return message_dict(WAITING)
     plot = entry.plot
+    raster, trigger = is_raster(plot), triggered()
+    if raster and (view is None or trigger in (None, ids.GRAPH_READY)):
+        # The page brought its first picture, or the browser reports what to render.
+        raise dash.exceptions.PreventUpdate
+    if trigger == ids.RASTER_VIEW and not raster:
+        raise dash.exceptions.PreventUpdate
     mask = plot.mask(filters_of(filters, filter_keys), epochs)
     if not mask.any():
         return message_dict("no checkpoint matches the filters and epoch window")
@@ -284,24 +305,70 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None):
     position = plot.position_of(key) if key else None
     run = key.partition("/")[0] if key else None
     run = run if run is not None and plot.rows_of_run(run).size else None
-    return trajectory_dict(
-        plot, mask, highlight=run, selected=position, uirevision=f"map-{entry.uid}"
-    )
+    revision = f"map-{entry.uid}"
+    if raster:
+        return raster_view.figure(plot, mask, view, revision, highlight=run, selected=position)
+    return trajectory_dict(plot, mask, highlight=run, selected=position, uirevision=revision)
+
+
+# What the graph shows, for a raster figure rendered for that view (fspace.app.raster_view).
+callback.clientside(
+    raster_view.REPORT_VIEW_JS,
+    Output(ids.RASTER_VIEW, "data"),
+    Input(ids.GRAPH, "relayoutData"),
+    Input(ids.GRAPH_READY, "data"),
+    State(ids.RASTER_VIEW, "data"),
+)
+# The checkpoints shown: hovers and clicks on a raster pick among them.
+SHOWN = (
+    State({"type": "filter", "column": ALL}, "value"),
+    FILTER_KEYS,
+    State(ids.EPOCHS, "value"),
+    State(ids.RASTER_VIEW, "data"),
+)
 
 
 @callback(
     Output(ids.SELECTED, "data"),
     Input(ids.GRAPH, "clickData"),
     State(ids.MAP_TOKEN, "data"),
+    *SHOWN,
     prevent_initial_call=True,
 )
-def select(click, token):
-    """The checkpoint a click on the map chose."""
+def select(click, token, filters=(), keys=(), epochs=None, view=None):
+    """The checkpoint a click on the map chose (on a raster, the one nearest to it)."""
     entry = entry_of(token)
     key = clicked_key(entry.plot, click) if entry is not None else None
+    if key is None and entry is not None and is_raster(entry.plot):
+        point = ((click or {}).get("points") or [None])[0]
+        mask = entry.plot.mask(filters_of(filters, keys), epochs)
+        key = raster_view.nearest_key(entry.plot, point, view, mask)
     if key is None:
         raise dash.exceptions.PreventUpdate
     return key
+
+
+@callback(
+    Output(ids.GRAPH, "figure", allow_duplicate=True),
+    Output(ids.HOVER_TIP, "show"),
+    Output(ids.HOVER_TIP, "bbox"),
+    Output(ids.HOVER_TIP, "children"),
+    Input(ids.GRAPH, "hoverData"),
+    State(ids.MAP_TOKEN, "data"),
+    *SHOWN,
+    prevent_initial_call=True,
+)
+def hover(hovered, token, filters=(), keys=(), epochs=None, view=None):
+    """On a raster, the checkpoint under the pointer: its run drawn on top, a tooltip."""
+    entry = entry_of(token)
+    if entry is None or not is_raster(entry.plot):
+        raise dash.exceptions.PreventUpdate
+    point = ((hovered or {}).get("points") or [None])[0]
+    if not isinstance(point, dict) or point.get("curveNumber") != 0:
+        raise dash.exceptions.PreventUpdate  # a vector trace shows its own hover
+    mask = entry.plot.mask(filters_of(filters, keys), epochs)
+    row = raster_view.nearest_row(entry.plot, point, view, mask)
+    return raster_view.hover_answer(entry.plot, row, view)
 
 
 @callback(
