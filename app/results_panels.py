@@ -94,8 +94,10 @@ def metric_panels(res: Results, metric: str | None) -> tuple[Any, Any, Any]:
     if design is None:
         text = res.notes.get("summary", "no runs to show")
         return note(text), note(text), note(text)
-    if metric is None or metric not in design.metrics:
-        text = design.notes.get("metrics", "choose a metric")
+    # Before the menu has a value, the main metric (the one the menu is given).
+    metric = metric if metric in design.metrics else design.metric
+    if metric is None:
+        text = design.notes["metrics"]
         return note(text), note(text), note(text)
     order = labels(res)
     final = final_values(design)
