@@ -11,15 +11,17 @@ its run's path on top and shows a tooltip.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import Patch, dcc, html
+from dash import ALL, Input, Output, Patch, State, dcc, html
+from dash.exceptions import PreventUpdate
 
 from fspace.app import ids
 from fspace.app.figures import GRID_PX, raster_dict
 from fspace.app.frames import PlotFrame
-from fspace.app.raster import Viewport, layers
+from fspace.app.raster import Viewport, is_raster, layers
 from fspace.app.spatial import TOLERANCE_PX
 from fspace.plot.trajectories import Paths, path_traces
 
@@ -114,7 +116,7 @@ def nearest_key(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) ->
 
 def nearest_row(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) -> int | None:
     """Drawing-order row of the checkpoint under ``point`` (see :func:`nearest_key`)."""
-    if not isinstance(point, dict) or point.get("curveNumber") != 0:
+    if not _on_grid(point):
         return None  # not the grid: a vector trace answers for itself
     try:
         x, y = float(point["x"]), float(point["y"])
@@ -126,17 +128,84 @@ def nearest_row(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) ->
     )
 
 
-def hover_answer(plot: PlotFrame, row: int | None, reported: Any) -> tuple[Any, ...]:
-    """A patch that draws the hovered checkpoint's run, and the tooltip's ``show``,
-    ``bbox`` and ``children``."""
-    patch = Patch()
-    slot = hover_slot(plot)
+def tip_answer(plot: PlotFrame, row: int | None, reported: Any) -> tuple[Any, ...]:
+    """The tooltip's ``show``, ``bbox`` and ``children`` for the hovered ``row``."""
     if row is None:
-        patch["data"][slot] = _hovered(plot, np.zeros(0, np.int64), "")
-        return patch, False, None, None
+        return False, None, None
     run = str(plot.runs[plot.run_code[row]])
-    patch["data"][slot] = _hovered(plot, plot.rows_of_run(run), run)
-    return patch, True, _bbox(plot, row, reported), _tip(plot, row, run)
+    return True, _bbox(plot, row, reported), _tip(plot, row, run)
+
+
+def path_patch(plot: PlotFrame, row: int | None) -> Patch:
+    """A patch of the figure that draws the run of the hovered ``row`` on top (or
+    nothing, for None)."""
+    patch = Patch()
+    if row is None:
+        patch["data"][hover_slot(plot)] = _hovered(plot, np.zeros(0, np.int64), "")
+        return patch
+    run = str(plot.runs[plot.run_code[row]])
+    patch["data"][hover_slot(plot)] = _hovered(plot, plot.rows_of_run(run), run)
+    return patch
+
+
+def register(callback: Any, entry_of: Callable, shown: Callable) -> None:
+    """Declare the raster view's callbacks with the page's collector ``callback``:
+    the view reporter, the hover tooltip and the hovered run's path (two callbacks, so
+    the tooltip never waits for the figure). ``entry_of(token)`` is the page's map entry,
+    ``shown(plot, filter_values, filter_ids, epochs)`` the mask of the checkpoints shown."""
+    callback.clientside(
+        REPORT_VIEW_JS,
+        Output(ids.RASTER_VIEW, "data"),
+        Input(ids.GRAPH, "relayoutData"),
+        Input(ids.GRAPH_READY, "data"),
+        State(ids.RASTER_VIEW, "data"),
+    )
+
+    def hovered_row(hovered, token, filters, keys, epochs, view) -> tuple[PlotFrame, int | None]:
+        entry = entry_of(token)
+        point = ((hovered or {}).get("points") or [None])[0]
+        if entry is None or not is_raster(entry.plot) or not _on_grid(point):
+            raise PreventUpdate  # a vector trace shows its own hover
+        mask = shown(entry.plot, filters, keys, epochs)
+        return entry.plot, nearest_row(entry.plot, point, view, mask)
+
+    @callback(
+        Output(ids.HOVER_TIP, "show"),
+        Output(ids.HOVER_TIP, "bbox"),
+        Output(ids.HOVER_TIP, "children"),
+        Input(ids.GRAPH, "hoverData"),
+        *SHOWN,
+        prevent_initial_call=True,
+    )
+    def hover_tip(hovered, token, filters=(), keys=(), epochs=None, view=None):
+        """On a raster, the tooltip of the checkpoint under the pointer."""
+        plot, row = hovered_row(hovered, token, filters, keys, epochs, view)
+        return tip_answer(plot, row, view)
+
+    @callback(
+        Output(ids.GRAPH, "figure", allow_duplicate=True),
+        Input(ids.GRAPH, "hoverData"),
+        *SHOWN,
+        prevent_initial_call=True,
+    )
+    def hover_path(hovered, token, filters=(), keys=(), epochs=None, view=None):
+        """On a raster, the run of the checkpoint under the pointer, drawn on top."""
+        plot, row = hovered_row(hovered, token, filters, keys, epochs, view)
+        return path_patch(plot, row)
+
+
+# What hovers and clicks on a raster need: the map, the checkpoints shown, the view.
+SHOWN = (
+    State(ids.MAP_TOKEN, "data"),
+    State({"type": "filter", "column": ALL}, "value"),
+    State({"type": "filter", "column": ALL}, "id"),
+    State(ids.EPOCHS, "value"),
+    State(ids.RASTER_VIEW, "data"),
+)
+
+
+def _on_grid(point: Any) -> bool:
+    return isinstance(point, dict) and point.get("curveNumber") == 0
 
 
 def _hovered(plot: PlotFrame, rows: np.ndarray, run: str) -> dict[str, Any]:

@@ -1,13 +1,21 @@
-"""Benchmark of the dashboard on a 20,000-checkpoint experiment (prints numbers).
+"""Benchmark of the dashboard at 20,000, 100,000 and 1,000,000 checkpoints (prints numbers).
 
-    python benchmarks/dashboard.py                 # build (once), then measure
-    python benchmarks/dashboard.py --root /tmp/x --runs 100 --epochs 9
+    python benchmarks/dashboard.py                          # the three sizes
+    python benchmarks/dashboard.py --sizes 20000 --vector 2000,5000,10000
+    python benchmarks/dashboard.py --recorded --runs 1000   # a recorded 20,000-checkpoint map
 
-The experiment is recorded once with tiny MLPs and kept under ``--root``; its map is
-embedded once with :func:`fspace.pipeline.embed_experiment` (cached in the experiment).
-Then every main callback is timed through Flask's test client (the same
-``/_dash-update-component`` requests the browser sends), and headless Chromium measures
-how long the trajectories page takes to show every point.
+By default each size is a synthetic map given to the server as a computed map of a
+small recorded experiment (benchmarks/_scale.py); headless Chromium measures the time
+to a fully drawn page, a zoom and a pan re-rendered, and the answers to a hover and a
+click, and Flask's test client times the server's callbacks. ``--vector`` measures the
+maps drawn point by point with WebGL instead, to place the raster threshold
+(``fspace.app.raster.VECTOR_LIMIT``).
+
+With ``--recorded`` the experiment is recorded once with tiny MLPs and kept under
+``--root``; its map is embedded once with :func:`fspace.pipeline.embed_experiment`
+(cached in the experiment). Then every main callback is timed through Flask's test
+client (the same ``/_dash-update-component`` requests the browser sends), and headless
+Chromium measures how long the trajectories page takes to show every point.
 """
 
 from __future__ import annotations
@@ -282,12 +290,10 @@ return [n, performance.now()];
 """
 
 
-def time_browser(url: str, expected: int) -> None:
-    """Print when headless Chromium shows the controls and every point, and how long an
-    epoch-slider step takes to redraw the map."""
+def chromium():
+    """A headless Chromium driver (software WebGL), as the browser tests use."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.keys import Keys
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -302,7 +308,15 @@ def time_browser(url: str, expected: int) -> None:
         "--window-size=1400,1000",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def time_browser(url: str, expected: int) -> None:
+    """Print when headless Chromium shows the controls and every point, and how long an
+    epoch-slider step takes to redraw the map."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver = chromium()
     try:
         # cold: a new browser profile compiles plotly.js (4.8 MB); warm: its code is cached
         for attempt in ("cold", "warm", "warm"):
@@ -355,12 +369,26 @@ def serve_in_thread(app):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("/tmp/fspace-bench"))
+    parser.add_argument("--sizes", default="20000,100000,1000000", help="synthetic map sizes")
+    parser.add_argument("--vector", default="", help="sizes drawn point by point, e.g. 5000")
+    parser.add_argument("--recorded", action="store_true", help="a recorded map instead")
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=19, help="epochs after epoch 0")
     parser.add_argument("--method", choices=("pca", "tsne", "umap"), default="tsne")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args(argv)
+    if not args.recorded:
+        from _scale import run
+
+        sizes = [int(n) for n in args.sizes.split(",") if n]
+        vector = [int(n) for n in args.vector.split(",") if n]
+        return run(args.root / "scale", sizes, vector, args.repeat, not args.no_browser)
+    return recorded(args)
+
+
+def recorded(args: argparse.Namespace) -> int:
+    """The benchmark of a recorded experiment's map (``--recorded``)."""
     expected = args.runs * (args.epochs + 1)
 
     from fspace.app.server import create_app

@@ -16,6 +16,7 @@ import pandas as pd
 from fspace.embedding import Embedding
 
 GROUPS = ("pretrained", "random")
+SETTINGS = 3
 
 
 def synthetic_points(runs: int, epochs: int, *, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
@@ -25,19 +26,26 @@ def synthetic_points(runs: int, epochs: int, *, seed: int = 0) -> tuple[np.ndarr
     run = np.repeat(np.arange(runs), steps)
     epoch = np.tile(np.arange(steps), runs)
     group = run % len(GROUPS)
+    setting = (run // len(GROUPS)) % SETTINGS  # e.g. depth: each its own arm
     t = epoch / max(epochs, 1)
-    # Each group's arm: a quarter turn of a spiral, the groups on opposite sides.
-    angle = np.pi * group + 1.4 * t + rng.normal(0, 0.08, runs)[run]
-    radius = 1.0 + 5.0 * t + rng.normal(0, 0.6, runs)[run] * (0.3 + t)
-    walk = np.cumsum(rng.normal(0, 0.12, (runs, steps, 2)), axis=1).reshape(-1, 2)
-    coords = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]) + walk
+    # Runs leave a common start along their group's side, fan out by setting and curl.
+    angle = (
+        np.pi * group
+        + 0.55 * (setting - (SETTINGS - 1) / 2)
+        + 0.9 * t
+        + rng.normal(0, 0.05, runs)[run]
+    )
+    radius = (1.0 + 7.0 * np.sqrt(t)) * rng.normal(1.0, 0.07, runs)[run]
+    jitter = rng.normal(0, 0.06 + 0.1 * t[:, None], (run.size, 2))
+    coords = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]) + jitter
     names = np.array([f"sweep-r{i:07d}" for i in range(runs)], dtype=object)
     keys = [f"{names[r]}/e{e:06d}-s{0:010d}" for r, e in zip(run, epoch, strict=True)]
     points = pd.DataFrame(
         {
             "run": names[run],
             "group": np.asarray(GROUPS, dtype=object)[group],
-            "seed": run // len(GROUPS),
+            "seed": run // (len(GROUPS) * SETTINGS),
+            "depth": setting + 1,
             "epoch": epoch,
             "step": np.zeros(run.size, np.int64),
             "checkpoint": keys,

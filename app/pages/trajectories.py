@@ -9,7 +9,7 @@ the map in the background; the figure is redrawn only when the map's token chang
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
@@ -37,6 +37,11 @@ from fspace.app.state import current
 from fspace.app.views import View, parse_view, view_query
 from fspace.app.wiring import Callbacks, guarded, triggered
 from fspace.errors import FspaceError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fspace.app.frames import PlotFrame
 
 callback = Callbacks()
 PAGE = "trajectories"
@@ -311,28 +316,19 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
     return trajectory_dict(plot, mask, highlight=run, selected=position, uirevision=revision)
 
 
-# What the graph shows, for a raster figure rendered for that view (fspace.app.raster_view).
-callback.clientside(
-    raster_view.REPORT_VIEW_JS,
-    Output(ids.RASTER_VIEW, "data"),
-    Input(ids.GRAPH, "relayoutData"),
-    Input(ids.GRAPH_READY, "data"),
-    State(ids.RASTER_VIEW, "data"),
-)
-# The checkpoints shown: hovers and clicks on a raster pick among them.
-SHOWN = (
-    State({"type": "filter", "column": ALL}, "value"),
-    FILTER_KEYS,
-    State(ids.EPOCHS, "value"),
-    State(ids.RASTER_VIEW, "data"),
-)
+def shown(plot: PlotFrame, filters, keys, epochs) -> np.ndarray:
+    """The mask of the checkpoints the filters and epoch window show."""
+    return plot.mask(filters_of(filters, keys), epochs)
+
+
+# A large map's view reporter and hover answers (fspace.app.raster_view).
+raster_view.register(callback, entry_of, shown)
 
 
 @callback(
     Output(ids.SELECTED, "data"),
     Input(ids.GRAPH, "clickData"),
-    State(ids.MAP_TOKEN, "data"),
-    *SHOWN,
+    *raster_view.SHOWN,
     prevent_initial_call=True,
 )
 def select(click, token, filters=(), keys=(), epochs=None, view=None):
@@ -341,34 +337,11 @@ def select(click, token, filters=(), keys=(), epochs=None, view=None):
     key = clicked_key(entry.plot, click) if entry is not None else None
     if key is None and entry is not None and is_raster(entry.plot):
         point = ((click or {}).get("points") or [None])[0]
-        mask = entry.plot.mask(filters_of(filters, keys), epochs)
+        mask = shown(entry.plot, filters, keys, epochs)
         key = raster_view.nearest_key(entry.plot, point, view, mask)
     if key is None:
         raise dash.exceptions.PreventUpdate
     return key
-
-
-@callback(
-    Output(ids.GRAPH, "figure", allow_duplicate=True),
-    Output(ids.HOVER_TIP, "show"),
-    Output(ids.HOVER_TIP, "bbox"),
-    Output(ids.HOVER_TIP, "children"),
-    Input(ids.GRAPH, "hoverData"),
-    State(ids.MAP_TOKEN, "data"),
-    *SHOWN,
-    prevent_initial_call=True,
-)
-def hover(hovered, token, filters=(), keys=(), epochs=None, view=None):
-    """On a raster, the checkpoint under the pointer: its run drawn on top, a tooltip."""
-    entry = entry_of(token)
-    if entry is None or not is_raster(entry.plot):
-        raise dash.exceptions.PreventUpdate
-    point = ((hovered or {}).get("points") or [None])[0]
-    if not isinstance(point, dict) or point.get("curveNumber") != 0:
-        raise dash.exceptions.PreventUpdate  # a vector trace shows its own hover
-    mask = entry.plot.mask(filters_of(filters, keys), epochs)
-    row = raster_view.nearest_row(entry.plot, point, view, mask)
-    return raster_view.hover_answer(entry.plot, row, view)
 
 
 @callback(

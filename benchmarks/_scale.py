@@ -1,0 +1,273 @@
+"""The dashboard at 20,000 to 1,000,000 checkpoints (used by benchmarks/dashboard.py).
+
+Each size is a synthetic map (tests/_bigmap.py: runs drifting along their group's arm)
+given to the server as a computed map (:meth:`fspace.app.maps.MapStore.adopt`) of a
+small recorded experiment, whose checkpoints lie among the synthetic ones, so clicks open
+real details. Headless Chromium measures the time to a fully drawn page, a zoom and a pan
+re-rendered, the answer to a hover and to a click; Flask's test client times the
+server's callbacks.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from _bigmap import real_points, synthetic_embedding, with_real_runs
+
+TARGETS = {"drawn_20k": 1000.0, "drawn_1m": 2000.0, "zoom": 500.0, "answer": 100.0}
+EPOCHS = 19
+
+IMAGE_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+if (!gd || !gd._fullLayout || !document.querySelector('#trajectory-graph image')) return null;
+return [gd.layout.images[0].source.length, performance.now()];
+"""
+POINTS_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+if (!gd || !gd._fullData) return null;
+let n = 0;
+for (const t of gd._fullData) {
+  if (t.meta && t.meta.role === 'checkpoints' && t.visible === true) n += t.x.length;
+}
+return [n, performance.now()];
+"""
+# Zoom (scale < 1) or pan the map by relayout, as a drag does; remember the picture.
+MOVE_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+const [x0, x1] = gd._fullLayout.xaxis.range, [y0, y1] = gd._fullLayout.yaxis.range;
+const [scale, shift] = arguments, cx = (x0 + x1) / 2 + shift * (x1 - x0), cy = (y0 + y1) / 2;
+const hx = (x1 - x0) * scale / 2, hy = (y1 - y0) * scale / 2;
+const shown = i => [i.source, i.x, i.y, i.sizex, i.sizey].join(' ');
+window.fsBefore = shown(gd.layout.images[0]);
+window.fsStart = performance.now();
+Plotly.relayout(gd, {'xaxis.range': [cx - hx, cx + hx], 'yaxis.range': [cy - hy, cy + hy]});
+"""
+MOVED_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+const image = document.querySelector('#trajectory-graph image');
+const i = gd.layout.images[0];
+if ([i.source, i.x, i.y, i.sizex, i.sizey].join(' ') === window.fsBefore || !image) return null;
+return performance.now() - window.fsStart;
+"""
+PLACE_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+const L = gd._fullLayout, box = gd.getBoundingClientRect();
+return [box.left + L._size.l + L.xaxis.l2p(arguments[0]),
+        box.top + L._size.t + L.yaxis.l2p(arguments[1])];
+"""
+TIP_JS = """
+const tips = [...document.querySelectorAll('.fs-hover-tip')].filter(e => e.innerText);
+return tips.length && tips[0].innerText.includes(arguments[0]) ? 1 : null;
+"""
+DETAILS_JS = """
+const d = document.querySelector('#checkpoint-details [data-checkpoint]');
+return d && d.getAttribute('data-checkpoint') === arguments[0] ? 1 : null;
+"""
+
+
+def serve_map(root: Path, size: int):
+    """A dashboard of the recorded experiment under ``root`` whose "pca" map holds
+    ``size`` checkpoints; returns (app, seconds to adopt it, the recorded checkpoints as
+    (key, x, y))."""
+    from fspace.app.maps import MapSpec
+    from fspace.app.server import create_app
+    from fspace.app.state import EXTENSION
+
+    app = create_app(root, poll_ms=1000)
+    state = app.server.extensions[EXTENSION]
+    handle = state.registry.get("bench")
+    embedding = synthetic_embedding(size // (EPOCHS + 1), EPOCHS)
+    real = real_points(handle)
+    x0, y0 = embedding.coords.min(axis=0)
+    embedding = with_real_runs(embedding, real, (x0, y0 - 1.0), 0.15)
+    start = time.perf_counter()
+    state.maps.adopt(handle, MapSpec.make("pca"), embedding)
+    took = time.perf_counter() - start
+    placed = [
+        (str(k), float(x), float(y))
+        for k, (x, y) in zip(real["checkpoint"], embedding.coords[: len(real)], strict=True)
+    ]
+    return app, took, placed
+
+
+def _until(driver, script, *args, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = driver.execute_script(script, *args)
+        if got:
+            return got
+        time.sleep(0.01)
+    raise RuntimeError(f"timed out after {timeout} s")
+
+
+def browser_times(driver, url: str, placed, loads: int = 3) -> dict[str, list[float]]:
+    """Milliseconds: page fully drawn (each load), zoom and pan re-rendered, hover and
+    click answered (pointer action to tooltip / details shown)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    out: dict[str, list[float]] = {"drawn": [], "zoom": [], "pan": [], "hover": [], "click": []}
+    for _ in range(loads):
+        driver.get(url)
+        out["drawn"].append(_until(driver, IMAGE_JS)[1])
+    time.sleep(1.0)
+    for scale, shift, name in ((0.5, 0.0, "zoom"), (0.5, 0.0, "zoom"), (1.0, 0.2, "pan")) * 2:
+        driver.execute_script(MOVE_JS, scale, shift)
+        out[name].append(_until(driver, MOVED_JS))
+        time.sleep(0.3)
+    driver.get(url)
+    _until(driver, IMAGE_JS)
+    time.sleep(1.0)
+    for index, (key, x, y) in enumerate(placed[1:4]):
+        px, py = driver.execute_script(PLACE_JS, x, y)
+        run = key.split("/")[0]
+        start = time.perf_counter()
+        actions = ActionChains(driver)
+        actions.w3c_actions.pointer_action.move_to_location(int(px), int(py) + index % 2)
+        actions.perform()
+        _until(driver, TIP_JS, run)
+        out["hover"].append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        actions = ActionChains(driver)
+        actions.w3c_actions.pointer_action.click()
+        actions.perform()
+        _until(driver, DETAILS_JS, key)
+        out["click"].append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def vector_drawn(driver, url: str, expected: int, loads: int = 2) -> list[float]:
+    """Milliseconds to a page with all ``expected`` points drawn with WebGL."""
+    times = []
+    for _ in range(loads):
+        driver.get(url)
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            got = driver.execute_script(POINTS_JS)
+            if got and got[0] == expected:
+                times.append(got[1])
+                break
+            time.sleep(0.02)
+    return times
+
+
+def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
+    """(name, median ms, max ms) of the raster view's callbacks through Flask's test
+    client: a draw for a new view, a draw with the picture kept, a click and a hover."""
+    from dashboard import _key, post
+
+    from fspace.app.state import EXTENSION
+
+    state = app.server.extensions[EXTENSION]
+    handle = state.registry.get("bench")
+    entry = state.maps.ready(handle)[0]
+    plot = entry.plot
+    columns = list(plot.columns)
+    x0, x1, y0, y1 = plot.extent
+    _, x, y = placed[2]
+    grid_point = {"curveNumber": 0, "pointNumber": [0, 0], "x": x, "y": y}
+    lo, hi = plot.epoch_range
+    values = {
+        ("map-token", "data"): entry.token,
+        ("filter", "columns"): columns,
+        ("filter", "value"): [None] * len(columns),
+        ("filter", "id"): [{"type": "filter", "column": c} for c in columns],
+        ("epoch-window", "value"): [lo, hi],
+        ("selected-checkpoint", "data"): None,
+        ("graph-ready", "data"): True,
+        ("trajectory-graph", "clickData"): {"points": [grid_point]},
+        ("trajectory-graph", "hoverData"): {"points": [grid_point]},
+    }
+    view = {"w": 1000, "h": 580, "l": 20, "t": 50, "rev": f"map-{entry.uid}"}
+    client = app.server.test_client()
+    client.get("/")
+    draw = _key(app, "trajectory-graph.figure")
+    rows = []
+    for name, shift in (("draw: new view (zoom/pan)", 1e-3), ("draw: same view, kept", 0.0)):
+        times = []
+        for i in range(repeat):
+            dx = (x1 - x0) * shift * (i + 1)
+            values[("raster-view", "data")] = {**view, "x": [x0 + dx, x1 + dx], "y": [y0, y1]}
+            times.append(post(client, app, draw, values, "raster-view.data")[0] * 1000)
+        rows.append((name, statistics.median(times), max(times)))
+    values[("raster-view", "data")] = {**view, "x": [x0, x1], "y": [y0, y1]}
+    for name, fragment, trigger in (
+        ("click -> nearest checkpoint", "selected-checkpoint.data", "trajectory-graph.clickData"),
+        ("hover -> nearest checkpoint", "map-hover-tip.show", "trajectory-graph.hoverData"),
+    ):
+        callback = _key(app, fragment)
+        times = [post(client, app, callback, values, trigger)[0] * 1000 for _ in range(repeat)]
+        rows.append((name, statistics.median(times), max(times)))
+    return rows
+
+
+def _verdict(value: float, target: float) -> str:
+    return f"{'met' if value <= target else 'MISSED'} (target <= {target:,.0f} ms)"
+
+
+def _summary(times: list[float]) -> str:
+    return ", ".join(f"{t:,.0f}" for t in times) + " ms"
+
+
+def run(root: Path, sizes: list[int], vector: list[int], repeat: int, browser: bool) -> int:
+    """Measure and print every size; the vector sizes drawn point by point."""
+    from dashboard import EXPERIMENT, _record_runs, chromium, serve_in_thread
+
+    from fspace.app import raster
+
+    if not (root / EXPERIMENT).is_dir():
+        _record_runs(str(root), list(range(4)), EPOCHS)
+    driver = chromium() if browser else None
+    try:
+        for size in vector:
+            limit, raster.VECTOR_LIMIT = raster.VECTOR_LIMIT, 10**12  # draw every point
+            try:
+                app, _, _ = serve_map(root, size)
+                server = serve_in_thread(app)
+                url = f"http://127.0.0.1:{server.effective_port}/trajectories?exp=bench&method=pca"
+                times = vector_drawn(driver, url, size) if driver else []
+                print(f"{size:>9,} checkpoints, WebGL points: fully drawn {_summary(times)}")
+                server.close()
+            finally:
+                raster.VECTOR_LIMIT = limit
+        for size in sizes:
+            _measure(root, size, repeat, driver)
+    finally:
+        if driver is not None:
+            driver.quit()
+    return 0
+
+
+def _measure(root: Path, size: int, repeat: int, driver) -> None:
+    from dashboard import serve_in_thread
+
+    from fspace.app import raster
+
+    app, took, placed = serve_map(root, size)
+    mode = "raster" if size > raster.VECTOR_LIMIT else "WebGL points"
+    print(f"\n{size:,} checkpoints ({mode}); map prepared on the server in {took:.1f} s")
+    if driver is not None:
+        server = serve_in_thread(app)
+        url = f"http://127.0.0.1:{server.effective_port}/trajectories?exp=bench&method=pca"
+        got = browser_times(driver, url, placed)
+        server.close()
+        target = TARGETS["drawn_1m"] if size >= 1_000_000 else TARGETS["drawn_20k"]
+        drawn = statistics.median(got["drawn"])
+        print(f"  fully drawn:   {_summary(got['drawn'])}; median {_verdict(drawn, target)}")
+        for name in ("zoom", "pan"):
+            print(
+                f"  {name} re-render: {_summary(got[name])}; "
+                f"worst {_verdict(max(got[name]), TARGETS['zoom'])}"
+            )
+        for name in ("hover", "click"):
+            print(
+                f"  {name} answer: {_summary(got[name])}; "
+                f"worst {_verdict(max(got[name]), TARGETS['answer'])}"
+            )
+    print(f"  server callbacks, {repeat} requests each (median / max):")
+    for name, median, worst in server_times(app, placed, repeat):
+        print(f"    {name:<30} {median:6.1f} / {worst:6.1f} ms")
