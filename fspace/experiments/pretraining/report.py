@@ -178,6 +178,8 @@ def results_markdown(numbers: dict[str, Any]) -> str:
     lines += ["", f"Chance rule: a run with {numbers.get('chance_rule')} is left out."]
     for r in numbers.get("at_chance", []):
         lines.append(f"- at chance: {r['run']} (final test error {r['test_error']:.4f})")
+    if not numbers.get("at_chance"):
+        lines.append("- no run ended at chance")
     c = numbers.get("claims", {})
     lines += ["", "Depth claims (Hinton's summary: " + "; ".join(evidence.PAPER_CLAIMS) + "):"]
     for group, depth in c.get("best_depth", {}).items():
