@@ -60,7 +60,7 @@ def seconds(fn) -> tuple[float, object]:
     return time.process_time() - start, out
 
 
-def computed_pairs(n: int) -> int:
+def computed_pairs(n: int, dtype: np.dtype) -> int:
     """Pairs the symmetric blockwise computation evaluates.
 
     Off-diagonal blocks whole; in a diagonal block each column tile down to its last row.
@@ -70,9 +70,10 @@ def computed_pairs(n: int) -> int:
     pairs = sum(
         int(sizes[i] * sizes[j]) for i in range(len(sizes)) for j in range(i + 1, len(sizes))
     )
+    tile = _kernels.tile_width(dtype)
     for size in sizes:
-        for j0 in range(0, size, _kernels.TILE):
-            width = min(_kernels.TILE, size - j0)
+        for j0 in range(0, size, tile):
+            width = min(tile, size - j0)
             pairs += min(size, j0 + width) * width
     return pairs
 
@@ -102,7 +103,7 @@ def bench_precision(vectors: FunctionVectors, precision: str) -> tuple[np.ndarra
     took, matrix = seconds(lambda: pairwise(vectors, "bhattacharyya", precision=precision))
     gemm = min(before, matrix_product_seconds(vectors, np.dtype(precision)))
     flops = 2.0 * n * n * width
-    fused = 2.0 * computed_pairs(n) * width
+    fused = 2.0 * computed_pairs(n, np.dtype(precision)) * width
     ratio = gemm / took
     print(
         f"{precision}: matrix product {gemm:7.1f} CPU s ({flops / gemm / 1e9:5.1f} GFLOP per "

@@ -94,7 +94,6 @@ def test_blockwise_matrix_equals_the_direct_one(name, monkeypatch):
     direct_sym = pairwise(as_vectors(p), name)
     direct = pairwise(as_vectors(p), name, other=as_vectors(q))
     monkeypatch.setattr(base, "BLOCK_ROWS", 4)
-    monkeypatch.setattr(_kernels, "TILE", 3)
     monkeypatch.setattr(_kernels, "CHUNK_PROBES", 4)
     np.testing.assert_allclose(pairwise(as_vectors(p), name), direct_sym, rtol=1e-12, atol=1e-12)
     blocked = pairwise(as_vectors(p), name, other=as_vectors(q))

@@ -6,21 +6,26 @@ the machine code).
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 
 import numba
 import numpy as np
 
-TILE = 64
-"""Columns of ``b`` per pass, laid out last so the innermost loop is a run of vector
-multiply-adds across them (compile-time width: 8 AVX2 vectors of float32 per row)."""
+from fspace.distances._simd import vfma, vload, vmul, vmulmax, vrescale, vsplat, vstore
+
 CHUNK_PROBES = 256
 """Most probes per pass over a column tile."""
 CHUNK_BYTES = 512 * 1024
-"""Largest transposed column tile per pass (probes x outcomes x TILE): it stays in L2."""
-_QUARTER = 0.25
+"""Largest slice of a transposed column tile per pass (probes x outcomes x columns):
+it stays in the L2 cache while every row of ``a`` passes over it."""
+_SMALL = 0.25
+
+
+def tile_width(dtype: np.dtype) -> int:
+    """Columns of ``b`` per pass: two vector registers of ``dtype`` (32 float32 on AVX-512)."""
+    from fspace.distances._simd import lanes
+
+    return 2 * lanes(np.dtype(dtype).itemsize)
 
 
 def log_bc_sums(a: np.ndarray, b: np.ndarray, floor: float, *, upper: bool = False) -> np.ndarray:
@@ -28,13 +33,13 @@ def log_bc_sums(a: np.ndarray, b: np.ndarray, floor: float, *, upper: bool = Fal
 
     ``a`` (na, m, c) and ``b`` (nb, m, c) hold square roots of probabilities (so every
     coefficient is at most 1 up to rounding), both float32 or both float64. The (na, nb,
-    m) coefficients are never stored: four rows of ``a`` against a tile of ``b``'s
-    columns are summed over the outcomes in vector registers, floored and multiplied
-    into running products, which are rescaled by an exact power of two every few probes
-    so they never leave the normal range; the logarithm is taken once per pair. With
-    ``upper`` (``a`` and ``b`` the same rows) only pairs x <= y are computed and the
-    others mirrored, so the result is exactly symmetric. ``floor`` must be at least
-    1e-100.
+    m) coefficients are never stored: four rows of ``a`` against a tile of two vector
+    registers' worth of ``b``'s columns are summed over the outcomes in registers,
+    floored and multiplied into running products, which are rescaled by an exact power
+    of two every few probes so they stay normal floats; the logarithm is taken once per
+    pair. With ``upper`` (``a`` and ``b`` the same rows) only the tiles on and above
+    the diagonal are computed and the rest mirrored, so the result is exactly symmetric.
+    ``floor`` must be at least 1e-100.
     """
     plan = _rescaling(floor, a.dtype)
     if plan is None:  # the floor's powers underflow in float32: use float64 products
@@ -43,24 +48,29 @@ def log_bc_sums(a: np.ndarray, b: np.ndarray, floor: float, *, upper: bool = Fal
     assert plan is not None and a.dtype == b.dtype
     group, shift = plan
     dtype = a.dtype.type
-    a = np.ascontiguousarray(a)
     (na, m, c), nb = a.shape, len(b)
-    kernel = _products_kernel(c, TILE, dtype)
-    probes = max(1, min(CHUNK_PROBES, CHUNK_BYTES // (c * TILE * a.itemsize)))
-    cols = np.zeros((m, c, TILE), dtype=dtype)
+    width = tile_width(a.dtype)
+    probes = max(1, min(CHUNK_PROBES, CHUNK_BYTES // (c * width * a.itemsize)))
+    flat = np.ascontiguousarray(a).reshape(-1)
+    cols = np.zeros((m, c, width), dtype=dtype)
+    padded = 4 * ((na + 3) // 4)  # whole groups of four rows, so no write is clamped
+    products = np.empty((padded, width), dtype=dtype)
+    counts = np.empty((padded, width), dtype=dtype)
     threads = numba.get_num_threads()
-    products = np.empty((na, TILE), dtype=dtype)
-    shifts = np.empty((na, TILE))
     out = np.empty((na, nb))
-    for j0 in range(0, nb, TILE):
-        width = min(TILE, nb - j0)
-        rows = min(na, j0 + width) if upper else na  # rows below the tile are mirrored
-        cols[:, :, :width] = b[j0 : j0 + width].transpose(1, 2, 0)
-        kernel(
-            a, cols, rows, probes, dtype(floor), group, dtype(2.0**shift), products, shifts, threads
-        )
-        logs = np.log(products[:rows, :width], dtype=np.float64)
-        out[:rows, j0 : j0 + width] = logs - shifts[:rows, :width] * (shift * math.log(2.0))
+    for j0 in range(0, nb, width):
+        cut = min(width, nb - j0)
+        rows = min(na, j0 + cut) if upper else na  # rows below the tile are mirrored
+        cols[:, :, :cut] = b[j0 : j0 + cut].transpose(1, 2, 0)
+        products[:rows] = 1.0
+        counts[:rows] = 0.0
+        _bc_products(
+            flat, cols.reshape(-1), (m, c, width), rows, probes,
+            (dtype(floor), dtype(_SMALL), dtype(2.0**shift)), group,
+            products.reshape(-1), counts.reshape(-1), threads,
+        )  # fmt: skip
+        logs = np.log(products[:rows, :cut], dtype=np.float64)
+        out[:rows, j0 : j0 + cut] = logs - counts[:rows, :cut] * (shift * math.log(2.0))
     if upper:
         below = np.tril_indices(na, -1)
         out[below] = out.T[below]
@@ -87,66 +97,98 @@ def _rescaling(floor: float, dtype: np.dtype) -> tuple[int, int] | None:
     return group, math.ceil(group * bits)
 
 
-@functools.cache
-def _products_kernel(classes: int, width: int, dtype: type) -> Callable[..., None]:
-    """The compiled kernel for ``classes`` outcomes and ``width`` columns per tile.
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _bc_products(
+    a, cols, shape, rows, probes, constants, group, products, counts, threads
+):  # pragma: no cover
+    """Running products (and rescaling counts) of rows ``:rows`` of ``a`` against a tile.
 
-    Both are compile-time constants, so the loop over outcomes is unrolled and the loop
-    over the tile's columns, innermost, is vectorised with the four rows' coefficients
-    in registers (numba's cache keys each compiled version by these constants).
+    Each thread takes a contiguous range of groups of four rows and walks the probes
+    chunk by chunk, so there is no barrier until the tile is done.
     """
-    one, zero, quarter = dtype(1.0), dtype(0.0), dtype(_QUARTER)
+    m = shape[0]
+    groups = (rows + 3) // 4
+    parts = min(threads, groups)
+    for part in numba.prange(parts):
+        for i0 in range(0, m, probes):
+            i1 = min(i0 + probes, m)
+            for g in range(part * groups // parts, (part + 1) * groups // parts):
+                _four_rows(a, cols, shape, 4 * g, i0, i1, constants, group, products, counts)
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
-    def kernel(
-        a, cols, rows, probes, floor, group, scale, products, shifts, threads
-    ):  # pragma: no cover
-        na = a.shape[0]
-        groups = (rows + 3) // 4
-        parts = min(threads, groups)
-        # one contiguous range of row groups per thread, each thread walking the probes
-        # chunk by chunk: no barrier until the tile is done
-        for part in numba.prange(parts):
-            for i0 in range(0, cols.shape[0], probes):
-                i1 = min(i0 + probes, cols.shape[0])
-                for q in range(part * groups // parts, (part + 1) * groups // parts):
-                    x0 = 4 * q
-                    x1, x2, x3 = min(x0 + 1, na - 1), min(x0 + 2, na - 1), min(x0 + 3, na - 1)
-                    p = np.empty((4, width), dtype=products.dtype)
-                    e = np.zeros((4, width), dtype=products.dtype)
-                    for y in range(width):
-                        if i0 == 0:
-                            p[0, y], p[1, y], p[2, y], p[3, y] = one, one, one, one
-                        else:
-                            p[0, y], p[1, y] = products[x0, y], products[x1, y]
-                            p[2, y], p[3, y] = products[x2, y], products[x3, y]
-                    for i in range(i0, i1):
-                        for y in range(width):
-                            t = cols[i, 0, y]
-                            s0, s1 = a[x0, i, 0] * t, a[x1, i, 0] * t
-                            s2, s3 = a[x2, i, 0] * t, a[x3, i, 0] * t
-                            for k in range(1, classes):
-                                t = cols[i, k, y]
-                                s0 += a[x0, i, k] * t
-                                s1 += a[x1, i, k] * t
-                                s2 += a[x2, i, k] * t
-                                s3 += a[x3, i, k] * t
-                            p[0, y] *= max(s0, floor)
-                            p[1, y] *= max(s1, floor)
-                            p[2, y] *= max(s2, floor)
-                            p[3, y] *= max(s3, floor)
-                        if (i + 1) % group == 0:
-                            for r in range(4):
-                                for y in range(width):
-                                    small = p[r, y] < quarter
-                                    p[r, y] *= scale if small else one
-                                    e[r, y] += one if small else zero
-                    for r in range(min(4, rows - x0)):
-                        for y in range(width):
-                            products[x0 + r, y] = p[r, y]
-                            shifts[x0 + r, y] = e[r, y] if i0 == 0 else shifts[x0 + r, y] + e[r, y]
 
-    return kernel
+@numba.njit(fastmath=True, cache=True)
+def _four_rows(a, cols, shape, x0, i0, i1, constants, group, products, counts):  # pragma: no cover
+    """Rows ``x0 .. x0 + 3`` of ``a`` against the tile over probes ``i0 .. i1``.
+
+    Each row holds two vectors of coefficients and two of running products in
+    registers: 8 independent chains of fused multiply-adds per outcome.
+    """
+    m, c, width = shape
+    half = width // 2
+    last = len(a) // (m * c) - 1
+    floor, small, scale = vsplat(constants[0]), vsplat(constants[1]), vsplat(constants[2])
+    o0, o1, o2, o3 = x0 * width, (x0 + 1) * width, (x0 + 2) * width, (x0 + 3) * width
+    p00, p01 = vload(products, o0), vload(products, o0 + half)
+    p10, p11 = vload(products, o1), vload(products, o1 + half)
+    p20, p21 = vload(products, o2), vload(products, o2 + half)
+    p30, p31 = vload(products, o3), vload(products, o3 + half)
+    for i in range(i0, i1):
+        # rows past the end repeat the last one; their products are never read
+        r0 = (min(x0, last) * m + i) * c
+        r1, r2, r3 = (
+            (min(x0 + 1, last) * m + i) * c,
+            (min(x0 + 2, last) * m + i) * c,
+            (min(x0 + 3, last) * m + i) * c,
+        )
+        t = i * c * width
+        b0, b1 = vload(cols, t), vload(cols, t + half)
+        v = vsplat(a[r0])
+        s00, s01 = vmul(v, b0), vmul(v, b1)
+        v = vsplat(a[r1])
+        s10, s11 = vmul(v, b0), vmul(v, b1)
+        v = vsplat(a[r2])
+        s20, s21 = vmul(v, b0), vmul(v, b1)
+        v = vsplat(a[r3])
+        s30, s31 = vmul(v, b0), vmul(v, b1)
+        for k in range(1, c):
+            b0, b1 = vload(cols, t + k * width), vload(cols, t + k * width + half)
+            v = vsplat(a[r0 + k])
+            s00, s01 = vfma(v, b0, s00), vfma(v, b1, s01)
+            v = vsplat(a[r1 + k])
+            s10, s11 = vfma(v, b0, s10), vfma(v, b1, s11)
+            v = vsplat(a[r2 + k])
+            s20, s21 = vfma(v, b0, s20), vfma(v, b1, s21)
+            v = vsplat(a[r3 + k])
+            s30, s31 = vfma(v, b0, s30), vfma(v, b1, s31)
+        p00, p01 = vmulmax(p00, s00, floor), vmulmax(p01, s01, floor)
+        p10, p11 = vmulmax(p10, s10, floor), vmulmax(p11, s11, floor)
+        p20, p21 = vmulmax(p20, s20, floor), vmulmax(p21, s21, floor)
+        p30, p31 = vmulmax(p30, s30, floor), vmulmax(p31, s31, floor)
+        if (i + 1) % group == 0:
+            p00, p01 = (
+                vrescale(p00, counts, o0, small, scale),
+                vrescale(p01, counts, o0 + half, small, scale),
+            )
+            p10, p11 = (
+                vrescale(p10, counts, o1, small, scale),
+                vrescale(p11, counts, o1 + half, small, scale),
+            )
+            p20, p21 = (
+                vrescale(p20, counts, o2, small, scale),
+                vrescale(p21, counts, o2 + half, small, scale),
+            )
+            p30, p31 = (
+                vrescale(p30, counts, o3, small, scale),
+                vrescale(p31, counts, o3 + half, small, scale),
+            )
+    vstore(products, o0, p00)
+    vstore(products, o0 + half, p01)
+    vstore(products, o1, p10)
+    vstore(products, o1 + half, p11)
+    vstore(products, o2, p20)
+    vstore(products, o2 + half, p21)
+    vstore(products, o3, p30)
+    vstore(products, o3 + half, p31)
 
 
 def mixture_entropy_sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
