@@ -268,28 +268,36 @@ def _take(vectors: Any, rows: np.ndarray) -> Any:
 
 def distance_figure(curves: dict[str, pd.DataFrame], runs: Sequence[str]) -> dict[str, Any]:
     """The distance between the two ``runs`` against epoch, one line per distance
-    (``curves`` maps each distance's label to its :func:`distance_curve`)."""
+    (``curves`` maps each distance's label to its :func:`distance_curve`); a second
+    distance has its own axis on the right, since distances have different units."""
     if not curves:
         return note_figure("select exactly two runs to see their distance over epochs", height=160)
-    traces = [
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "x": frame["epoch"].tolist(),
-            "y": frame["distance"].tolist(),
-            "name": f"{label} distance",
-            "line": {"color": COLORS[(k + 2) % len(COLORS)]},
-            "meta": {"role": "pair-distance", "distance": label},
-        }
-        for k, (label, frame) in enumerate(curves.items())
-    ]
-    layout = {
+    layout: dict[str, Any] = {
         "template": "plotly_white",
-        "height": 260,
-        "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+        "height": 280,
+        "margin": {"l": 60, "r": 60, "t": 40, "b": 40},
         "title": {"text": f"function-space distance between {runs[0]} and {runs[1]}", "x": 0},
         "xaxis": {"title": "epoch"},
-        "yaxis": {"title": "distance", "rangemode": "tozero"},
         "legend": {"orientation": "h", "y": -0.25},
     }
+    traces = []
+    for k, (label, frame) in enumerate(curves.items()):
+        color = COLORS[(k + 2) % len(COLORS)]
+        axis = {"title": {"text": f"{label} distance", "font": {"color": color}}}
+        axis["rangemode"] = "tozero"
+        if k:  # further distances share the right-hand axis
+            axis.update(overlaying="y", side="right", showgrid=False)
+        layout.setdefault("yaxis" if k == 0 else "yaxis2", axis)
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": frame["epoch"].tolist(),
+                "y": frame["distance"].tolist(),
+                "yaxis": "y" if k == 0 else "y2",
+                "name": f"{label} distance",
+                "line": {"color": color},
+                "meta": {"role": "pair-distance", "distance": label},
+            }
+        )
     return {"data": traces, "layout": layout}

@@ -225,6 +225,7 @@ def wait_for_map(state, handle, spec):
     raise AssertionError(f"no map of {spec}")
 
 
+@pytest.mark.slow
 def test_every_recorded_output_can_be_mapped(two_outputs):
     from fspace.app.server import create_app
     from fspace.app.specs import MapSpec, chosen_output, recorded_outputs

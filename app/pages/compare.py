@@ -187,7 +187,7 @@ def side_panel(
         [
             html.Div([html.Label("method"), method], className="fs-row"),
             html.Div([html.Label("distance"), distance], className="fs-row"),
-            output_row(cid(side, "output"), spec.output, outputs),
+            html.Div(output_row(cid(side, "output"), spec.output, outputs), className="fs-wide"),
             html.Div(param_rows(side, spec.method, spec.params), id=cid(side, "params")),
         ],
         className="fs-compare-controls",
