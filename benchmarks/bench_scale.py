@@ -1,36 +1,53 @@
 """Many checkpoints: evaluate from the cache and embed, against openTSNE and umap-learn.
 
-    python benchmarks/bench_scale.py                       # 20,000 x 10,000
-    python benchmarks/bench_scale.py --n 100000 --d 10000  # the target size
-    python benchmarks/bench_scale.py --n 5000 10000 20000  # the scaling trend
+    python benchmarks/bench_scale.py --n 100000            # the target: 100,000 x 10,000
+    python benchmarks/bench_scale.py --n 5000 20000        # smaller sizes
+    python benchmarks/bench_scale.py --n 100000 --cap 900  # competitors stopped at 15 min
 
 For each size, the benchmark makes ``n`` synthetic function vectors of ``d`` values
-(100-checkpoint runs in 4 groups, each run moving from its own random start towards
-its group's function with a random walk on the way: softmax outputs on ``d / 10``
-probes), writes them as an experiment's cached function vectors (float16, the
-default), and in a fresh process each:
+(100-checkpoint runs in 4 groups, each run moving from its own random start towards its
+group's function with a random walk on the way: softmax outputs on ``d / 10`` probes)
+and writes them as an experiment's cached function vectors, float16 (the default), one
+checkpoint file and one vector file per checkpoint, as the Recorder writes them. Then,
+each in a fresh process, timed from its first read of the experiment:
 
-- fspace: ``fspace.evaluate`` (cache straight into one float32 matrix) and
-  ``fspace.embed(..., "tsne")`` with its defaults (matrix-product or principal-component
-  neighbours, openTSNE's FFT-interpolated gradient from 5,000 points);
-- openTSNE: ``openTSNE.TSNE()`` with its defaults on the same float32 matrix;
-- umap-learn: ``umap.UMAP()`` with its defaults on it.
+- fspace: ``evaluate(path, dtype="stored", memmap=True)`` (every cached vector read on a
+  few threads straight into its row of one float16 matrix, memory-mapped on an unlinked
+  temporary file) and ``embed(vectors, "tsne")`` with its defaults (above 20,000 points:
+  randomised PCA over row blocks, neighbours among 100 components from an inverted
+  file, openTSNE's FFT-interpolated gradient, 2 threads);
+- openTSNE: ``openTSNE.TSNE(n_jobs=2)`` with its other defaults (Annoy neighbours, PCA
+  initialisation, FFT gradient) on the same float16 matrix;
+- umap-learn: ``umap.UMAP()`` with its defaults (pynndescent neighbours, all cores).
 
-Printed: wall time, peak resident memory over the float32 data (``VmHWM`` above the
-process after its imports), the recall of fspace's 90 nearest neighbours (the ones
-perplexity 30 uses) against exact ones for 500 points, and trustworthiness (k=10) of
-each map on a 5,000-point subsample next to openTSNE with exact neighbours fitted on
-that subsample.
+A competitor still running after ``--cap`` seconds, or holding more than ``--mem-cap``
+GB, is stopped and reported as such; its ratio to fspace is then a lower bound (``>=``).
+
+Printed: wall time; peak resident memory (``VmHWM``, the memory-mapped pages it touched
+included) above the process after its imports, over the data, which is the stored
+vectors' values: ``n * d * 2`` bytes of float16 (file headers and checksums not
+counted); the recall of fspace's 90 neighbours (the ones perplexity 30 uses) against
+exact Euclidean ones for 500 points; trustworthiness (k=10, scikit-learn) of each map
+restricted to a 5,000-point random subsample, next to openTSNE with exact neighbours
+fitted to that subsample alone.
+
+Children run with ``OMP_WAIT_POLICY=PASSIVE``: on a machine whose cores other processes
+keep busy, OpenMP threads that spin at every barrier make many small operations 4 to 6
+times slower.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +55,8 @@ import numpy as np
 HERE = Path(__file__).parent
 PER_RUN = 100
 SUBSAMPLE = 5000
+QUERIES = 500
+K = 90
 
 
 def trajectories(run: int, d: int, group: int) -> np.ndarray:
@@ -54,7 +73,7 @@ def trajectories(run: int, d: int, group: int) -> np.ndarray:
     return (e / e.sum(-1, keepdims=True)).reshape(PER_RUN, -1).astype(np.float32)
 
 
-def build(path: Path, n: int, d: int) -> None:
+def build(path: Path, n: int, d: int, threads: int = 4) -> None:
     """An experiment of ``n`` tiny checkpoints with cached ``d``-value function vectors
     (``n / 100`` runs in 4 groups), stored as fspace stores them (float16)."""
     import torch
@@ -67,7 +86,8 @@ def build(path: Path, n: int, d: int) -> None:
     suite = ProbeSuite.from_array(np.zeros((1, 1), np.float32), name="probe")
     exp.add_probes(suite)
     spec = OutputSpec(kind="classification", form="prob")
-    for r in range(max(1, n // PER_RUN)):
+
+    def one_run(r: int) -> None:
         run, group = f"r{r:05d}", f"g{r % 4}"
         layout.run_dir(path, run).mkdir(parents=True, exist_ok=True)
         body = {"id": run, "group": group, "seed": r, "config": {}}
@@ -80,82 +100,134 @@ def build(path: Path, n: int, d: int) -> None:
             stored = as_stored(torch.from_numpy(row), spec)
             exp.save_vector(ckpt, suite.fingerprint, "prob", stored)
 
+    with ThreadPoolExecutor(threads) as pool:  # the writes' fsyncs overlap
+        list(pool.map(one_run, range(max(1, n // PER_RUN))))
 
-def rss_mb(field: str = "VmRSS") -> float:
-    with open("/proc/self/status") as f:
+
+def rss_mb(field: str = "VmRSS", pid: str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+class Sampler(threading.Thread):
+    """Resident memory sampled every 0.1 s: the peak of each step shows which one peaks."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self.stop = 0.0, False
+
+    def run(self) -> None:
+        while not self.stop:
+            self.peak = max(self.peak, rss_mb())
+            time.sleep(0.1)
+
+    def step(self) -> float:
+        """The peak since the last call."""
+        peak, self.peak = max(self.peak, rss_mb()), 0.0
+        return peak
 
 
 def child(kind: str, path: Path, out: Path) -> dict:
     """One variant in this fresh process: its map saved to ``out``, its numbers returned."""
     import importlib
 
-    for name in ("openTSNE", "fspace.embedding.neighbors", "numba", "sklearn.neighbors"):
+    for name in ("openTSNE", "fspace.embedding.neighbors", "fspace.embedding.ivf", "numba"):
         importlib.import_module(name)
     if kind == "umap":
         importlib.import_module("umap")
-    from fspace import evaluate
+    from fspace import embed, evaluate
 
     base = rss_mb()
+    sampler = Sampler()
+    sampler.start()
     start = time.perf_counter()
+    vectors = evaluate(path, progress=False, dtype="stored", memmap=out.parent)
+    read, read_peak = time.perf_counter() - start, sampler.step()
     if kind == "fspace":
-        from fspace import embed
+        emb = embed(vectors, "tsne", random_state=0)
+        coords = emb.coords
+        pick = np.random.default_rng(0).choice(len(vectors), QUERIES, replace=False)
+        knn = emb._state.affinities.knn_index.found.indices[pick]
+        np.save(out.with_suffix(".knn.npy"), np.stack([pick, *knn.T], 1))
+    elif kind == "opentsne":
+        from openTSNE import TSNE
 
-        vectors = evaluate(path, progress=False)
-        read = time.perf_counter() - start
-        coords = embed(vectors, "tsne", random_state=0).coords
+        coords = np.asarray(TSNE(n_jobs=2, random_state=0).fit(vectors.matrix))
     else:
-        vectors = evaluate(path, progress=False)  # the same matrix, for the same data
-        read = time.perf_counter() - start
-        matrix = np.ascontiguousarray(vectors.matrix)
-        if kind == "opentsne":
-            from openTSNE import TSNE
+        import umap
 
-            coords = np.asarray(TSNE(n_jobs=2, random_state=0).fit(matrix))
-        else:
-            import umap
-
-            coords = umap.UMAP(random_state=0, n_jobs=2).fit_transform(matrix)
+        coords = umap.UMAP().fit_transform(vectors.matrix)
     took = time.perf_counter() - start
     np.save(out, np.asarray(coords, dtype=np.float64))
-    return {"base": base, "peak": rss_mb("VmHWM"), "s": took, "read": read}
+    return {
+        "base": base,
+        "peak": rss_mb("VmHWM"),
+        "read_peak": read_peak,
+        "embed_peak": sampler.step(),
+        "s": took,
+        "read": read,
+        "dtype": str(vectors.matrix.dtype),
+        "memmap": isinstance(vectors.matrix, np.memmap),
+    }
 
 
-def recall(matrix: np.ndarray, k: int = 90, queries: int = 500) -> float:
-    """Fraction of the exact ``k`` nearest neighbours of ``queries`` points that the
-    neighbours fspace's t-SNE uses at this size find."""
+def run_child(kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float) -> dict | str:
+    """Run one variant; its numbers, or why it was stopped."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [sys.executable, __file__, "--child", kind, str(path), str(out)]
+    log = out.with_suffix(".log")
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=HERE, env=env
+        )
+        start, held = time.perf_counter(), 0.0
+        while proc.poll() is None:
+            time.sleep(0.5)
+            took = time.perf_counter() - start
+            with contextlib.suppress(OSError, RuntimeError):  # it may have just ended
+                held = max(held, rss_mb("VmRSS", str(proc.pid)) / 1024)
+            if took > cap or held > mem_cap_gb:
+                proc.kill()
+                proc.wait()
+                if took > cap:
+                    return f"did not finish in {cap:.0f} s (stopped; {held:.1f} GB resident)"
+                return f"stopped at {held:.1f} GB resident after {took:.0f} s (--mem-cap)"
+    if proc.returncode != 0:
+        return f"failed: {log.read_text().strip().splitlines()[-1:]}"
+    return json.loads(proc.stdout.read().strip().splitlines()[-1])
+
+
+def recall(matrix: np.ndarray, found: np.ndarray) -> float:
+    """Fraction of the exact ``K`` nearest neighbours of the query rows (``found[:, 0]``)
+    among fspace's (``found[:, 1:]``); distances in float32 from the stored values."""
     import torch
 
-    from fspace.embedding.neighbors import GramIndex, PCAIndex
-    from fspace.embedding.tsne import GRAM_UP_TO
+    from fspace.embedding.neighbors import row_blocks
 
-    n = matrix.shape[0]
-    index = GramIndex(matrix, k) if n <= GRAM_UP_TO else PCAIndex(matrix, k, n_components=100)
-    found, _ = index.build()
-    pick = np.random.default_rng(0).choice(n, size=min(queries, n), replace=False)
-    x = torch.from_numpy(np.ascontiguousarray(matrix[pick]))
-    d = torch.zeros(len(pick), n)
-    for a in range(0, n, 4096):
-        d[:, a : a + 4096] = torch.cdist(x, torch.from_numpy(np.asarray(matrix[a : a + 4096])))
+    pick = found[:, 0]
+    x = torch.from_numpy(np.asarray(matrix[pick], dtype=np.float32))
+    d = torch.empty(len(pick), matrix.shape[0])
+    for rows, block in row_blocks(matrix):
+        d[:, rows] = torch.cdist(x, block)
     d[torch.arange(len(pick)), torch.from_numpy(pick)] = float("inf")
-    exact = d.topk(k, largest=False).indices.numpy()
+    exact = d.topk(K, largest=False).indices.numpy()
     return float(
-        np.mean([len(set(e) & set(f)) / k for e, f in zip(exact, found[pick], strict=True)])
+        np.mean([len(set(e) & set(f)) / K for e, f in zip(exact, found[:, 1:], strict=True)])
     )
 
 
 def quality(matrix: np.ndarray, maps: dict[str, np.ndarray]) -> dict[str, float]:
-    """Trustworthiness of each map on a subsample, and of openTSNE with exact neighbours
-    fitted on that subsample."""
+    """Trustworthiness of each map restricted to a random subsample, and of openTSNE with
+    exact neighbours fitted to that subsample alone."""
     from bench_tsne import distances, trust
     from openTSNE import TSNE
 
     n = matrix.shape[0]
     pick = np.sort(np.random.default_rng(1).choice(n, size=min(SUBSAMPLE, n), replace=False))
-    sub = np.ascontiguousarray(matrix[pick], dtype=np.float32)
+    sub = np.asarray(matrix[pick], dtype=np.float32)
     dist = distances(sub)
     out = {name: trust(dist, coords[pick]) for name, coords in maps.items()}
     exact = TSNE(neighbors="exact", n_jobs=2, random_state=0).fit(sub)
@@ -163,53 +235,77 @@ def quality(matrix: np.ndarray, maps: dict[str, np.ndarray]) -> dict[str, float]
     return out
 
 
-def one_size(n: int, d: int, variants: list[str], check: bool = True) -> None:
+def report(kind: str, r: dict | str, data_mb: float) -> None:
+    if isinstance(r, str):
+        print(f"{kind:9s}: {r}", flush=True)
+        return
+    over = lambda mb: (mb - r["base"]) / data_mb  # noqa: E731
+    print(
+        f"{kind:9s}: {r['s']:7.1f} s (reading the cache {r['read']:.1f} s into a "
+        f"{r['dtype']} {'memory-mapped' if r['memmap'] else 'in-memory'} matrix), peak "
+        f"+{r['peak'] - r['base']:.0f} MB = {over(r['peak']):.2f}x the data (reading "
+        f"{over(r['read_peak']):.2f}x, embedding {over(r['embed_peak']):.2f}x)",
+        flush=True,
+    )
+
+
+def one_size(n: int, d: int, args: argparse.Namespace) -> None:
     from fspace import evaluate
 
-    data_mb = n * d * 4 / 2**20
-    with tempfile.TemporaryDirectory(prefix="fspace-bench-scale-") as root:
+    data_mb = n * d * 2 / 2**20
+    with tempfile.TemporaryDirectory(prefix="fspace-bench-scale-", dir=args.dir) as root:
         path = Path(root) / "exp"
         start = time.perf_counter()
         build(path, n, d)
         disk = sum(p.stat().st_size for p in path.glob("runs/*/vectors/*/*.safetensors"))
         print(
-            f"\n{n} checkpoints x {d} values: float32 data {data_mb:.0f} MB; made and written "
-            f"in {time.perf_counter() - start:.0f} s ({disk / n:.0f} bytes per checkpoint on "
-            f"disk)",
+            f"\n{n} checkpoints x {d} values: data {data_mb:.0f} MB (float16 values); made and "
+            f"written in {time.perf_counter() - start:.0f} s ({disk / n:.0f} bytes per "
+            f"checkpoint on disk)",
             flush=True,
         )
-        maps, times = {}, {}
-        for kind in variants:
+        maps, results = {}, {}
+        for kind in args.variants:
             out = Path(root) / f"{kind}.npy"
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", kind, str(path), str(out)],
-                capture_output=True,
-                text=True,
-                cwd=HERE,
-            )
-            if done.returncode != 0:
-                print(f"{kind}: failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
-                continue
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            maps[kind], times[kind] = np.load(out), r["s"]
+            cap = args.fspace_cap if kind == "fspace" else args.cap
+            results[kind] = r = run_child(kind, path, out, cap, args.mem_cap)
+            report(kind, r, data_mb)
+            if not isinstance(r, str):
+                maps[kind] = np.load(out)
+        ours = results.get("fspace")
+        if isinstance(ours, dict):
+            status = "met" if ours["s"] <= 300 else "missed"
+            peak = (ours["peak"] - ours["base"]) / data_mb
             print(
-                f"{kind:9s}: {r['s']:7.1f} s (reading the cache {r['read']:.1f} s), peak "
-                f"+{r['peak'] - r['base']:.0f} MB = {(r['peak'] - r['base']) / data_mb:.2f}x "
-                f"the data",
+                f"RESULT n={n}: fspace {ours['s']:.0f} s (target <= 300 s: {status}); peak "
+                f"{peak:.2f}x the data (target <= 1.5x: {'met' if peak <= 1.5 else 'missed'})",
                 flush=True,
             )
-        matrix = evaluate(path, progress=False).matrix
-        if not check:
-            print(f"RESULT n={n}: fspace {times.get('fspace', float('nan')):.0f} s")
+            for kind, r in results.items():
+                if kind == "fspace":
+                    continue
+                if isinstance(r, str):
+                    bound = (args.cap if r.startswith("did not") else np.nan) / ours["s"]
+                    print(f"RESULT {kind}/fspace time: >= {bound:.1f}x ({r})", flush=True)
+                else:
+                    print(f"RESULT {kind}/fspace time: {r['s'] / ours['s']:.1f}x", flush=True)
+        if not args.check or "fspace" not in maps:
             return
-        print(f"fspace neighbours: recall {recall(matrix):.3f} of the exact 90", flush=True)
+        matrix = evaluate(path, progress=False, dtype="stored", memmap=root).matrix
+        found = np.load(Path(root) / "fspace.knn.npy")
+        print(f"fspace neighbours: recall {recall(matrix, found):.3f} of the exact {K}", flush=True)
         q = quality(matrix, maps)
         print(
-            "trustworthiness on a 5,000 subsample: "
+            f"trustworthiness (k=10) on a {min(SUBSAMPLE, n):,} subsample: "
             + ", ".join(f"{k} {v:.4f}" for k, v in q.items())
         )
-        ratios = ", ".join(f"{k} {times[k] / times['fspace']:.1f}x" for k in times if k != "fspace")
-        print(f"RESULT n={n}: fspace {times.get('fspace', float('nan')):.0f} s; others: {ratios}")
+        diff = q["fspace"] - q["opentsne-exact-subsample"]
+        print(
+            f"RESULT trustworthiness: fspace {q['fspace']:.4f} vs openTSNE exact "
+            f"{q['opentsne-exact-subsample']:.4f}, difference {diff:+.4f} (target within 0.01: "
+            f"{'met' if abs(diff) <= 0.01 or diff > 0 else 'missed'})",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[20_000])
     parser.add_argument("--d", type=int, default=10_000)
     parser.add_argument("--variants", nargs="+", default=["fspace", "opentsne", "umap"])
+    parser.add_argument("--cap", type=float, default=900, help="seconds a competitor may run")
+    parser.add_argument("--fspace-cap", type=float, default=3600, help="seconds fspace may run")
+    parser.add_argument("--mem-cap", type=float, default=8.0, help="GB a variant may hold")
+    parser.add_argument("--dir", default=None, help="where to write the experiment")
     parser.add_argument(
         "--check",
         action=argparse.BooleanOptionalAction,
@@ -228,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child[0], Path(args.child[1]), Path(args.child[2]))))
         return 0
+    print(f"load average {os.getloadavg()[0]:.1f}; cores {os.cpu_count()}", flush=True)
     for n in args.n:
-        one_size(n, args.d, args.variants, args.check)
+        one_size(n, args.d, args)
     return 0
 
 

@@ -11,6 +11,7 @@ otherwise. The pure computation for one model is
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from fspace.outputs import OutputSpec, as_spec, as_stored
 from fspace.outputs.apply import function_vector
 from fspace.probes import ProbeSuite
 from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
+from fspace.store import matrix as matrix_io
 from fspace.vectors import FunctionVectors
 
 __all__ = ["Collected", "collect", "evaluate", "function_vector", "points_frame"]
@@ -109,22 +111,18 @@ def collect(
     forward: Callable | None = None,
     device: torch.device | str | None = None,
     on_done: Progress | None = None,
+    dtype: str = "float32",
+    memmap: bool | str | os.PathLike = False,
 ) -> Collected:
     """Read the cached vector of every checkpoint of ``ckpts``, compute and cache the
     missing ones.
 
     The values returned are the cached ones (in the form's storage dtype), so a second
-    call returns the same matrix.
+    call returns the same matrix. ``dtype`` and ``memmap`` are :func:`evaluate`'s.
     """
-    rows = _Rows(ckpts)
+    rows = _Rows(ckpts, dtype=dtype, memmap=memmap)
     layout = tuple(meta["layout"]) if meta and "layout" in meta else None
-    missing = []
-    for i in range(len(ckpts)):
-        if rows.load(i, exp, suite.fingerprint, spec.name):
-            if on_done is not None:
-                on_done(1)
-        else:
-            missing.append(i)
+    missing = rows.read_cached(exp, suite.fingerprint, spec.name, on_done)
     if missing:
         _check_calls(spec, extract, forward)
         spec, computed_layout = _compute(
@@ -178,7 +176,7 @@ def _compute(exp, suite, spec, rows, missing, factory, extract, forward, device,
             writes.append(
                 pool.submit(exp.save_vector, ckpt, suite.fingerprint, spec.name, stored, meta=meta)
             )
-            rows.put(index[ckpt.key], stored.float())
+            rows.put(index[ckpt.key], stored)
         for w in writes:
             w.result()
     return spec, layout
@@ -204,6 +202,8 @@ def evaluate(
     runs: Sequence[str] | None = None,
     progress: bool = True,
     device: torch.device | str | None = None,
+    dtype: str = "float32",
+    memmap: bool | str | os.PathLike = False,
 ) -> FunctionVectors:
     """Function vectors of every checkpoint in ``experiment``, computing only missing ones.
 
@@ -218,6 +218,15 @@ def evaluate(
 
     A list of experiments on one probe suite gives one matrix, with an ``experiment``
     column in the points; suites that differ raise ProbeMismatchError.
+
+    The matrix is float32, or with ``dtype="stored"`` the dtype the vectors are cached in
+    (float16 for probabilities: half the memory). It is allocated once and every cached
+    vector is read straight into its row, on a few threads; ``memmap=True`` (or a
+    directory) maps it on an unlinked temporary file there, so that the kernel may write
+    its pages out rather than hold them all. Many checkpoints are mapped this way::
+
+        vectors = evaluate(path, dtype="stored", memmap=True)
+        emb = embed(vectors, "tsne")   # row blocks of the matrix, never a float32 copy
     """
     options = dict(
         probes=probes,
@@ -231,6 +240,8 @@ def evaluate(
         runs=runs,
         progress=progress,
         device=device,
+        dtype=dtype,
+        memmap=memmap,
     )
     if isinstance(experiment, (list, tuple)):
         return _evaluate_many(list(experiment), options)
@@ -251,6 +262,8 @@ def _evaluate_one(
     runs,
     progress,
     device,
+    dtype,
+    memmap,
 ) -> FunctionVectors:
     from tqdm.auto import tqdm
 
@@ -285,6 +298,8 @@ def _evaluate_one(
             forward=forward,
             device=device,
             on_done=bar.update,
+            dtype=dtype,
+            memmap=memmap,
         )
     finally:
         bar.close()
@@ -336,8 +351,16 @@ def _evaluate_many(experiments: list, options: dict[str, Any]) -> FunctionVector
         frame.insert(0, "experiment", str(exp.path))
         points.append(frame)
     first = parts[0][1]
+    matrices = [v.matrix for _, v in parts]
+    matrix = matrix_io.allocate(
+        sum(len(m) for m in matrices),
+        first.matrix.shape[1],
+        np.result_type(*matrices),
+        options["memmap"],
+    )
+    np.concatenate(matrices, out=matrix)
     return FunctionVectors(
-        np.concatenate([v.matrix for _, v in parts]),
+        matrix,
         pd.concat(points, ignore_index=True),
         first.fingerprint,
         first.output,
@@ -347,45 +370,68 @@ def _evaluate_many(experiments: list, options: dict[str, Any]) -> FunctionVector
 
 
 class _Rows:
-    """Function vectors gathered straight into one float32 matrix (allocated when the
-    first vector gives the length), in checkpoint order."""
+    """Function vectors gathered straight into one matrix (allocated when the first
+    vector gives the length), in checkpoint order."""
 
-    def __init__(self, ckpts: Sequence[CheckpointInfo]) -> None:
+    def __init__(
+        self,
+        ckpts: Sequence[CheckpointInfo],
+        *,
+        dtype: str = "float32",
+        memmap: bool | str | os.PathLike = False,
+    ) -> None:
+        if dtype not in ("float32", "stored"):
+            raise ConfigError(f"dtype must be 'float32' or 'stored', got {dtype!r}")
         self.ckpts = list(ckpts)
+        self.dtype, self.memmap = dtype, memmap
         self.matrix: np.ndarray | None = None
         self.filled = np.zeros(len(self.ckpts), dtype=bool)
         self.failed: list[str] = []
         self._first: CheckpointInfo | None = None
 
-    def load(self, i: int, exp: Experiment, fingerprint: str, output: str) -> bool:
-        """Read the cached vector of checkpoint ``i`` into its row; False if none."""
-        ckpt = self.ckpts[i]
-        if self.matrix is None:
-            v = exp.load_vector(ckpt, fingerprint, output)
-            if v is not None:
-                self.put(i, v)
-            return v is not None
-        try:
-            row = torch.from_numpy(self.matrix[i])
-            found = exp.load_vector(ckpt, fingerprint, output, out=row) is not None
-        except ProbeMismatchError:  # another length, or another suite: raise either
-            self.put(i, exp.load_vector(ckpt, fingerprint, output))
-            found = True
-        self.filled[i] = found
-        return found
+    def _allocate(self, i: int, length: int, stored: np.dtype) -> None:
+        dtype = np.float32 if self.dtype == "float32" else stored
+        self.matrix = matrix_io.allocate(len(self.ckpts), length, dtype, self.memmap)
+        self._first = self.ckpts[i]
+
+    def read_cached(
+        self, exp: Experiment, fingerprint: str, output: str, on_done: Progress | None
+    ) -> list[int]:
+        """Read every cached vector into its row, on a few threads; return the indices
+        of the checkpoints that have none."""
+        first = matrix_io.first_cached(exp.path, self.ckpts, fingerprint, output)
+        if first is None:
+            return list(range(len(self.ckpts)))
+        self._allocate(*first)
+
+        def mismatch(i: int) -> None:  # another suite: ProbeMismatchError; length: ours
+            self.put(i, exp.load_vector(self.ckpts[i], fingerprint, output))
+
+        found = matrix_io.read_rows(
+            exp.path,
+            self.ckpts,
+            fingerprint,
+            output,
+            self.matrix,
+            on_mismatch=mismatch,
+            on_done=on_done,
+        )
+        self.filled |= found
+        return np.flatnonzero(~found).tolist()
 
     def put(self, i: int, v: torch.Tensor) -> None:
         """Store ``v`` as the vector of checkpoint ``i``."""
+        v = v.detach().reshape(-1).cpu()
         if self.matrix is None:
-            self.matrix = np.empty((len(self.ckpts), v.numel()), dtype=np.float32)
-            self._first = self.ckpts[i]
+            stored = np.float16 if v.dtype == torch.float16 else np.float32
+            self._allocate(i, v.numel(), np.dtype(stored))
         if v.numel() != self.matrix.shape[1]:
             raise ModelOutputError(
                 f"function vectors differ in length on the same probe suite "
                 f"({self._first.key}: {self.matrix.shape[1]}; {self.ckpts[i].key}: "
                 f"{v.numel()}): the models' output sizes differ, so they cannot be compared"
             )
-        self.matrix[i] = v.reshape(-1).numpy()
+        self.matrix[i] = v.numpy()
         self.filled[i] = True
 
     def finish(self) -> tuple[np.ndarray | None, list[CheckpointInfo]]:

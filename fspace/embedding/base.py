@@ -188,7 +188,12 @@ def warn_lowered(name: str, old: Any, new: Any, n_points: int, method: str) -> N
 
 
 def _check_finite(vectors: FunctionVectors) -> None:
-    bad = ~np.isfinite(vectors.matrix).all(axis=1)
+    matrix = vectors.matrix
+    # In row blocks: no (n, d) array of flags beside a large (memory-mapped) matrix.
+    rows = max(1, 2**26 // max(1, matrix.shape[1]))
+    bad = np.concatenate(
+        [~np.isfinite(matrix[a : a + rows]).all(axis=1) for a in range(0, len(matrix), rows)]
+    )
     if bad.any():
         keys = vectors.points["checkpoint"].to_numpy()[bad].tolist()
         shown = ", ".join(map(str, keys[:10])) + (" ..." if len(keys) > 10 else "")

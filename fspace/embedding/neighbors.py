@@ -42,6 +42,9 @@ GRAM_SHARE = 0.25
 little to the memory the matrix itself takes (another pass re-reads the matrix, which
 costs far less than the products)."""
 POWER_ITERATIONS = 8
+PCA_EXACT_UP_TO = 5_000
+"""Up to this many points the neighbours among principal components are exact; beyond,
+an inverted file searches a few k-means lists per point (n^2 distances take minutes)."""
 
 
 def column_chunks(
@@ -235,6 +238,21 @@ class Principal:
         return out
 
 
+def row_blocks(
+    matrix: np.ndarray, mean: torch.Tensor | None = None, block_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield ``(rows, block)``: consecutive rows of ``matrix`` as a float32 copy, minus
+    ``mean`` if given. Rows are contiguous in memory (and in a memory-mapped file), so a
+    pass reads the matrix once, in order, whatever its dtype; only one block is ever
+    converted to float32."""
+    n, d = matrix.shape
+    rows = max(1, block_bytes // (4 * max(d, 1)))
+    for start in range(0, n, rows):
+        part = slice(start, min(start + rows, n))
+        block = torch.from_numpy(np.array(matrix[part], dtype=np.float32, order="C"))
+        yield part, block if mean is None else block.sub_(mean)
+
+
 def principal_coordinates(
     matrix: np.ndarray,
     n_components: int,
@@ -246,35 +264,46 @@ def principal_coordinates(
 ) -> Principal:
     """The top ``n_components`` principal components of ``matrix``'s rows (randomised SVD).
 
-    Halko, Martinsson & Tropp (2011), algorithm 4.4: ``2 + power_iterations`` passes over
-    the data in column chunks. Each component's largest coordinate is positive; the
-    same ``random_state`` gives the same result.
+    Halko, Martinsson & Tropp (2011), algorithm 4.4, over row blocks of ``chunk_bytes``
+    (as float32): ``2 + 2 * power_iterations`` passes over the data, the column mean
+    taken in the first. ``matrix`` may be float16 and memory-mapped; it is never copied
+    whole. Each component's largest coordinate is positive; the same ``random_state``
+    gives the same result.
     """
     n, d = matrix.shape
     width = min(n_components + oversample, n, d)
     gen = torch.Generator().manual_seed(int(random_state))
     omega = torch.randn(d, width, generator=gen)
-    sketch, means = torch.zeros(n, width), []
-    for cols, chunk, mu in column_chunks(matrix, chunk_bytes=chunk_bytes):
-        means.append(mu)
-        sketch.addmm_(chunk, omega[cols])
-    mean = torch.cat(means)
+    sketch, total = torch.empty(n, width), torch.zeros(d, dtype=torch.float64)
+    for rows, block in row_blocks(matrix, block_bytes=chunk_bytes):
+        torch.mm(block, omega, out=sketch[rows])
+        total += block.sum(0, dtype=torch.float64)
+    mean = (total / n).float()
+    sketch -= mean @ omega  # (X - 1 m^T) omega, the centring applied after the pass
     del omega
     q = torch.linalg.qr(sketch).Q
     for _ in range(power_iterations):
-        sketch.zero_()
-        for _, chunk, _ in column_chunks(matrix, mean, chunk_bytes):
-            sketch.addmm_(chunk, chunk.T @ q)
+        z = _transposed_times(matrix, mean, q, chunk_bytes)
+        for rows, block in row_blocks(matrix, mean, chunk_bytes):
+            torch.mm(block, z, out=sketch[rows])
         q = torch.linalg.qr(sketch).Q
-    bt = torch.empty(d, q.shape[1])
-    for cols, chunk, _ in column_chunks(matrix, mean, chunk_bytes):
-        torch.mm(chunk.T, q, out=bt[cols])
+    bt = _transposed_times(matrix, mean, q, chunk_bytes)
     values, vectors = torch.linalg.eigh((bt.T @ bt).double())
     r = min(n_components, width)
     values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
     coords, signs = _fix_signs((q.double() @ vectors) * values.sqrt())
     basis = (bt.double() @ vectors) / values.sqrt().clamp(min=1e-30) * signs
     return Principal(coords.float(), mean, basis.float())
+
+
+def _transposed_times(
+    matrix: np.ndarray, mean: torch.Tensor, q: torch.Tensor, block_bytes: int
+) -> torch.Tensor:
+    # (X - 1 m^T)^T q, one pass over row blocks.
+    out = torch.zeros(matrix.shape[1], q.shape[1])
+    for rows, block in row_blocks(matrix, mean, block_bytes):
+        out.addmm_(block.T, q[rows])
+    return out
 
 
 class GramIndex(KNNIndex):
@@ -300,13 +329,23 @@ class GramIndex(KNNIndex):
 
 
 class PCAIndex(KNNIndex):
-    """openTSNE index of exact neighbours among the rows' top principal components."""
+    """openTSNE index of the neighbours among the rows' top principal components: exact
+    up to ``exact_up_to`` points (default :data:`PCA_EXACT_UP_TO`), from an inverted
+    file (:mod:`fspace.embedding.ivf`) beyond."""
 
     VALID_METRICS = ["euclidean"]  # noqa: RUF012 - openTSNE's class attribute
 
-    def __init__(self, data: np.ndarray, k: int, *, n_components: int, **kwargs) -> None:
+    def __init__(
+        self,
+        data: np.ndarray,
+        k: int,
+        *,
+        n_components: int,
+        exact_up_to: int | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(data, k, metric="euclidean", **kwargs)
-        self.n_components = n_components
+        self.n_components, self.exact_up_to = n_components, exact_up_to
         self.principal: Principal | None = None
         self.found: Neighbors | None = None
 
@@ -315,7 +354,14 @@ class PCAIndex(KNNIndex):
             self.data, self.n_components, random_state=self.random_state
         )
         self.data = None  # queries need only the components, not the fitted rows
-        self.found = exact_neighbors(self.principal.coords.numpy(), self.k)
+        coords = self.principal.coords.numpy()
+        limit = PCA_EXACT_UP_TO if self.exact_up_to is None else self.exact_up_to
+        if len(coords) <= limit:
+            self.found = exact_neighbors(coords, self.k)
+        else:
+            from fspace.embedding.ivf import ivf_neighbors
+
+            self.found = ivf_neighbors(coords, self.k, random_state=self.random_state)
         return self.found.indices, self.found.distances
 
     def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,12 @@ many points), the PCA initialisation from the same Gram matrix, and, up to a few
 thousand points, the gradient is summed exactly over all pairs
 (:mod:`fspace.embedding.gradient`). openTSNE still computes the affinities, runs the
 optimiser and places new points. Smaller maps are openTSNE's own, unchanged.
+
+Very many points (``neighbors="pca"``, the automatic choice above :data:`GRAM_UP_TO`):
+the principal components come from a randomised SVD over row blocks of the matrix,
+which may be float16 and memory-mapped (``evaluate(..., dtype="stored", memmap=True)``)
+and is never copied whole; the neighbours among them from an inverted file
+(:mod:`fspace.embedding.ivf`); the gradient from openTSNE's FFT interpolation.
 """
 
 from __future__ import annotations
@@ -156,8 +162,8 @@ class TSNEMethod(EmbeddingMethod):
         if fast:
             affinities, init = _fast_affinities(matrix, params)
             fitted = model.fit(affinities=affinities, initialization=init)
-        else:
-            fitted = model.fit(matrix)
+        else:  # openTSNE's own search, on float32 (float16 only where we read it)
+            fitted = model.fit(np.asarray(matrix, dtype=np.promote_types(matrix.dtype, "f4")))
         return np.asarray(fitted, dtype=np.float64), fitted
 
     def transform(self, state: Any, matrix: np.ndarray, params: dict[str, Any]) -> np.ndarray:
