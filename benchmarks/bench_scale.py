@@ -193,8 +193,12 @@ def run_child(kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float) -
                 proc.kill()
                 proc.wait()
                 if took > cap:
-                    return f"did not finish in {cap:.0f} s (stopped; {held:.1f} GB resident)"
-                return f"stopped at {held:.1f} GB resident after {took:.0f} s (--mem-cap)"
+                    return (
+                        f"did not finish in {took:.0f} s (stopped at --cap; {held:.1f} GB resident)"
+                    )
+                return (
+                    f"did not finish in {took:.0f} s (stopped at {held:.1f} GB resident, --mem-cap)"
+                )
     if proc.returncode != 0:
         return f"failed: {log.read_text().strip().splitlines()[-1:]}"
     return json.loads(proc.stdout.read().strip().splitlines()[-1])
@@ -284,9 +288,11 @@ def one_size(n: int, d: int, args: argparse.Namespace) -> None:
             for kind, r in results.items():
                 if kind == "fspace":
                     continue
-                if isinstance(r, str):
-                    bound = (args.cap if r.startswith("did not") else np.nan) / ours["s"]
+                if isinstance(r, str) and r.startswith("did not"):
+                    bound = float(r.split()[3]) / ours["s"]  # "did not finish in X s"
                     print(f"RESULT {kind}/fspace time: >= {bound:.1f}x ({r})", flush=True)
+                elif isinstance(r, str):
+                    print(f"RESULT {kind}/fspace time: none ({r})", flush=True)
                 else:
                     print(f"RESULT {kind}/fspace time: {r['s'] / ours['s']:.1f}x", flush=True)
         if not args.check or "fspace" not in maps:
