@@ -118,24 +118,32 @@ def raster_dict(
             "layer": "below",
         }
     ]
-    traces = [_grid(view), *_span(plot)]
-    if highlight is not None:
-        rows = plot.rows_of_run(highlight)
-        rows = rows[mask[rows]] if rows.size else rows
-        if rows.size:
-            paths = Paths(plot.x, plot.y, plot.epoch, plot.group_code, plot.run_code, plot.groups)
-            traces += path_traces(
-                paths,
-                rows[:0],
-                kind="scatter",
-                encode=typed,
-                hover=_hover(plot),
-                highlight=rows,
-                highlight_run=highlight,
-            )[-1:]
-    if selected is not None:
-        traces.append({**_selected(plot, selected), "type": "scatter"})
+    traces = [_grid(view), *_span(plot), *raster_marks(plot, mask, highlight, selected)]
     return {"data": traces, "layout": layout}
+
+
+def raster_marks(
+    plot: PlotFrame, mask: np.ndarray, highlight: str | None, selected: int | None
+) -> list[dict[str, Any]]:
+    """The ``highlight`` run's path (its checkpoints ``mask`` keeps) and the ring of the
+    ``selected`` row, as SVG traces; each is there, empty, when there is none, so that
+    a new selection only replaces these two traces (a patch, not a new picture)."""
+    rows = plot.rows_of_run(highlight) if highlight is not None else np.zeros(0, np.int64)
+    rows = rows[mask[rows]] if rows.size else rows
+    paths = Paths(plot.x, plot.y, plot.epoch, plot.group_code, plot.run_code, plot.groups)
+    path = path_traces(
+        paths,
+        rows[:0],
+        kind="scatter",
+        encode=typed,
+        hover=_hover(plot),
+        highlight=rows,
+        highlight_run=highlight or "",
+    )[-1]
+    ring = {**_selected(plot, selected if selected is not None else 0), "type": "scatter"}
+    if selected is None:
+        ring["x"], ring["y"] = [], []
+    return [path, ring]
 
 
 def _grid(view: Viewport) -> dict[str, Any]:

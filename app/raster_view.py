@@ -19,7 +19,7 @@ from dash import ALL, Input, Output, Patch, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from fspace.app import ids
-from fspace.app.figures import GRID_PX, raster_dict
+from fspace.app.figures import GRID_PX, raster_dict, raster_marks
 from fspace.app.frames import PlotFrame
 from fspace.app.raster import Viewport, is_raster, layers
 from fspace.app.spatial import TOLERANCE_PX
@@ -103,8 +103,22 @@ def figure(
 
 def hover_slot(plot: PlotFrame) -> int:
     """Index of the hovered run's trace in :func:`figure`'s data (after the grid and one
-    span trace per group)."""
+    span trace per group); the highlighted run's path and the selected checkpoint's ring
+    follow it."""
     return 1 + len(plot.groups)
+
+
+def selection_patch(
+    plot: PlotFrame, mask: np.ndarray, highlight: str | None, selected: int | None
+) -> Patch:
+    """A patch of :func:`figure` showing a new selection: only the highlighted run's
+    path and the selected ring change, the picture stays."""
+    patch = Patch()
+    path, ring = raster_marks(plot, mask, highlight, selected)
+    slot = hover_slot(plot)
+    patch["data"][slot + 1] = path
+    patch["data"][slot + 2] = ring
+    return patch
 
 
 def nearest_key(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) -> str | None:

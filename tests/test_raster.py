@@ -164,6 +164,10 @@ def test_raster_figure_and_picture_cache(plot):
     roles = [t["meta"]["role"] for t in fig["data"]]
     assert roles == ["grid", *["span"] * len(plot.groups), "highlight", "selected"]
     assert fig["data"][-2]["meta"]["run"] == run
+    assert fig["data"][-1]["x"] == [float(plot.x[5])]
+    plain = raster_dict(plot, mask, view)  # the same places, empty
+    assert [t["meta"]["role"] for t in plain["data"]] == roles
+    assert plain["data"][-1]["x"] == [] and plain["data"][-2]["x"]["bdata"] == ""
     assert raster.render(plot, mask, view) is image["source"]  # kept, not rendered again
     window = plot.mask(None, (0, 3))
     assert raster.render(plot, window, view) != image["source"]

@@ -311,6 +311,8 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
     run = key.partition("/")[0] if key else None
     run = run if run is not None and plot.rows_of_run(run).size else None
     revision = f"map-{entry.uid}"
+    if raster and trigger == ids.SELECTED:  # the picture stays
+        return raster_view.selection_patch(plot, mask, run, position)
     if raster:
         return raster_view.figure(plot, mask, view, revision, highlight=run, selected=position)
     return trajectory_dict(plot, mask, highlight=run, selected=position, uirevision=revision)
