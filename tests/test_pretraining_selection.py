@@ -251,3 +251,36 @@ def test_a_grid_records_the_chosen_rate_with_each_run_and_keeps_the_trials(tmp_p
         trial = [t for t in kept.values() if t["group"] == run.group]
         best = min(trial, key=lambda t: (t["valid_error"], t["lr"]))
         assert run.config["lr"] == best["lr"]
+
+
+def test_the_printed_summary_flags_runs_at_chance_and_shows_intervals():
+    from fspace.experiments.pretraining.analysis import format_summary
+    from fspace.experiments.pretraining.report import results_markdown
+
+    numbers = {
+        "chance_rule": "final test error >= 0.90 - 0.02",
+        "at_chance": [{"run": "rbm-d3-s1-random", "test_error": 0.9}],
+        "final_error": {"random": {3: {"mean": 0.1, "std": float("nan"), "n": 1}}},
+        "separation_tests": [
+            {
+                "statistic": "silhouette",
+                "checkpoints_used": "all",
+                "value": 0.2,
+                "low": 0.1,
+                "high": 0.3,
+                "p_value": 0.01,
+                "chance": 0.0,
+                "runs": 8,
+            }
+        ],
+        "paper_table": paper_table(_final([("random", 3, 0.1), ("random", 3, 0.9)])).to_dict(
+            "records"
+        ),
+    }
+    text = format_summary(numbers)
+    assert "runs at chance (final test error >= 0.90 - 0.02): 1" in text
+    assert "AT CHANCE  rbm-d3-s1-random" in text
+    assert "silhouette" in text and "[0.100, 0.300]" in text
+    page = results_markdown(numbers)
+    assert "at chance: rbm-d3-s1-random" in page
+    assert "| 3 | 10.00% (n=1, 1 at chance) | 1.85% |" in page
