@@ -274,3 +274,22 @@ def test_output_in_the_url():
     assert view_query(view) == "?exp=e&method=tsne&output=logits"
     view, notes = parse_view({"exp": "e", "output": "nope"})
     assert view.spec.output is None and "output='nope' is not a vector form" in notes[0]
+
+
+def test_compare_url_round_trip():
+    from fspace.app.compare_view import selected_runs, side_spec, spec_query
+    from fspace.app.specs import MapSpec
+
+    query = {"a": "tsne", "a.perplexity": "50", "b.distance": "hellinger", "b.output": "logits"}
+    query["runs"] = "r1,r2,r3"
+    notes: list[str] = []
+    a, b = side_spec(query, "a", notes), side_spec(query, "b", notes)
+    assert a == MapSpec("tsne", 50.0) and not notes
+    assert b == MapSpec("inpca", distance="hellinger", output="logits")  # b's default method
+    words = {**spec_query("a", a), **spec_query("b", b)}
+    assert side_spec(words, "a", []) == a and side_spec(words, "b", []) == b
+    assert words["b.output"] == "logits" and words["a.perplexity"] == "50"
+    assert selected_runs(query, 2) == ["r1", "r2"]
+    bad = side_spec({"a": "tsne", "a.perplexity": "-3"}, "a", notes)
+    assert bad == MapSpec("tsne") and notes[0].startswith("map a: ")
+    assert side_spec({"b": "nope"}, "b", []) == MapSpec("inpca", distance="bhattacharyya")

@@ -4,11 +4,8 @@ Each side picks its embedding method, the method's parameters and the distance f
 registries (as the trajectories page does) and shows how faithful its map is. Runs
 chosen on either map (lasso, box, or a click, which adds or removes one run) are drawn
 on top of both, their metric curves below, and for exactly two runs their distance over
-epochs under each side's distance. The builders are in :mod:`fspace.app.linked`.
-
-::
-
-    /compare?exp=NAME&a=tsne&a.perplexity=50&b=inpca&b.distance=bhattacharyya&runs=R1,R2
+epochs under each side's distance. The builders are in :mod:`fspace.app.linked`, the
+URL's words in :mod:`fspace.app.compare_view`.
 """
 
 from __future__ import annotations
@@ -21,29 +18,26 @@ import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from fspace.app import linked
+from fspace.app.compare_view import SIDES, selected_runs, side_spec, spec_from, spec_query
 from fspace.app.components import graph, header, message, status_line
 from fspace.app.controls import distance_options, output_row, param_row
 from fspace.app.figures import message_dict
 from fspace.app.maps import MapEntry, MapStatus, used_label
 from fspace.app.specs import (
-    DEFAULT_METHOD,
     MapSpec,
     chosen_output,
     distance_label,
     method_entries,
-    number_text,
     output_label,
     recorded_outputs,
     shown_params,
 )
 from fspace.app.state import current
 from fspace.app.wiring import Callbacks, guarded, triggered
-from fspace.errors import ConfigError, FspaceError
+from fspace.errors import FspaceError
 
 callback = Callbacks()
 PAGE = "compare"
-SIDES = ("a", "b")
-DEFAULTS = {"a": ("tsne", "euclidean"), "b": ("inpca", "bhattacharyya")}
 WAITING = "the map is being computed; its progress is shown above"
 EXP, POLL, RUNS, CLEAR = "compare-exp", "compare-poll", "compare-runs", "compare-clear"
 CURVES, DISTANCE, CHOSEN = "compare-curves", "compare-distance", "compare-chosen"
@@ -62,56 +56,6 @@ def param_id(side: str, name: str) -> dict[str, str]:
     return {"type": PARAM, "side": side, "name": name}
 
 
-def side_spec(query: Mapping[str, Any], side: str, notes: list[str]) -> MapSpec:
-    """The map ``side`` of a compare URL asks for (``a=METHOD&a.NAME=VALUE&a.distance=D``);
-    a value that cannot be used is noted in ``notes`` and left at its default."""
-    method, distance = DEFAULTS[side]
-    method = str(query.get(side) or method)
-    prefix = f"{side}."
-    params = {k[len(prefix) :]: v for k, v in query.items() if k.startswith(prefix)}
-    distance = params.pop("distance", distance)
-    seed, output = params.pop("random_state", 0), params.pop("output", None)
-    try:
-        return MapSpec.make(method, None, seed, params=params, distance=distance, output=output)
-    except ConfigError as err:
-        notes.append(f"map {side}: {err}; showing its default map")
-    try:  # the default distance may not apply to a method plug-in
-        return MapSpec.make(DEFAULTS[side][0], distance=DEFAULTS[side][1])
-    except ConfigError:
-        return MapSpec(DEFAULT_METHOD)
-
-
-def spec_query(side: str, spec: MapSpec) -> dict[str, str]:
-    """The URL words of ``spec`` on ``side`` (inverse of :func:`side_spec`)."""
-    out = {side: spec.method}
-    out.update({f"{side}.{name}": number_text(v) for name, v in spec.values})
-    if spec.random_state:
-        out[f"{side}.random_state"] = str(spec.random_state)
-    out[f"{side}.distance"] = spec.distance
-    if spec.output:
-        out[f"{side}.output"] = spec.output
-    return out
-
-
-def spec_from(
-    method: Any,
-    values: Sequence[Any],
-    keys: Sequence[dict],
-    distance: Any,
-    output: str | None = None,
-) -> MapSpec:
-    """The map the controls of one side ask for (ConfigError for a value it cannot use);
-    inputs left over from another method are ignored. ``output`` None is the default
-    recorded output (see :func:`~fspace.app.specs.chosen_output`)."""
-    offered = {p.name for p in shown_params(str(method))}
-    params = {
-        key["name"]: value
-        for key, value in zip(keys or (), values or (), strict=False)
-        if key.get("name") in offered
-    }
-    return MapSpec.make(method, None, 0, params=params, distance=distance, output=output)
-
-
 def layout(exp: str | None = None, **query: Any) -> html.Div:
     """Both maps of the experiment and the runs named in the URL."""
     state = current()
@@ -128,7 +72,7 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
         statuses = {side: state.maps.status(handle, specs[side]) for side in SIDES}
     except FspaceError as err:
         return html.Div([top, message(str(err))], className="fs-page")
-    runs = [r for r in str(query.get("runs") or "").split(",") if r][: linked.MAX_RUNS]
+    runs = selected_runs(query, linked.MAX_RUNS)
     outputs = recorded_outputs(handle.experiment)
     panels = [side_panel(s, specs[s], statuses[s], outputs) for s in SIDES]
     maps = html.Div(panels, className="fs-compare")
