@@ -23,13 +23,30 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fspace.errors import ConfigError, FspaceError
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from fspace.experiments.digits import Data
     from fspace.experiments.pretraining.config import PretrainingConfig
-    from fspace.experiments.pretraining.runner import PretrainingTrainer
+
+
+class TrialTrainer(Protocol):
+    """What a trial needs of a trainer (:class:`.runner.PretrainingTrainer` is one)."""
+
+    cfg: PretrainingConfig
+    data: Data
+
+    def initial_model(
+        self, seed: int, depth: int, group: str, pretrain_lr: float | None
+    ) -> nn.Module: ...
+
+    def train_updates(
+        self, model: nn.Module, seed: int, lr: float, start: int, stop: int
+    ) -> float: ...
 
 
 class SelectionError(FspaceError):
@@ -115,7 +132,7 @@ def select(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[int, str], dict[str,
     return chosen
 
 
-def run_trial(trainer: PretrainingTrainer, trial: Trial) -> dict[str, Any]:
+def run_trial(trainer: TrialTrainer, trial: Trial) -> dict[str, Any]:
     """Train the network of ``trial`` on the selection seed for the trial budget and
     return its record: the trial, ``valid_error`` at the end, the validation error and
     training loss at every recording interval, ``status`` ("ok" or "failed": diverged,
@@ -146,15 +163,14 @@ def run_trial(trainer: PretrainingTrainer, trial: Trial) -> dict[str, Any]:
 
 
 def choose_rates(
-    path: str | Path, trainer: PretrainingTrainer, *, progress: bool = True
+    path: str | Path, trainer: TrialTrainer, *, progress: bool = True
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """Run the trials of ``trainer.cfg`` not yet kept in the experiment at ``path``, keep
     each as it finishes, and return :func:`select` of all of them."""
+    import torch
     from tqdm.auto import tqdm
 
     from fspace.store import Experiment
-
-    import torch
 
     exp = Experiment.create(path)
     settings = trial_settings(trainer.cfg)
