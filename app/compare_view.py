@@ -22,10 +22,14 @@ DEFAULTS = {"a": ("tsne", "euclidean"), "b": ("inpca", "bhattacharyya")}
 """Each side's method and distance when the URL names none."""
 
 
-def side_spec(query: Mapping[str, Any], side: str, notes: list[str]) -> MapSpec:
+def side_spec(
+    query: Mapping[str, Any], side: str, notes: list[str], kind: str | None = None
+) -> MapSpec:
     """The map ``side`` of a compare URL asks for (``a=METHOD&a.NAME=VALUE&a.distance=D``);
-    a value that cannot be used is noted in ``notes`` and left at its default."""
-    method, distance = DEFAULTS[side]
+    a value that cannot be used is noted in ``notes`` and left at its default. ``kind``
+    is the experiment's output kind: a default distance that does not apply to it (the
+    Bhattacharyya distance of regression outputs) becomes the Euclidean."""
+    method, distance = default_map(side, kind)
     method = str(query.get(side) or method)
     prefix = f"{side}."
     params = {k[len(prefix) :]: v for k, v in query.items() if k.startswith(prefix)}
@@ -36,9 +40,22 @@ def side_spec(query: Mapping[str, Any], side: str, notes: list[str]) -> MapSpec:
     except ConfigError as err:
         notes.append(f"map {side}: {err}; showing its default map")
     try:  # the default distance may not apply to a method plug-in
-        return MapSpec.make(DEFAULTS[side][0], distance=DEFAULTS[side][1])
+        method, distance = default_map(side, kind)
+        return MapSpec.make(method, distance=distance)
     except ConfigError:
         return MapSpec(DEFAULT_METHOD)
+
+
+def default_map(side: str, kind: str | None = None) -> tuple[str, str]:
+    """The method and distance of ``side`` when the URL names none, for outputs of
+    ``kind`` (None: any)."""
+    from fspace.distances import DISTANCES
+
+    method, distance = DEFAULTS[side]
+    kinds = DISTANCES.get(distance).tags.get("kinds") if distance in DISTANCES else None
+    if kind is not None and kinds is not None and kind not in kinds:
+        return method, "euclidean"
+    return method, distance
 
 
 def spec_query(side: str, spec: MapSpec) -> dict[str, str]:
@@ -75,3 +92,9 @@ def spec_from(
 def selected_runs(query: Mapping[str, Any], limit: int) -> list[str]:
     """The runs named by ``runs=R1,R2`` (at most ``limit``)."""
     return [r for r in str(query.get("runs") or "").split(",") if r][:limit]
+
+
+def unknown_words(query: Mapping[str, Any]) -> list[str]:
+    """The words of a compare URL it does not know (each is then ignored)."""
+    known = {"exp", "runs", *SIDES}
+    return sorted(k for k in query if k not in known and k.partition(".")[0] not in SIDES)

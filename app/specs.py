@@ -92,6 +92,18 @@ def default_output(exp: Experiment) -> str | None:
     return outputs[0][0] if outputs else None
 
 
+def output_kind(exp: Experiment, output: str | None = None) -> str | None:
+    """The output kind (classification, sequence, regression) of ``output`` (default:
+    :func:`default_output`) as the experiment's vectors record it; None if unknown."""
+    suites = exp.probe_suites()
+    name = output or default_output(exp)
+    if len(suites) != 1 or name is None:
+        return None
+    fingerprint = next(iter(suites.values()))
+    spec = exp.vector_outputs(fingerprint).get((fingerprint, name), {}).get("spec")
+    return spec.get("kind") if isinstance(spec, dict) else None
+
+
 def chosen_output(exp: Experiment, value: Any) -> str | None:
     """The output a menu's ``value`` asks for, None when it is the default one (so that
     both name one map)."""

@@ -277,7 +277,7 @@ def test_output_in_the_url():
 
 
 def test_compare_url_round_trip():
-    from fspace.app.compare_view import selected_runs, side_spec, spec_query
+    from fspace.app.compare_view import selected_runs, side_spec, spec_query, unknown_words
     from fspace.app.specs import MapSpec
 
     query = {"a": "tsne", "a.perplexity": "50", "b.distance": "hellinger", "b.output": "logits"}
@@ -293,3 +293,6 @@ def test_compare_url_round_trip():
     bad = side_spec({"a": "tsne", "a.perplexity": "-3"}, "a", notes)
     assert bad == MapSpec("tsne") and notes[0].startswith("map a: ")
     assert side_spec({"b": "nope"}, "b", []) == MapSpec("inpca", distance="bhattacharyya")
+    # the default distance of map b applies to probabilities, not to regression outputs
+    assert side_spec({}, "b", [], "regression") == MapSpec("inpca")
+    assert unknown_words({"exp": "e", "a.perplexity": "5", "zoom": "2", "c": "x"}) == ["c", "zoom"]

@@ -18,7 +18,14 @@ import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from fspace.app import linked
-from fspace.app.compare_view import SIDES, selected_runs, side_spec, spec_from, spec_query
+from fspace.app.compare_view import (
+    SIDES,
+    selected_runs,
+    side_spec,
+    spec_from,
+    spec_query,
+    unknown_words,
+)
 from fspace.app.components import graph, header, message, status_line
 from fspace.app.controls import distance_options, output_row, param_row
 from fspace.app.figures import message_dict
@@ -28,6 +35,7 @@ from fspace.app.specs import (
     chosen_output,
     distance_label,
     method_entries,
+    output_kind,
     output_label,
     recorded_outputs,
     shown_params,
@@ -65,10 +73,11 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
     if exp is None:
         text = f"no experiments under {state.registry.root} yet; record one with fspace.Recorder"
         return html.Div([top, message(text, "info")], className="fs-page")
-    notes: list[str] = []
-    specs = {side: side_spec(query, side, notes) for side in SIDES}
+    notes = [f"unknown URL parameter {k!r} ignored" for k in unknown_words(query)]
     try:
         handle = state.registry.get(exp)
+        kind = output_kind(handle.experiment)
+        specs = {side: side_spec(query, side, notes, kind) for side in SIDES}
         statuses = {side: state.maps.status(handle, specs[side]) for side in SIDES}
     except FspaceError as err:
         return html.Div([top, message(str(err))], className="fs-page")
