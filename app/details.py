@@ -3,8 +3,6 @@ first-layer receptive fields, built with the result figures' own builders."""
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +14,11 @@ from fspace.plot.style import COLORS
 
 if TYPE_CHECKING:
     import pandas as pd
-    import torch
 
     from fspace.app.handles import ExperimentHandle, Scan
     from fspace.store import CheckpointInfo, RunInfo
 
 N_FIELDS = 16
-MIN_IMAGE_SIDE = 8  # a flat input of 64 values or more that is a square is an image
-FIRST_LAYER = "hidden_layers.0.weight"  # fspace.models.mlp's first weight matrix
 MAX_FACT_CHARS = 200  # of one value in the facts list
 
 
@@ -156,55 +151,29 @@ def _title(metric: str) -> str:
     return metric.replace("_", " ")
 
 
-def image_shape(input_shape: tuple[int, ...] | None) -> tuple[int, int] | None:
-    """Height and width of a probe input that is an image; None if it is not one."""
-    if not input_shape:
-        return None
-    shape = tuple(input_shape)
-    if len(shape) == 3 and shape[0] == 1:
-        shape = shape[1:]
-    if len(shape) == 2 and min(shape) >= MIN_IMAGE_SIDE:
-        return int(shape[0]), int(shape[1])
-    if len(shape) == 1:
-        side = math.isqrt(shape[0])
-        if side * side == shape[0] and side >= MIN_IMAGE_SIDE:
-            return side, side
-    return None
-
-
-def first_layer(weights: dict[str, torch.Tensor], n_inputs: int) -> np.ndarray | None:
-    """The first layer's weight matrix ``(units, n_inputs)``: fspace's MLP layout, or
-    else the first 2-D weight (in natural name order) that reads ``n_inputs`` values."""
-    if FIRST_LAYER in weights and tuple(weights[FIRST_LAYER].shape)[1:] == (n_inputs,):
-        return weights[FIRST_LAYER].float().numpy()
-    candidates = [
-        k for k, w in weights.items() if w.ndim == 2 and w.shape[1] == n_inputs and "weight" in k
-    ]
-    if not candidates:
-        return None
-    return weights[min(candidates, key=_natural)].float().numpy()
-
-
-def _natural(name: str) -> list[Any]:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
-
-
 def fields_figure(handle: ExperimentHandle, details: Details) -> dict | str:
     """The run's first-layer receptive fields at its first checkpoint and at this one
-    (the units strongest at the start), or the reason there are none."""
-    shape = image_shape(handle.input_shape())
-    if shape is None:
-        return "no receptive fields: the probe inputs are not images"
+    (the units strongest at the start), or the reason there are none.
+
+    The layer is :func:`fspace.analysis.weights.image_layer`'s: a convolution's kernels,
+    or a dense layer with one weight per pixel, never the output layer.
+    """
+    from fspace.analysis.weights import NoImageLayerError, field_images, image_layer
+
     exp, first, ckpt = handle.experiment, details.history[0], details.checkpoint
-    n_inputs = shape[0] * shape[1]
-    before = first_layer(exp.load_weights(first), n_inputs)
-    after = first_layer(exp.load_weights(ckpt), n_inputs)
-    if before is None or after is None or before.shape != after.shape:
-        return "no receptive fields: no first-layer weight matrix reads the image"
-    units = np.argsort(-np.linalg.norm(before.astype(np.float64), axis=1), kind="stable")
-    units = units[:N_FIELDS]
+    w0, w1 = exp.load_weights(first), exp.load_weights(ckpt)
+    try:
+        layer = image_layer({k: tuple(v.shape) for k, v in w0.items()}, handle.input_shape())
+    except NoImageLayerError as err:
+        return f"no receptive fields: {err}"
+    if layer.name not in w1 or w1[layer.name].shape != w0[layer.name].shape:
+        return f"no receptive fields: {layer.name} changes shape between checkpoints"
+    before = field_images(w0[layer.name].float().numpy(), layer)
+    after = field_images(w1[layer.name].float().numpy(), layer)
+    norms = np.linalg.norm(before.reshape(len(before), -1).astype(np.float64), axis=1)
+    units = np.argsort(-norms, kind="stable")[:N_FIELDS]
     titles = (f"epoch {first.epoch} (first checkpoint)", f"epoch {ckpt.epoch} (this checkpoint)")
-    return fields_dict(before[units].reshape(-1, *shape), after[units].reshape(-1, *shape), titles)
+    return fields_dict(before[units], after[units], titles)
 
 
 def fields_dict(before: np.ndarray, after: np.ndarray, titles: tuple[str, str]) -> dict:

@@ -7,13 +7,13 @@ by :func:`fspace.plot.style.group_styles`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fspace.analysis.outcomes import SEP
+from fspace.plot.common import mosaic
 from fspace.plot.style import GroupStyle, group_styles, mix
 
 if TYPE_CHECKING:
@@ -224,19 +224,6 @@ def change_figure(changes: pd.DataFrame, labels: Sequence[str]) -> go.Figure:
     return fig.update_xaxes(categoryorder="array", categoryarray=layers)
 
 
-def mosaic(images: np.ndarray, columns: int) -> np.ndarray:
-    """Images ``(n, h, w)`` tiled ``columns`` to a row with one blank (NaN) pixel
-    between them, each scaled to its own largest absolute value."""
-    n, h, w = images.shape
-    rows = max(1, math.ceil(n / columns))
-    out = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan, dtype=np.float32)
-    for i, image in enumerate(images):
-        scale = float(np.abs(image).max()) or 1.0
-        r, c = divmod(i, columns)
-        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image / scale
-    return out
-
-
 def fields_figure(layer: ImageLayer, before: np.ndarray, after: np.ndarray) -> go.Figure:
     """Receptive fields at a run's first and last checkpoint, side by side: the same
     units in the same places, each field on its own symmetric colour scale."""
@@ -254,7 +241,7 @@ def fields_figure(layer: ImageLayer, before: np.ndarray, after: np.ndarray) -> g
     for col, images in enumerate((before, after), start=1):
         fig.add_trace(
             go.Heatmap(
-                z=mosaic(images, columns)[::-1],
+                z=mosaic(images, columns=columns)[::-1],
                 colorscale="RdBu",
                 zmin=-1,
                 zmax=1,

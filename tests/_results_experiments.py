@@ -45,7 +45,9 @@ def record_cnn(path, *, groups=("baseline", "ours"), seeds=(0, 1), epochs=3):
     suite, x, y = image_suite()
     for g, group in enumerate(groups):
         for seed in seeds:
-            kwargs = {"image_shape": [SIDE, SIDE], "channels": [3, 4], "n_classes": CLASSES}
+            # 16 channels of 2x2 after pooling: the output layer reads 64 = 8x8 values,
+            # as many as the image has pixels, and must still not be drawn as fields.
+            kwargs = {"image_shape": [SIDE, SIDE], "channels": [3, 16], "n_classes": CLASSES}
             kwargs["seed"] = seed
             lr = 0.05 * (g + 1)
             with Recorder(

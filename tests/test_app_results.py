@@ -34,6 +34,7 @@ from fspace.app.server import create_app
 from fspace.app.state import EXTENSION
 from fspace.models.conv import make_convnet
 from fspace.models.mlp import make_mlp
+from fspace.plot.common import mosaic
 from fspace.store import Experiment
 
 DEVELOPER_TEXT = ("needs column", "pass a points frame", "Traceback", "internal error")
@@ -162,9 +163,9 @@ def test_dense_fields_are_the_first_layer(model, input_shape, expected):
     ("model", "input_shape", "why"),
     [
         (torch.nn.Linear(784, 10), (784,), "output layer"),
-        (make_mlp(4, [8]), (4,), "not images"),
+        (make_mlp(4, [8]), (4,), r"not images \(each is 4 values\)"),
         (torch.nn.Embedding(100, 16), (64,), "no layer"),
-        (make_mlp(784, [8]), None, "unknown"),
+        (make_mlp(784, [8]), None, "shape is unknown"),
     ],
     ids=["only-output-layer", "small-inputs", "tokens", "no-probe-shape"],
 )
@@ -257,7 +258,8 @@ def test_results_of_models_that_read_no_images(app):
     panels, _, status = shown(app, "mlp")
     assert not status.error
     assert (
-        "no receptive fields to draw: the model's inputs (4) are not images" in (panels["fields"])
+        "no receptive fields to draw: the probe inputs are not images (each is 4 values)"
+        in (panels["fields"])
     )
     assert "1-NN accuracy" in panels["separation"]
 
@@ -280,3 +282,20 @@ def test_every_experiment_links_its_results(app, cnn):
     from fspace.app.navigation import nav_pages
 
     assert "results" in [page.name for page in nav_pages(Experiment(cnn))]
+
+
+def test_checkpoint_details_draw_a_cnns_kernels(app, cnn):
+    from test_app_data import decode
+
+    from fspace.app.details import fields_figure, find_checkpoint
+
+    handle = app.server.extensions[EXTENSION].registry.get("cnn")
+    details = find_checkpoint(handle, "baseline-s1")
+    fig = fields_figure(handle, details)
+    assert fig["data"][0]["z"]["shape"] == "11,11"  # 3 kernels of 5x5 in 2 columns
+    kernels = handle.experiment.load_weights(details.checkpoint)["conv1.weight"].numpy()
+    kernels = kernels.mean(axis=1)
+    first = handle.experiment.load_weights(details.history[0])["conv1.weight"].numpy()
+    norms = np.linalg.norm(first.mean(axis=1).reshape(3, -1), axis=1)
+    expected = mosaic(kernels[np.argsort(-norms, kind="stable")])
+    np.testing.assert_allclose(decode(fig["data"][1]["z"]), expected, rtol=1e-5)

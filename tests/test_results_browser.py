@@ -97,7 +97,7 @@ def test_results_of_a_cnn(driver, base_url):
 def test_results_of_models_without_images(driver, base_url):
     panels = loaded(driver, base_url, "mlp")
     assert_no_developer_text(driver)
-    assert "the model's inputs (4) are not images" in panels["fields"]["text"]
+    assert "the probe inputs are not images (each is 4 values)" in panels["fields"]["text"]
     assert panels["fields"]["plots"] == 0
     assert {"runs", "mean"} <= set(panels["final"]["roles"]), panels["final"]
     assert "1-NN accuracy" in panels["separation"]["text"]

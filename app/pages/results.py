@@ -44,9 +44,15 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
     metric = html.Div(
         [
             html.Span("metric", className="fs-label"),
-            dcc.Dropdown(id=ids.RESULTS_METRIC, clearable=False, placeholder="metric"),
+            dcc.Dropdown(
+                id=ids.RESULTS_METRIC,
+                clearable=False,
+                placeholder="metric",
+                style={"width": "320px"},
+            ),
         ],
         className="fs-card",
+        style={"display": "flex", "alignItems": "center", "gap": "12px", "margin": "0 12px"},
     )
     fields = html.Div(
         [
@@ -59,9 +65,9 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
         card("Final value of each run", html.Div(waiting, id=ids.RESULTS_FINAL)),
         card("Over training, spread over seeds", html.Div(waiting, id=ids.RESULTS_CURVES)),
         card("Separation between groups", html.Div(waiting, id=ids.RESULTS_SEPARATION)),
-        card("Final value against a setting", html.Div(waiting, id=ids.RESULTS_AXIS)),
         card("First-layer receptive fields", fields),
         card("Relative weight change per layer", html.Div(waiting, id=ids.RESULTS_CHANGE)),
+        card("Final value against a setting", html.Div(waiting, id=ids.RESULTS_AXIS)),
     ]
     return html.Div(
         [

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from fspace.store import CheckpointInfo, Experiment
 
 CHANGE_COLUMNS = ("run", "group", "seed", "layer", "relative_change", "change")
-# A flat input is taken for a square image from 8x8 (the small digits) up.
+# Images are 8x8 (the small digits) or larger.
 MIN_SIDE = 8
 IMAGE_CHANNELS = (1, 3)
 
@@ -56,20 +56,22 @@ class ImageLayer:
 def image_shape(input_shape: Sequence[int] | None) -> tuple[int, int, int]:
     """``(channels, height, width)`` of one model input, or NoImageLayerError.
 
-    ``(h, w)`` and ``(c, h, w)`` with 1 or 3 channels are images; a flat ``(n,)`` input
-    is a square image when ``n`` is a square of side at least 8 (784 -> 28x28).
+    ``(h, w)`` and ``(c, h, w)`` with 1 or 3 channels are images, and a flat ``(n,)``
+    input is a square image when ``n`` is a square (784 -> 28x28), each side at least 8.
     """
     shape = tuple(int(s) for s in input_shape or ())
-    if len(shape) == 3 and shape[0] in IMAGE_CHANNELS and min(shape[1:]) > 1:
+    if len(shape) == 3 and shape[0] in IMAGE_CHANNELS and min(shape[1:]) >= MIN_SIDE:
         return shape  # type: ignore[return-value]
-    if len(shape) == 2 and min(shape) > 1:
+    if len(shape) == 2 and min(shape) >= MIN_SIDE:
         return (1, *shape)
     if len(shape) == 1:
         side = math.isqrt(shape[0])
         if side * side == shape[0] and side >= MIN_SIDE:
             return (1, side, side)
-    what = "unknown" if not shape else "x".join(map(str, shape))
-    raise NoImageLayerError(f"the model's inputs ({what}) are not images")
+    if not shape:
+        raise NoImageLayerError("the probe inputs are not images (their shape is unknown)")
+    what = f"{shape[0]} values" if len(shape) == 1 else "x".join(map(str, shape))
+    raise NoImageLayerError(f"the probe inputs are not images (each is {what})")
 
 
 def _natural(name: str) -> list:
