@@ -27,6 +27,9 @@ MAX_RUNS = 12
 """Most runs drawn on top of the maps and in the curves (a lasso may catch hundreds)."""
 DIMMED = 0.25  # opacity of the unselected checkpoints while runs are selected
 HEIGHT = 520  # of each map, in pixels
+MAX_POINTS = 20_000
+"""Most checkpoints a compare map draws: two maps in one page, as WebGL points a lasso can
+select. A larger map draws a seeded sample of whole runs (:func:`drawn_runs`)."""
 # Colours of the selected runs, apart from the groups' (fspace.plot.style.COLORS): black
 # first, as the trajectories page draws its one highlighted run.
 RUN_COLORS = ("#000000", "#E41A1C", "#984EA3", "#4DAF4A", "#A65628", "#F781BF", "#377EB8")
@@ -84,10 +87,14 @@ def linked_map(
     plot: PlotFrame, runs: Sequence[str], *, title: str | None = None, uirevision: str = "linked"
 ) -> dict[str, Any]:
     """The map ``plot`` with the paths of ``runs`` drawn on top, one colour each (the
-    order of ``runs``); while some are selected the other checkpoints are dimmed."""
-    figure = trajectory_dict(
-        plot, np.ones(len(plot), dtype=bool), title=title, uirevision=uirevision
-    )
+    order of ``runs``); while some are selected the other checkpoints are dimmed. A map
+    of more than :data:`MAX_POINTS` checkpoints draws a sample of its runs, and says so."""
+    mask = drawn_runs(plot)
+    if not mask.all():
+        shown_runs = len(np.unique(plot.run_code[mask]))
+        note = f"{shown_runs:,} of {len(plot.runs):,} runs drawn"
+        title = f"{title} ({note})" if title else note
+    figure = trajectory_dict(plot, mask, title=title, uirevision=uirevision)
     layout = figure["layout"]
     layout.update(dragmode="lasso", height=HEIGHT, margin={"l": 10, "r": 10, "t": 80, "b": 10})
     if title:
@@ -103,6 +110,19 @@ def linked_map(
         if rows.size:
             figure["data"].append(_run_trace(plot, rows, run, run_color(index)))
     return figure
+
+
+def drawn_runs(plot: PlotFrame, limit: int | None = None, seed: int = 0) -> np.ndarray:
+    """Rows of the runs a compare map draws: every run when ``plot`` has at most
+    ``limit`` (default :data:`MAX_POINTS`) checkpoints, else whole runs in a seeded random
+    order until the next one would pass ``limit`` (the same runs on every redraw)."""
+    limit = MAX_POINTS if limit is None else limit
+    if len(plot) <= limit:
+        return np.ones(len(plot), dtype=bool)
+    sizes = np.bincount(plot.run_code, minlength=len(plot.runs))
+    order = np.random.default_rng(seed).permutation(len(plot.runs))
+    keep = order[np.cumsum(sizes[order]) <= limit]
+    return np.isin(plot.run_code, keep)
 
 
 def _run_trace(plot: PlotFrame, rows: np.ndarray, run: str, color: str) -> dict[str, Any]:

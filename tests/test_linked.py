@@ -296,3 +296,21 @@ def test_compare_url_round_trip():
     # the default distance of map b applies to probabilities, not to regression outputs
     assert side_spec({}, "b", [], "regression") == MapSpec("inpca")
     assert unknown_words({"exp": "e", "a.perplexity": "5", "zoom": "2", "c": "x"}) == ["c", "zoom"]
+
+
+def test_a_large_map_draws_a_sample_of_whole_runs(monkeypatch):
+    plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd"] * 10}, epochs=5))
+    assert linked.drawn_runs(plot).all()  # 100 checkpoints: all of them
+    mask = linked.drawn_runs(plot, limit=32)
+    per_run = pd.Series(mask).groupby(plot.run_code).agg(["all", "any"])
+    assert (per_run["all"] == per_run["any"]).all()  # whole runs only
+    assert 25 <= mask.sum() <= 32 and np.array_equal(mask, linked.drawn_runs(plot, limit=32))
+    drawn = set(plot.runs[np.unique(plot.run_code[mask])])
+    hidden = next(r for r in plot.runs if r not in drawn)
+    monkeypatch.setattr(linked, "MAX_POINTS", 32)
+    figure = linked.linked_map(plot, [hidden], title="t-SNE")
+    # the title says how much is drawn; a selected run is drawn on top even if not sampled
+    assert figure["layout"]["title"]["text"] == f"t-SNE ({len(drawn)} of 20 runs drawn)"
+    markers = [t for t in figure["data"] if t["meta"]["role"] == "checkpoints"]
+    assert {r for t in markers for r in t["text"]} == drawn
+    assert [t["meta"]["run"] for t in figure["data"] if t["meta"]["role"] == "linked"] == [hidden]
