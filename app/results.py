@@ -36,6 +36,9 @@ LATER = ("fields", "change", "separation")
 DISTANCE = "euclidean"  # the default of `fspace stats`, so the numbers agree
 # Fewer resamples than `fspace stats` (999): the page answers in seconds.
 RESAMPLING = {"n_boot": 299, "n_perm": 299, "level": 0.95, "random_state": 0}
+# Above this, separation uses each run's last checkpoint only: the statistics over all
+# epochs hold an n x n distance matrix (4,000: 64 MB).
+MAX_CHECKPOINTS = 4000
 
 
 @dataclass
@@ -194,37 +197,52 @@ class ResultsStore:
         results.changes = changes.assign(label=changes["run"].map(labels))
 
     def _separation(self, entry, exp, scan, results: Results) -> None:
+        import pandas as pd
+
         from fspace.analysis.outcomes import separation_by
-        from fspace.distances import pairwise
-        from fspace.stats import group_tests
 
         by, why = separation_by(results.design)
         if by is None:
             results.notes["separation"] = why
             return
+        ckpts = list(scan.checkpoints)
+        selections: list[tuple[Any, str]] = [(None, "all epochs"), ("last", "last checkpoints")]
+        if len(ckpts) > MAX_CHECKPOINTS:
+            # The statistics over all epochs need the full distance matrix.
+            ckpts = last_checkpoints(ckpts)
+            selections = [("last", "last checkpoints")]
+            results.notes["separation_scope"] = (
+                f"over all epochs only up to {MAX_CHECKPOINTS:,} checkpoints: "
+                f"these runs have {len(scan.checkpoints):,}"
+            )
 
         def progress(done: int, total: int) -> None:
             entry.stage = f"group separation: function vectors {done:,}/{total:,}"
 
-        vectors, _ = checkpoint_vectors(exp, list(scan.checkpoints), progress=progress)
+        tables = self._tests(entry, exp, ckpts, results, by, selections, progress)
+        if not tables:
+            results.notes["separation"] = "the runs share no epochs to compare at"
+            return
+        results.separation = pd.concat(tables, ignore_index=True)
+
+    def _tests(self, entry, exp, ckpts, results, by, selections, progress) -> list:
+        from fspace.distances import pairwise
+        from fspace.stats import group_tests
+
+        vectors, _ = checkpoint_vectors(exp, ckpts, progress=progress)
         labels = results.design.runs.set_index("run")["label"]
         points = vectors.points.assign(label=vectors.points["run"].map(labels))
         entry.stage = f"group separation of {len(points):,} checkpoints"
         d = pairwise(vectors, DISTANCE)
         tables = []
-        for epoch, name in ((None, "all epochs"), ("last", "last checkpoints")):
+        for epoch, name in selections:
             try:
                 table = group_tests(d, points, by=by, epoch=epoch, **RESAMPLING)
             except FspaceError as err:
                 log.info("results of %s: no separation at %s: %s", entry.handle.name, name, err)
                 continue
             tables.append(table.assign(checkpoints_used=name, by=by))
-        if not tables:
-            results.notes["separation"] = "the runs share no epochs to compare at"
-            return
-        import pandas as pd
-
-        results.separation = pd.concat(tables, ignore_index=True)
+        return tables
 
     def _publish(self, entry: ResultsEntry, results: Results) -> None:
         # A copy: the job goes on filling in ``results`` while the page reads this one.
@@ -233,6 +251,15 @@ class ResultsStore:
 
     def close(self) -> None:
         self._jobs.close()
+
+
+def last_checkpoints(ckpts: list) -> list:
+    """Each run's last checkpoint (latest epoch, then step), in run order."""
+    last: dict[str, Any] = {}
+    for c in ckpts:
+        if c.run not in last or (c.epoch, c.step) >= (last[c.run].epoch, last[c.run].step):
+            last[c.run] = c
+    return [last[r] for r in sorted(last)]
 
 
 def scan_epochs(scan) -> int:

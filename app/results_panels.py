@@ -157,6 +157,7 @@ def separation(res: Results) -> html.Div:
         [
             html.P(f"Groups compared: {groups}. Euclidean distances between function vectors."),
             table(header, rows, numeric_from=2),
+            *([note(res.notes["separation_scope"])] if "separation_scope" in res.notes else []),
             note(
                 "1-NN accuracy: how often a checkpoint's nearest checkpoint of another run is "
                 "in its own group; distance ratio: between / within groups; intervals "

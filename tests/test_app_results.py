@@ -299,3 +299,28 @@ def test_checkpoint_details_draw_a_cnns_kernels(app, cnn):
     norms = np.linalg.norm(first.mean(axis=1).reshape(3, -1), axis=1)
     expected = mosaic(kernels[np.argsort(-norms, kind="stable")])
     np.testing.assert_allclose(decode(fig["data"][1]["z"]), expected, rtol=1e-5)
+
+
+def test_separation_of_many_checkpoints_reads_only_the_last(cnn, tmp_path, monkeypatch):
+    from fspace.app import results as store
+    from fspace.app.state import ServerState
+    from fspace.app.vectors import checkpoint_vectors
+    from fspace.distances import pairwise
+    from fspace.stats import group_tests
+
+    monkeypatch.setattr(store, "MAX_CHECKPOINTS", 5)
+    state = ServerState(shutil.copytree(cnn, tmp_path / "cnn"))
+    try:
+        handle = state.registry.get(state.default_name())
+        status = wait_for(lambda: (s := state.results.status(handle)) and not s.busy and s)
+        res = state.results.find(status.token).results
+    finally:
+        state.close()
+    assert set(res.separation["checkpoints_used"]) == {"last checkpoints"}
+    assert "these runs have 16" in res.notes["separation_scope"]
+    exp = Experiment(cnn)
+    vectors, _ = checkpoint_vectors(exp, exp.checkpoints())
+    full = group_tests(
+        pairwise(vectors, "euclidean"), vectors.points, epoch="last", **store.RESAMPLING
+    )
+    np.testing.assert_allclose(res.separation["value"], full["value"], rtol=1e-5)
