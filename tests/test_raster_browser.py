@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 from _bigmap import real_points, synthetic_embedding, with_real_runs
 from conftest import record_experiment
@@ -23,7 +24,9 @@ pytestmark = [
 ]
 
 SIZE = 1_000_000
-SPACING = 1.0  # between the recorded run's checkpoints: far more than the click tolerance
+# Between the recorded run's checkpoints, as a share of the map's width: about 6 pixels,
+# so that several lie within a click's tolerance and only the nearest is right.
+SPACING = 6 / 1000
 IMAGE_JS = """
 const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
 return Boolean(gd && gd._fullLayout && gd.layout.images && gd.layout.images.length
@@ -60,7 +63,8 @@ def big_map(tmp_path_factory):
     embedding = synthetic_embedding(SIZE // 20, 19)
     x0, y0 = embedding.coords.min(axis=0)
     real = real_points(handle)
-    embedding = with_real_runs(embedding, real, (x0, y0 - 2.0), SPACING)
+    width = float(np.ptp(embedding.coords[:, 0]))
+    embedding = with_real_runs(embedding, real, (x0, y0 - 2.0), SPACING * width)
     state.maps.adopt(handle, MapSpec.make("pca"), embedding)
     placed = [
         (key, float(x), float(y))
@@ -83,9 +87,11 @@ def test_million_checkpoints_click_opens_the_right_checkpoint(driver, big_map): 
     assert driver.execute_script(GL_JS) == 0  # nothing drawn point by point
     key, x, y = placed[3]
     px, py = driver.execute_script(PLACE_JS, x, y)
+    after = driver.execute_script(PLACE_JS, *placed[4][1:])[0]
+    assert 4 <= after - px <= 10  # its neighbours lie within the click's tolerance
     actions = ActionChains(driver)
     # a little off the point: the server picks the nearest within its tolerance
-    actions.w3c_actions.pointer_action.move_to_location(int(px) + 3, int(py) - 2)
+    actions.w3c_actions.pointer_action.move_to_location(round(px) + 1, round(py) - 1)
     actions.w3c_actions.pointer_action.pause(0.3).click()
     actions.perform()
     details = wait_for(
