@@ -185,3 +185,47 @@ def test_grid_click_finds_the_nearest_shown_checkpoint(plot):
     assert raster_view.nearest_key(plot, point, reported, hidden) != expected
     assert raster_view.nearest_key(plot, {**point, "curveNumber": 2}, reported, everything) is None
     assert raster_view.nearest_key(plot, {"curveNumber": 0}, reported, everything) is None
+
+
+def _alpha(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = base64.b64decode(uri.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)))[..., 3]
+
+
+@pytest.mark.slow  # datashader compiles its kernels on first use
+def test_a_new_map_version_shows_and_answers_for_new_checkpoints(recorded):
+    import pandas as pd
+
+    from fspace.app.handles import ExperimentHandle
+    from fspace.app.maps import MapSpec, MapStore
+    from fspace.embedding import Embedding
+
+    store = MapStore(workers=1)
+    spec = MapSpec.make("pca")
+    handle = ExperimentHandle("exp", recorded)
+    first = synthetic_embedding(300, 19)  # 6,000 checkpoints: drawn as a picture
+    entry = store.adopt(handle, spec, first)
+    old = entry.plot
+    assert raster.is_raster(old)
+    # a checkpoint recorded later, placed far from the others (as MapStore._update does)
+    key = "sweep-new/e000000-s0000000000"
+    points = pd.concat(
+        [first.points, first.points.iloc[[0]].assign(run="sweep-new", checkpoint=key)],
+        ignore_index=True,
+    )
+    coords = np.vstack([first.coords, [[40.0, 40.0]]])
+    store.adopt(handle, spec, Embedding(coords, points, "pca", {}, "synthetic", "prob", 2))
+    try:
+        assert entry.version == 2 and entry.plot is not old
+        view = Viewport(39.0, 41.0, 39.0, 41.0, 20, 20)
+        assert _alpha(raster.render(entry.plot, None, view)).any()
+        assert not _alpha(raster.render(old, None, view)).any()
+        row = raster.layers(entry.plot).index.nearest(40.01, 40.0, units_per_pixel=(0.01, 0.01))
+        assert entry.plot.frame["checkpoint"].iloc[row] == key
+    finally:
+        store.close()
