@@ -222,6 +222,26 @@ def test_bhattacharyya_kernel_equals_the_direct_formula_in_both_precisions():
         np.testing.assert_allclose(sums, expected, rtol=rtol, atol=atol)
 
 
+def test_simd_width_follows_numbas_target(monkeypatch):
+    import numba
+
+    from fspace.distances import _simd
+
+    host = _simd.vector_bits()
+    assert host in (128, 256, 512)
+    targets = {"+avx,+avx2,-avx512f": 256, "+avx,+avx2,+avx512f": 512, "+sse4.2,-avx": 128}
+    try:
+        for features, bits in targets.items():
+            monkeypatch.setattr(numba.config, "CPU_FEATURES", features)
+            _simd.vector_bits.cache_clear()
+            assert _simd.vector_bits() == bits
+            assert _kernels.tile_width(np.float32) == 2 * bits // 32
+    finally:
+        _simd.vector_bits.cache_clear()
+    monkeypatch.undo()
+    assert _simd.vector_bits() == host
+
+
 def test_bhattacharyya_upper_triangle_and_threads_give_the_same_matrix():
     import numba
 

@@ -14,15 +14,14 @@ import numpy as np
 from fspace.distances._simd import vfma, vload, vmul, vmulmax, vrescale, vsplat, vstore
 
 CHUNK_PROBES = 256
-"""Most probes per pass over a column tile."""
-CHUNK_BYTES = 512 * 1024
-"""Largest slice of a transposed column tile per pass (probes x outcomes x columns):
-it stays in the L2 cache while every row of ``a`` passes over it."""
+"""Probes per pass: each thread's rows of ``a`` over one pass (5 MiB of float32 for 512
+rows of 10 outcomes) stay in cache while every column tile of ``b`` goes by, so ``a``
+is read from memory once."""
 _SMALL = 0.25
 
 
 def tile_width(dtype: np.dtype) -> int:
-    """Columns of ``b`` per pass: two vector registers of ``dtype`` (32 float32 on AVX-512)."""
+    """Columns of ``b`` per tile: two vector registers of ``dtype`` (32 float32 on AVX-512)."""
     from fspace.distances._simd import lanes
 
     return 2 * lanes(np.dtype(dtype).itemsize)
@@ -39,7 +38,8 @@ def log_bc_sums(a: np.ndarray, b: np.ndarray, floor: float, *, upper: bool = Fal
     of two every few probes so they stay normal floats; the logarithm is taken once per
     pair. With ``upper`` (``a`` and ``b`` the same rows) only the tiles on and above
     the diagonal are computed and the rest mirrored, so the result is exactly symmetric.
-    ``floor`` must be at least 1e-100.
+    ``floor`` must be at least 1e-100. Besides the result, it holds ``b`` once more
+    (transposed into tiles) and two float arrays of the result's size.
     """
     plan = _rescaling(floor, a.dtype)
     if plan is None:  # the floor's powers underflow in float32: use float64 products
@@ -50,28 +50,24 @@ def log_bc_sums(a: np.ndarray, b: np.ndarray, floor: float, *, upper: bool = Fal
     dtype = a.dtype.type
     (na, m, c), nb = a.shape, len(b)
     width = tile_width(a.dtype)
-    probes = max(1, min(CHUNK_PROBES, CHUNK_BYTES // (c * width * a.itemsize)))
-    flat = np.ascontiguousarray(a).reshape(-1)
-    cols = np.zeros((m, c, width), dtype=dtype)
-    padded = 4 * ((na + 3) // 4)  # whole groups of four rows, so no write is clamped
-    products = np.empty((padded, width), dtype=dtype)
-    counts = np.empty((padded, width), dtype=dtype)
-    threads = numba.get_num_threads()
-    out = np.empty((na, nb))
-    for j0 in range(0, nb, width):
-        cut = min(width, nb - j0)
-        rows = min(na, j0 + cut) if upper else na  # rows below the tile are mirrored
-        cols[:, :, :cut] = b[j0 : j0 + cut].transpose(1, 2, 0)
-        products[:rows] = 1.0
-        counts[:rows] = 0.0
-        _bc_products(
-            flat, cols.reshape(-1), (m, c, width), rows, probes,
-            (dtype(floor), dtype(_SMALL), dtype(2.0**shift)), group,
-            products.reshape(-1), counts.reshape(-1), threads,
-        )  # fmt: skip
-        logs = np.log(products[:rows, :cut], dtype=np.float64)
-        out[:rows, j0 : j0 + cut] = logs - counts[:rows, :cut] * (shift * math.log(2.0))
-    if upper:
+    tiles = -(-nb // width)
+    cols = np.empty((tiles, m, c, width), dtype=dtype)  # b's rows last within each tile
+    for t in range(tiles):
+        cut = min(width, nb - t * width)
+        cols[t, :, :, :cut] = b[t * width : t * width + cut].transpose(1, 2, 0)
+        cols[t, :, :, cut:] = 0.0
+    groups = -(-na // 4)
+    products = np.ones((4 * groups, tiles * width), dtype=dtype)  # whole groups of rows
+    counts = np.zeros_like(products)
+    threads = max(1, min(numba.get_num_threads(), groups))
+    _bc_products(
+        np.ascontiguousarray(a).reshape(-1), cols.reshape(-1), (na, m, c, width, tiles),
+        CHUNK_PROBES, upper, (dtype(floor), dtype(_SMALL), dtype(2.0**shift)),
+        group, products.reshape(-1), counts.reshape(-1), threads,
+    )  # fmt: skip
+    out = np.log(products[:na, :nb], dtype=np.float64)
+    out -= counts[:na, :nb] * (shift * math.log(2.0))
+    if upper:  # the tiles below the diagonal were skipped
         below = np.tril_indices(na, -1)
         out[below] = out.T[below]
     return out
@@ -99,49 +95,50 @@ def _rescaling(floor: float, dtype: np.dtype) -> tuple[int, int] | None:
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _bc_products(
-    a, cols, shape, rows, probes, constants, group, products, counts, threads
+    a, cols, shape, probes, upper, constants, group, products, counts, threads
 ):  # pragma: no cover
-    """Running products (and rescaling counts) of rows ``:rows`` of ``a`` against a tile.
+    """Running products (and rescaling counts) of every group of four rows and tile.
 
-    Each thread takes a contiguous range of groups of four rows and walks the probes
-    chunk by chunk, so there is no barrier until the tile is done.
+    Thread ``part`` takes groups ``part, part + threads, ...`` (an even share of the
+    triangle with ``upper``) and walks the probes chunk by chunk, passing its rows of
+    the chunk over every tile: no barrier until the end.
     """
-    m = shape[0]
-    groups = (rows + 3) // 4
-    parts = min(threads, groups)
-    for part in numba.prange(parts):
+    na, m, _, width, tiles = shape
+    groups = (na + 3) // 4
+    for part in numba.prange(threads):
         for i0 in range(0, m, probes):
             i1 = min(i0 + probes, m)
-            for g in range(part * groups // parts, (part + 1) * groups // parts):
-                _four_rows(a, cols, shape, 4 * g, i0, i1, constants, group, products, counts)
+            for t in range(tiles):
+                stop = min(groups, ((t + 1) * width + 3) // 4) if upper else groups
+                for g in range(part, stop, threads):
+                    _four_rows(a, cols, shape, 4 * g, t, i0, i1, constants, group, products, counts)
 
 
 @numba.njit(fastmath=True, cache=True)
-def _four_rows(a, cols, shape, x0, i0, i1, constants, group, products, counts):  # pragma: no cover
-    """Rows ``x0 .. x0 + 3`` of ``a`` against the tile over probes ``i0 .. i1``.
+def _four_rows(
+    a, cols, shape, x0, t, i0, i1, constants, group, products, counts
+):  # pragma: no cover
+    """Rows ``x0 .. x0 + 3`` of ``a`` against tile ``t`` over probes ``i0 .. i1``.
 
     Each row holds two vectors of coefficients and two of running products in
     registers: 8 independent chains of fused multiply-adds per outcome.
     """
-    m, c, width = shape
+    na, m, c, width, tiles = shape
     half = width // 2
-    last = len(a) // (m * c) - 1
     floor, small, scale = vsplat(constants[0]), vsplat(constants[1]), vsplat(constants[2])
-    o0, o1, o2, o3 = x0 * width, (x0 + 1) * width, (x0 + 2) * width, (x0 + 3) * width
+    stride = tiles * width
+    o0 = x0 * stride + t * width
+    o1, o2, o3 = o0 + stride, o0 + 2 * stride, o0 + 3 * stride
+    # rows past the end repeat the last one; their products are never read
+    x1, x2, x3 = min(x0 + 1, na - 1), min(x0 + 2, na - 1), min(x0 + 3, na - 1)
     p00, p01 = vload(products, o0), vload(products, o0 + half)
     p10, p11 = vload(products, o1), vload(products, o1 + half)
     p20, p21 = vload(products, o2), vload(products, o2 + half)
     p30, p31 = vload(products, o3), vload(products, o3 + half)
     for i in range(i0, i1):
-        # rows past the end repeat the last one; their products are never read
-        r0 = (min(x0, last) * m + i) * c
-        r1, r2, r3 = (
-            (min(x0 + 1, last) * m + i) * c,
-            (min(x0 + 2, last) * m + i) * c,
-            (min(x0 + 3, last) * m + i) * c,
-        )
-        t = i * c * width
-        b0, b1 = vload(cols, t), vload(cols, t + half)
+        r0, r1, r2, r3 = (x0 * m + i) * c, (x1 * m + i) * c, (x2 * m + i) * c, (x3 * m + i) * c
+        at = (t * m + i) * c * width
+        b0, b1 = vload(cols, at), vload(cols, at + half)
         v = vsplat(a[r0])
         s00, s01 = vmul(v, b0), vmul(v, b1)
         v = vsplat(a[r1])
@@ -151,7 +148,7 @@ def _four_rows(a, cols, shape, x0, i0, i1, constants, group, products, counts): 
         v = vsplat(a[r3])
         s30, s31 = vmul(v, b0), vmul(v, b1)
         for k in range(1, c):
-            b0, b1 = vload(cols, t + k * width), vload(cols, t + k * width + half)
+            b0, b1 = vload(cols, at + k * width), vload(cols, at + k * width + half)
             v = vsplat(a[r0 + k])
             s00, s01 = vfma(v, b0, s00), vfma(v, b1, s01)
             v = vsplat(a[r1 + k])
@@ -165,22 +162,14 @@ def _four_rows(a, cols, shape, x0, i0, i1, constants, group, products, counts): 
         p20, p21 = vmulmax(p20, s20, floor), vmulmax(p21, s21, floor)
         p30, p31 = vmulmax(p30, s30, floor), vmulmax(p31, s31, floor)
         if (i + 1) % group == 0:
-            p00, p01 = (
-                vrescale(p00, counts, o0, small, scale),
-                vrescale(p01, counts, o0 + half, small, scale),
-            )
-            p10, p11 = (
-                vrescale(p10, counts, o1, small, scale),
-                vrescale(p11, counts, o1 + half, small, scale),
-            )
-            p20, p21 = (
-                vrescale(p20, counts, o2, small, scale),
-                vrescale(p21, counts, o2 + half, small, scale),
-            )
-            p30, p31 = (
-                vrescale(p30, counts, o3, small, scale),
-                vrescale(p31, counts, o3 + half, small, scale),
-            )
+            p00 = vrescale(p00, counts, o0, small, scale)
+            p01 = vrescale(p01, counts, o0 + half, small, scale)
+            p10 = vrescale(p10, counts, o1, small, scale)
+            p11 = vrescale(p11, counts, o1 + half, small, scale)
+            p20 = vrescale(p20, counts, o2, small, scale)
+            p21 = vrescale(p21, counts, o2 + half, small, scale)
+            p30 = vrescale(p30, counts, o3, small, scale)
+            p31 = vrescale(p31, counts, o3 + half, small, scale)
     vstore(products, o0, p00)
     vstore(products, o0 + half, p01)
     vstore(products, o1, p10)
