@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.analysis.outcomes import SEP
+from fspace.analysis.weights import natural_key
 from fspace.plot.common import mosaic
 from fspace.plot.style import GroupStyle, group_styles, mix
 
@@ -145,7 +146,7 @@ def curves_figure(curves: pd.DataFrame, metric: str, x: str, labels: Sequence[st
                 meta={"role": "mean", "label": label},
             )
         )
-    return _layout(fig, x=x, y=f"{metric} (mean; band: lowest to highest run)")
+    return _layout(fig, x=x, y=metric)
 
 
 def axis_figure(final: pd.DataFrame, metric: str, axis: str, factors: Sequence[str]) -> go.Figure:
@@ -219,7 +220,7 @@ def change_figure(changes: pd.DataFrame, labels: Sequence[str]) -> go.Figure:
                 meta={"role": "runs", "label": label},
             )
         )
-    layers = list(dict.fromkeys(changes["layer"]))
+    layers = sorted(set(changes["layer"]), key=natural_key)
     fig = _layout(fig, x="weight tensor", y="relative change")
     return fig.update_xaxes(categoryorder="array", categoryarray=layers)
 

@@ -106,7 +106,10 @@ def metric_panels(res: Results, metric: str | None) -> tuple[Any, Any, Any]:
     if frame.groupby("label")[design.x].nunique().max() < 2:
         over = note(f"each run has {metric} at a single {design.x}: no curve to draw")
     else:
-        over = graph(figures.curves_figure(frame, metric, design.x, order))
+        curve = graph(figures.curves_figure(frame, metric, design.x, order))
+        over = html.Div(
+            [curve, note("lines: mean over each group's runs; bands: lowest to highest run")]
+        )
     return first, over, axis_panel(res, final, metric)
 
 

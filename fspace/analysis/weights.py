@@ -74,7 +74,8 @@ def image_shape(input_shape: Sequence[int] | None) -> tuple[int, int, int]:
     raise NoImageLayerError(f"the probe inputs are not images (each is {what})")
 
 
-def _natural(name: str) -> list:
+def natural_key(name: str) -> list:
+    """Sort key that orders ``layer2`` before ``layer10``."""
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
@@ -90,7 +91,7 @@ def image_layer(
     (``layer2`` before ``layer10``).
     """
     channels, height, width = image_shape(input_shape)
-    names = sorted((n for n in shapes if n.endswith("weight")), key=_natural)
+    names = sorted((n for n in shapes if n.endswith("weight")), key=natural_key)
     convs = [n for n in names if len(shapes[n]) == 4 and shapes[n][1] == channels]
     if convs:
         kh, kw = (int(s) for s in shapes[convs[0]][2:])
@@ -179,7 +180,7 @@ def weight_changes(exp: Experiment, runs: Sequence[str] | None = None) -> pd.Dat
         first, last = _ends(exp, info.id)
         w0, w1 = exp.load_weights(first), exp.load_weights(last)
         seed = -1 if info.seed is None else int(info.seed)
-        for name in sorted(w0, key=_natural):
+        for name in sorted(w0, key=natural_key):
             if w0[name].ndim < 2 or name not in w1 or w1[name].shape != w0[name].shape:
                 continue
             rel, change = relative_change(w0[name], w1[name])
