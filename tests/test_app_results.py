@@ -324,3 +324,40 @@ def test_separation_of_many_checkpoints_reads_only_the_last(cnn, tmp_path, monke
         pairwise(vectors, "euclidean"), vectors.points, epoch="last", **store.RESAMPLING
     )
     np.testing.assert_allclose(res.separation["value"], full["value"], rtol=1e-5)
+
+
+def results_of(root, name=None):
+    """The finished results of one experiment under ``root``, from a state of its own."""
+    from fspace.app.state import ServerState
+
+    state = ServerState(root)
+    try:
+        handle = state.registry.get(name or state.default_name())
+        status = wait_for(lambda: (s := state.results.status(handle)) and not s.busy and s)
+        return status, state.results.find(status.token).results
+    finally:
+        state.close()
+
+
+def test_an_experiment_without_checkpoints_says_so_in_every_panel(tmp_path):
+    from fspace import Recorder
+
+    with Recorder(tmp_path / "empty", run="r", group="g", probes=probe_suite()):
+        pass
+    status, res = results_of(tmp_path / "empty")
+    assert status.error and "no checkpoints yet" in status.message
+    assert set(res.notes) >= {"summary", "separation", "fields"}
+    assert all("no checkpoints yet" in text for text in res.notes.values())
+
+
+def test_a_failing_part_leaves_the_others(cnn, tmp_path, monkeypatch, caplog):
+    import fspace.analysis.weights as weights
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(weights, "weight_changes", broken)
+    _, res = results_of(shutil.copytree(cnn, tmp_path / "cnn"))
+    assert res.notes["change"].startswith("internal error (RuntimeError)")
+    assert "secret" not in res.notes["change"] and "secret internals" in caplog.text
+    assert res.separation is not None and res.field_runs
