@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
     from fspace.app.frames import PlotFrame
 
-# Largest map drawn point by point: measured by benchmarks/dashboard.py in headless
-# Chromium with software WebGL (docs/dashboard.md).
+# Largest map drawn point by point. In headless Chromium with software WebGL
+# (benchmarks/dashboard.py --vector, docs/dashboard.md) the picture is drawn faster at
+# every size measured (2,000 to 20,000 points: WebGL's start-up alone takes seconds);
+# small maps keep the point-by-point view for its legend toggles and plotly's own hover.
 VECTOR_LIMIT = 5_000
 MIN_PX, MAX_PX = 16, 4096  # the pixel sizes a browser may ask for
 ALPHA_MIN = 0.55  # opacity of a pixel holding one checkpoint; 1 at the densest pixel
@@ -99,7 +101,6 @@ class Layers:
     def __init__(self, plot: PlotFrame) -> None:
         import pandas as pd
 
-        self.plot = weakref.ref(plot)
         self.frame = pd.DataFrame(
             {
                 "x": plot.x,
