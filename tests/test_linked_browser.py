@@ -193,8 +193,15 @@ def test_filter_on_a_config_key(driver, base_url):  # noqa: F811
 
     open_map(driver, base_url, "exp=sweep&method=pca")
     wait_for(driver, shows([16, 4]), what="every checkpoint")  # once the slider fits it
-    labels = [e.text for e in driver.find_elements("css selector", "#filter-boxes label")]
-    assert labels == ["group", "seed", "optimizer"]  # group, then the runs' own settings
+    # group, then the runs' own settings, each labelled by its key
+    expected = ["group", "seed", "optimizer"]
+    wait_for(
+        driver,
+        lambda d: (
+            [e.text for e in d.find_elements("css selector", "#filter-boxes label")] == expected
+        ),
+        what="the filters",
+    )
     choose(driver, "optimizer", "adam")
     wait_for(driver, shows([8, 2]), what="the optimizer filter")
     wait_for(driver, lambda d: "optimizer=adam" in d.current_url, what="the URL")

@@ -64,8 +64,10 @@ def layout(**query: Any) -> html.Div:
         status = state.maps.status(handle, view.spec)
     except FspaceError as err:
         return html.Div([top, message(str(err))], className="fs-page")
-    # The runs' own settings (config keys) are filters too.
-    view, notes = parse_view(query, setting_columns(handle.scan().runs.values()))
+    if notes:  # words the view does not know may be the runs' own settings (config keys)
+        scan = handle.last_scan  # what is listed already: a first scan waits for no one
+        runs = scan.runs.values() if scan is not None else handle.experiment.runs()
+        view, notes = parse_view(query, setting_columns(runs))
     entry = state.maps.find(status.token)
     plot = entry.plot if entry is not None else None
     selected = view.checkpoint or view.run
