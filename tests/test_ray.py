@@ -114,6 +114,9 @@ def test_pretraining_on_ray_records_what_the_local_runner_records(ray_instance, 
     run_pretraining(tmp_path / "local", cfg, progress=False)
     on_ray, local = Experiment(tmp_path / "ray"), Experiment(tmp_path / "local")
     assert [r.id for r in on_ray.runs()] == [r.id for r in local.runs()]
+    # the learning-rate trials ran as tasks, with the local runner's results and choice
+    assert on_ray.trials().keys() == local.trials().keys() and len(local.trials()) == 8
+    assert [r.config for r in on_ray.runs()] == [r.config for r in local.runs()]
     suite: ProbeSuite = local.probes()
     a = evaluate(on_ray, progress=False)
     b = evaluate(local, progress=False)

@@ -46,6 +46,14 @@ def record_unit(
     return [record_run(Path(path), trainer, trainer.run(seed, d, group)) for d in depths]
 
 
+def record_trial(path: str, cfg: PretrainingConfig, trial) -> str:
+    """Run and keep one learning-rate trial (see :mod:`.selection`); its status."""
+    from fspace.experiments.pretraining.runner import PretrainingTrainer
+    from fspace.experiments.pretraining.selection import keep_trial
+
+    return keep_trial(Path(path), PretrainingTrainer(cfg), trial)["status"]
+
+
 def record_pretraining_on_ray(
     path: str | os.PathLike,
     cfg: PretrainingConfig,
@@ -55,12 +63,16 @@ def record_pretraining_on_ray(
     progress: bool = True,
 ) -> dict[str, int]:
     """:func:`~fspace.experiments.pretraining.run_pretraining` with its runs spread
-    over a Ray cluster. Learning rates are chosen first, here, by the trials the
-    experiment does not yet keep (see :mod:`.selection`). Returns how many runs were
-    recorded, resumed and skipped."""
+    over a Ray cluster. Learning rates are chosen first: the trials the experiment does
+    not yet keep run as tasks of their own (see :mod:`.selection`). Returns how many
+    runs were recorded, resumed and skipped."""
     from fspace.distributed import absolute_path, connect, wait_all, with_threads
     from fspace.experiments.pretraining.runner import PretrainingTrainer
-    from fspace.experiments.pretraining.selection import choose_rates, format_rates
+    from fspace.experiments.pretraining.selection import (
+        chosen_rates,
+        format_rates,
+        missing_trials,
+    )
     from fspace.store import Experiment
 
     ray = connect(address)
@@ -68,7 +80,10 @@ def record_pretraining_on_ray(
     trainer = PretrainingTrainer(cfg)
     Experiment.create(path).add_probes(trainer.suite)
     if cfg.selects:
-        trainer.rates = choose_rates(path, trainer, progress=progress)
+        trial = ray.remote(num_cpus=cpus_per_task)(with_threads(record_trial, cpus_per_task))
+        refs = [trial.remote(path, cfg, t) for t in missing_trials(path, cfg)]
+        wait_all(ray, refs, progress, "lr trials")
+        trainer.rates = chosen_rates(path, cfg)
         if progress:
             print(format_rates(trainer.rates))
     task = ray.remote(num_cpus=cpus_per_task)(with_threads(record_unit, cpus_per_task))

@@ -162,6 +162,42 @@ def run_trial(trainer: TrialTrainer, trial: Trial) -> dict[str, Any]:
     return record
 
 
+def missing_trials(path: str | Path, cfg: PretrainingConfig) -> list[Trial]:
+    """The trials of ``cfg`` the experiment at ``path`` does not keep yet (a trial kept
+    with other settings counts as missing)."""
+    from fspace.store import Experiment
+
+    kept, settings = Experiment.create(path).trials(), trial_settings(cfg)
+    return [
+        t for t in trials(cfg) if (kept.get(t.name(settings)) or {}).get("settings") != settings
+    ]
+
+
+def keep_trial(path: str | Path, trainer: TrialTrainer, trial: Trial) -> dict[str, Any]:
+    """Run ``trial`` (:func:`run_trial`) and keep its record in the experiment at ``path``;
+    each trial writes its own file, so trials may run in parallel processes."""
+    from fspace.store import Experiment
+
+    settings = trial_settings(trainer.cfg)
+    record = {**run_trial(trainer, trial), "settings": settings}
+    Experiment.create(path).save_trial(trial.name(settings), record)
+    return record
+
+
+def chosen_rates(path: str | Path, cfg: PretrainingConfig) -> dict[tuple[int, str], dict]:
+    """:func:`select` of the kept trials of ``cfg`` in the experiment at ``path``."""
+    from fspace.store import Experiment
+
+    missing = missing_trials(path, cfg)
+    if missing:
+        raise SelectionError(
+            f"{len(missing)} learning-rate trials of {path} are not done (first: {missing[0]}); "
+            "record the experiment again to run them"
+        )
+    kept, settings = Experiment(path).trials(), trial_settings(cfg)
+    return select(kept[t.name(settings)] for t in trials(cfg))
+
+
 def choose_rates(
     path: str | Path, trainer: TrialTrainer, *, progress: bool = True
 ) -> dict[tuple[int, str], dict[str, Any]]:
@@ -170,27 +206,17 @@ def choose_rates(
     import torch
     from tqdm.auto import tqdm
 
-    from fspace.store import Experiment
-
-    exp = Experiment.create(path)
-    settings = trial_settings(trainer.cfg)
-    kept = exp.trials()
-    rows = []
-    todo = trials(trainer.cfg)
+    todo = missing_trials(path, trainer.cfg)
     before = torch.get_num_threads()
     # One thread, as the runs get (see fspace.experiments.runner.record): these small
     # products only wait on each other with more, and crawl on a busy machine.
     torch.set_num_threads(1)
     try:
         for trial in tqdm(todo, desc="lr trials", unit="trial", disable=not progress):
-            name = trial.name(settings)
-            if name not in kept or kept[name].get("settings") != settings:
-                kept[name] = {**run_trial(trainer, trial), "settings": settings}
-                exp.save_trial(name, kept[name])
-            rows.append(kept[name])
+            keep_trial(path, trainer, trial)
     finally:
         torch.set_num_threads(before)
-    return select(rows)
+    return chosen_rates(path, trainer.cfg)
 
 
 def format_rates(rates: Mapping[tuple[int, str], Mapping[str, Any]]) -> str:
