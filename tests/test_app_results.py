@@ -361,3 +361,17 @@ def test_a_failing_part_leaves_the_others(cnn, tmp_path, monkeypatch, caplog):
     assert res.notes["change"].startswith("internal error (RuntimeError)")
     assert "secret" not in res.notes["change"] and "secret internals" in caplog.text
     assert res.separation is not None and res.field_runs
+
+
+def test_many_settings_fall_back_to_the_group():
+    frame = points(["a", "b"] * 10)
+    frame["lr"] = frame["seed"] // 2  # 10 learning rates x 2 groups: 20 labels
+    design = describe(frame, ["lr"])
+    assert design.factors == ["group"] and set(design.labels) == {"a", "b"}
+
+
+def test_a_boolean_setting_is_no_axis():
+    frame = points(["a", "a", "b", "b"] * 2)
+    frame["augment"] = frame["seed"] % 2 == 0
+    design = describe(frame, ["augment"])
+    assert design.factors == ["group", "augment"] and design.axis is None

@@ -107,7 +107,8 @@ def axis_of(runs: pd.DataFrame, factors: Sequence[str]) -> str | None:
     numeric = [
         f
         for f in factors
-        if f != "group" and all(isinstance(v, (int, float, np.number)) for v in runs[f])
+        if f != "group"
+        and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in runs[f])
     ]
     ranked = [a for a in AXES if a in numeric] + [f for f in numeric if f not in AXES]
     return ranked[0] if ranked else None
