@@ -158,7 +158,10 @@ def filter_columns(frame: pd.DataFrame, run_code: np.ndarray | None = None) -> t
     ``group``, then every other column that holds one value per run (a run setting:
     its seed or a config key, not a metric that changes with the epoch) and takes
     2 to :data:`MAX_FILTER_VALUES` distinct values, a missing value counting as one.
-    :data:`FILTERS` come first, the others in alphabetical order. ``run_code`` are the
+    A setting that follows from the group (each group has one value of it, such as a
+    pre-training rate that only pre-trained runs have) filters nothing the group filter
+    does not, and is left out. :data:`FILTERS` come first, the others in alphabetical
+    order. ``run_code`` are the
     rows' run codes from :func:`pandas.factorize`, if already computed.
     """
     if run_code is None:
@@ -173,14 +176,23 @@ def filter_columns(frame: pd.DataFrame, run_code: np.ndarray | None = None) -> t
         (c for c in frame.columns if c not in NOT_FILTERS and c != "group"),
         key=lambda c: (rank.get(c, len(rank)), str(c)),
     )
+    runs = frame.iloc[first]
     for column in candidates:
         # One row per run first: a column with too many values is dropped cheaply.
-        if not 2 <= frame[column].iloc[first].nunique(dropna=False) <= MAX_FILTER_VALUES:
+        if not 2 <= runs[column].nunique(dropna=False) <= MAX_FILTER_VALUES:
+            continue
+        if out and _follows_group(runs, column):
             continue
         codes = pd.factorize(frame[column], use_na_sentinel=False)[0]
         if np.array_equal(codes, codes[first[run_code]]):  # constant within every run
             out.append(str(column))
     return tuple(out)
+
+
+def _follows_group(runs: pd.DataFrame, column: str) -> bool:
+    """Whether every group of ``runs`` (one row per run) has a single value of ``column``."""
+    values = runs[column].astype(str).where(runs[column].notna(), MISSING)
+    return bool(values.groupby(runs["group"].astype(str)).nunique().max() <= 1)
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:

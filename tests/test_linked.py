@@ -63,6 +63,15 @@ def test_settings_with_too_many_values_are_no_filter():
     assert filter_columns(frame) == ("group", "opt")  # seed has 31 values too
 
 
+def test_settings_that_follow_the_group_are_no_filter():
+    frame = sweep_frame({"opt": ["a", "b", "a", "b"], "pretrain_lr": [0.05, 0.05, None, None]})
+    frame["group"] = frame["run"].map({"r0": "pre", "r1": "pre", "r2": "rand", "r3": "rand"})
+    # pretrain_lr only says which group a run is in; opt varies within the groups
+    assert filter_columns(frame) == ("group", "seed", "opt")
+    frame["group"] = "all"
+    assert filter_columns(frame) == ("group", "seed", "opt", "pretrain_lr")
+
+
 def test_a_config_key_filters_the_map():
     plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd", "sgd"]}))
     keep = plot.mask({"optimizer": ["sgd"]})
