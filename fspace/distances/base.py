@@ -230,7 +230,8 @@ def probabilities(vectors: FunctionVectors, dtype: Any = np.float64) -> np.ndarr
         outcomes = vectors.layout[-1] if vectors.layout else 1
         return np.empty((0, vectors.matrix.shape[1] // outcomes, outcomes), dtype=dtype)
     out: np.ndarray | None = None
-    step = max(1, 2**24 // max(1, vectors.matrix.shape[1]))  # ~128 MiB of float64 at a time
+    # ~2 MiB of float64 at a time: the temporaries stay in cache and are not page-faulted anew
+    step = max(1, 2**18 // max(1, vectors.matrix.shape[1]))
     for i0 in range(0, n, step):
         rows = slice(i0, min(i0 + step, n))
         part = dataclasses.replace(
@@ -242,7 +243,7 @@ def probabilities(vectors: FunctionVectors, dtype: Any = np.float64) -> np.ndarr
                 f"function vectors of output {vectors.output!r} hold negative probabilities; "
                 f"record softmax outputs (or use the euclidean distance)"
             )
-        total = p.sum(axis=-1, keepdims=True)
+        total = (p @ np.ones(p.shape[-1]))[..., None]  # sum(axis=-1) is slow on short axes
         if (total <= 0).any():
             raise ConfigError(
                 "a predicted distribution sums to 0; record softmax outputs "
