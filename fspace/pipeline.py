@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -20,26 +21,34 @@ if TYPE_CHECKING:
 
 
 def map_key(method: str, params: dict[str, Any], fingerprint: str, output: str, keys) -> dict:
-    """The cache key of one embedding of one exact set of checkpoints."""
+    """The cache key of one embedding of one exact, ordered list of checkpoints (named by
+    the count and SHA-256 of their keys, so a key stays small at a million checkpoints)."""
+    keys = [str(k) for k in keys]
     return {
         "method": method,
         "params": json.loads(json.dumps(params, sort_keys=True, default=str)),
         "fingerprint": fingerprint,
         "output": output,
-        "checkpoints": [str(k) for k in keys],
+        "checkpoints": {"count": len(keys), "sha256": checkpoints_digest(keys)},
     }
+
+
+def checkpoints_digest(keys: Sequence[str]) -> str:
+    """SHA-256 of the ordered checkpoint keys (as a JSON list, so no two lists collide)."""
+    body = json.dumps([str(k) for k in keys], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def cached_map(experiment: Experiment, key: dict[str, Any]) -> Embedding | None:
     """The embedding cached under ``key`` (see :func:`map_key`), or None if there is
     none or it cannot be used (then a warning says why and it is rebuilt)."""
-    hit = experiment.cache.get("map", key)
+    hit = experiment.cache.get_arrays("map", key)
     if hit is None:
         return None
-    coords, meta = hit
+    arrays, meta = hit
     try:
-        return _embedding_from(coords, meta)
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        return _embedding_from(arrays, meta)
+    except (LookupError, TypeError, ValueError, AttributeError, RecursionError) as e:
         warnings.warn(
             f"ignoring cached map of {experiment.path} with bad metadata ({e!r}); "
             f"it will be rebuilt",
@@ -51,17 +60,19 @@ def cached_map(experiment: Experiment, key: dict[str, Any]) -> Embedding | None:
 def cache_map(experiment: Experiment, key: dict[str, Any], embedding: Embedding) -> None:
     """Store ``embedding`` in the experiment's cache under ``key``; a cache that cannot be
     written (a full disk) is warned about, not fatal: the map itself is computed."""
+    from fspace.store.frames import frame_arrays
+
+    columns, layout = frame_arrays(embedding.points, prefix="points")
+    meta = {**_meta_of(embedding), "points": layout}
+    coords = np.asarray(embedding.coords, float)
     try:
-        experiment.cache.put("map", key, np.asarray(embedding.coords, float), _meta_of(embedding))
+        experiment.cache.put("map", key, coords, meta, extra=columns)
     except StoreWriteError as e:
         warnings.warn(f"the map was not cached: {e}", stacklevel=2)
 
 
 def _meta_of(emb: Embedding) -> dict[str, Any]:
-    points = emb.points.astype(object).where(emb.points.notna(), None)
-    records = json.loads(
-        json.dumps(points.to_dict(orient="records"), default=_scalar), parse_constant=_null
-    )
+    """Everything of ``emb`` but its coordinates and points, as JSON."""
     return {
         "method": emb.method,
         "params": json.loads(json.dumps(emb.params, default=_scalar), parse_constant=_null),
@@ -70,24 +81,19 @@ def _meta_of(emb: Embedding) -> dict[str, Any]:
         "dimension": int(emb.dimension),
         "distance": emb.distance,
         "distance_params": json.loads(json.dumps(emb.distance_params, default=_scalar)),
-        "dtypes": emb.points.dtypes.astype(str).to_dict(),
-        "points": records,
         "quality": json.loads(
             json.dumps(getattr(emb, "quality", None) or {}, default=_scalar), parse_constant=_null
         ),
     }
 
 
-def _embedding_from(coords: np.ndarray, meta: dict[str, Any]) -> Embedding:
-    import dataclasses
-
-    import pandas as pd
-
+def _embedding_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Embedding:
+    """The embedding :func:`cache_map` stored as ``arrays`` and ``meta``."""
     from fspace.embedding import Embedding
+    from fspace.store.frames import frame_from
 
-    dtypes = {str(k): str(v) for k, v in meta["dtypes"].items()}
-    points = pd.DataFrame.from_records(list(meta["points"]), columns=list(dtypes))
-    points = points.astype(dtypes)
+    coords = arrays["array"]
+    points = frame_from(arrays, meta["points"])
     if coords.shape != (len(points), 2) or not np.isfinite(coords).all():
         raise ValueError(f"coordinates of shape {coords.shape} for {len(points)} points")
     values = {

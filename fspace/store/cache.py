@@ -1,7 +1,8 @@
 """Checksummed caches of derived arrays: embedding maps, distance matrices, ...
 
-``EXP/cache/KIND/DIGEST.safetensors`` holds one array and a JSON document describing
-it. DIGEST is a hash of ``(kind, key)``, where ``key`` is a JSON-able dict naming exactly
+``EXP/cache/KIND/DIGEST.safetensors`` holds one array (plus, optionally, further named
+arrays: the columns of a table that goes with it) and a JSON document describing them.
+DIGEST is a hash of ``(kind, key)``, where ``key`` is a JSON-able dict naming exactly
 what the array was computed from; the key itself is stored in the file and compared on
 every read, so a hash collision or a file copied under another name is never mistaken
 for the entry asked for.
@@ -88,6 +89,14 @@ class Cache:
         been verified). A damaged or mismatching entry is warned about and None is
         returned, so the caller computes the array again and :meth:`put` replaces it.
         """
+        hit = self.get_arrays(kind, key)
+        return None if hit is None else (hit[0]["array"], hit[1])
+
+    def get_arrays(
+        self, kind: str, key: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """All arrays cached under ``(kind, key)`` by name (the main one is ``"array"``,
+        the others are :meth:`put`'s ``extra``) and the metadata, or None as :meth:`get`."""
         path = self._path(kind, key)
         if not path.exists():
             return None
@@ -102,26 +111,29 @@ class Cache:
         return hit
 
     def put(
-        self, kind: str, key: dict[str, Any], array: np.ndarray, meta: dict[str, Any] | None = None
+        self,
+        kind: str,
+        key: dict[str, Any],
+        array: np.ndarray,
+        meta: dict[str, Any] | None = None,
+        *,
+        extra: dict[str, np.ndarray] | None = None,
     ) -> Path:
-        """Store ``array`` with ``meta`` under ``(kind, key)`` atomically; return the path."""
-        import torch
+        """Store ``array`` with ``meta`` under ``(kind, key)`` atomically; return the path.
 
+        ``extra`` names further arrays stored in the same entry (columns of a table, say),
+        so that metadata stays small however many rows there are; :meth:`get_arrays`
+        returns them."""
         path = self._path(kind, key)
         meta = dict(meta or {})
         _canonical(meta, "metadata")
-        array = np.ascontiguousarray(array)
-        if not array.flags.writeable:  # torch wants writable memory, even to read it
-            array = array.copy()
-        if array.dtype.kind not in "biuf":
-            raise ConfigError(f"cannot cache an array of dtype {array.dtype}")
-        try:
-            tensor = torch.from_numpy(array)
-        except TypeError as e:
-            raise ConfigError(f"cannot cache an array of dtype {array.dtype}: {e}") from None
+        extra = dict(extra or {})
+        if "array" in extra or not all(isinstance(n, str) and n for n in extra):
+            raise ConfigError(f"extra cache arrays need names other than 'array': {list(extra)}")
+        tensors = {name: _tensor(value) for name, value in {"array": array, **extra}.items()}
         body = {"kind": _ENTRY_KIND, "cache_kind": kind, "key": key, "meta": meta}
         try:
-            return files.write(layout.writable(self.root, path), {"array": tensor}, body)
+            return files.write(layout.writable(self.root, path), tensors, body)
         except OSError as e:
             raise StoreWriteError(f"cannot write cache entry {path} ({e.strerror})") from None
 
@@ -175,9 +187,25 @@ def _unpack(path: Path, tensors: dict, body: dict, kind: str, key: dict) -> tupl
     meta = body.get("meta")
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: cache metadata is not an object")
-    array = tensors.get("array")
-    if array is None or set(tensors) != {"array"}:
-        raise CheckpointError(f"{path}: holds no single tensor 'array'")
-    out = array.numpy()
-    out.flags.writeable = False
-    return out, meta
+    if "array" not in tensors:
+        raise CheckpointError(f"{path}: holds no tensor 'array'")
+    arrays = {}
+    for name, tensor in tensors.items():
+        arrays[name] = tensor.numpy()
+        arrays[name].flags.writeable = False
+    return arrays, meta
+
+
+def _tensor(array: np.ndarray):
+    """``array`` as a CPU tensor a safetensors file can hold, or ConfigError."""
+    import torch
+
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch wants writable memory, even to read it
+        array = array.copy()
+    if array.dtype.kind not in "biuf":
+        raise ConfigError(f"cannot cache an array of dtype {array.dtype}")
+    try:
+        return torch.from_numpy(array)
+    except TypeError as e:
+        raise ConfigError(f"cannot cache an array of dtype {array.dtype}: {e}") from None
