@@ -96,6 +96,35 @@ def serve_map(root: Path, size: int):
     return app, took, placed
 
 
+def cache_times(root: Path, size: int) -> tuple[float, float, int]:
+    """Seconds to write a synthetic map of ``size`` checkpoints into the recorded
+    experiment's map cache and to read it back (checked equal), and the entry's header
+    bytes; the entry is removed afterwards."""
+    import numpy as np
+    import pandas as pd
+
+    from fspace import Experiment
+    from fspace.pipeline import cache_map, cached_map, map_key
+    from fspace.store import files
+
+    experiment = Experiment(root / "bench")
+    embedding = synthetic_embedding(size // (EPOCHS + 1), EPOCHS)
+    key = map_key("pca", {"benchmark": size}, "synthetic", "prob", embedding.points["checkpoint"])
+    start = time.perf_counter()
+    cache_map(experiment, key, embedding)
+    put = time.perf_counter() - start
+    start = time.perf_counter()
+    back = cached_map(experiment, key)
+    get = time.perf_counter() - start
+    np.testing.assert_array_equal(back.coords, embedding.coords)
+    pd.testing.assert_frame_equal(back.points, embedding.points)
+    (path,) = [e.path for e in experiment.cache.entries("map") if e.key == key]
+    with open(path, "rb") as f:
+        header = files.header_length(path, f.read(8), path.stat().st_size)
+    path.unlink()
+    return put, get, header
+
+
 def _until(driver, script, *args, timeout=60.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -254,6 +283,8 @@ def _measure(root: Path, size: int, repeat: int, driver) -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"\n{size:,} checkpoints ({mode}); map prepared on the server in {took:.1f} s")
     print(f"  load average {load}")
+    put, get, header = cache_times(root, size)
+    print(f"  map cache: written in {put:.2f} s, read back in {get:.2f} s, header {header:,} bytes")
     if driver is not None:
         server = serve_in_thread(app)
         url = f"http://127.0.0.1:{server.effective_port}/trajectories?exp=bench&method=pca"
