@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def map_key(method: str, params: dict[str, Any], fingerprint: str, output: str, keys) -> dict:
     """The cache key of one embedding of one exact, ordered list of checkpoints (named by
     the count and SHA-256 of their keys, so a key stays small at a million checkpoints)."""
-    keys = [str(k) for k in keys]
+    keys = _strings(keys)
     return {
         "method": method,
         "params": json.loads(json.dumps(params, sort_keys=True, default=str)),
@@ -35,8 +35,14 @@ def map_key(method: str, params: dict[str, Any], fingerprint: str, output: str, 
 
 def checkpoints_digest(keys: Sequence[str]) -> str:
     """SHA-256 of the ordered checkpoint keys (as a JSON list, so no two lists collide)."""
-    body = json.dumps([str(k) for k in keys], ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(_strings(keys), ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _strings(keys) -> list[str]:
+    # A Series or array converts to a list at C speed; iterating it would not.
+    keys = keys.tolist() if hasattr(keys, "tolist") else list(keys)
+    return keys if all(type(k) is str for k in keys) else [str(k) for k in keys]
 
 
 def cached_map(experiment: Experiment, key: dict[str, Any]) -> Embedding | None:
