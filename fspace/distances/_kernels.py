@@ -11,7 +11,16 @@ import math
 import numba
 import numpy as np
 
-from fspace.distances._simd import vfma, vload, vmul, vmulmax, vrescale, vsplat, vstore
+from fspace.distances._simd import (
+    vbroadcast,
+    vfma,
+    vload,
+    vmul,
+    vmulmax,
+    vrescale,
+    vsplat,
+    vstore,
+)
 
 CHUNK_PROBES = 256
 """Probes per pass: each thread's rows of ``a`` over one pass (5 MiB of float32 for 512
@@ -135,33 +144,36 @@ def _four_rows(
     p10, p11 = vload(products, o1), vload(products, o1 + half)
     p20, p21 = vload(products, o2), vload(products, o2 + half)
     p30, p31 = vload(products, o3), vload(products, o3 + half)
+    left = group - i0 % group  # probes until the next rescaling
     for i in range(i0, i1):
         r0, r1, r2, r3 = (x0 * m + i) * c, (x1 * m + i) * c, (x2 * m + i) * c, (x3 * m + i) * c
         at = (t * m + i) * c * width
         b0, b1 = vload(cols, at), vload(cols, at + half)
-        v = vsplat(a[r0])
+        v = vbroadcast(a, r0)
         s00, s01 = vmul(v, b0), vmul(v, b1)
-        v = vsplat(a[r1])
+        v = vbroadcast(a, r1)
         s10, s11 = vmul(v, b0), vmul(v, b1)
-        v = vsplat(a[r2])
+        v = vbroadcast(a, r2)
         s20, s21 = vmul(v, b0), vmul(v, b1)
-        v = vsplat(a[r3])
+        v = vbroadcast(a, r3)
         s30, s31 = vmul(v, b0), vmul(v, b1)
         for k in range(1, c):
             b0, b1 = vload(cols, at + k * width), vload(cols, at + k * width + half)
-            v = vsplat(a[r0 + k])
+            v = vbroadcast(a, r0 + k)
             s00, s01 = vfma(v, b0, s00), vfma(v, b1, s01)
-            v = vsplat(a[r1 + k])
+            v = vbroadcast(a, r1 + k)
             s10, s11 = vfma(v, b0, s10), vfma(v, b1, s11)
-            v = vsplat(a[r2 + k])
+            v = vbroadcast(a, r2 + k)
             s20, s21 = vfma(v, b0, s20), vfma(v, b1, s21)
-            v = vsplat(a[r3 + k])
+            v = vbroadcast(a, r3 + k)
             s30, s31 = vfma(v, b0, s30), vfma(v, b1, s31)
         p00, p01 = vmulmax(p00, s00, floor), vmulmax(p01, s01, floor)
         p10, p11 = vmulmax(p10, s10, floor), vmulmax(p11, s11, floor)
         p20, p21 = vmulmax(p20, s20, floor), vmulmax(p21, s21, floor)
         p30, p31 = vmulmax(p30, s30, floor), vmulmax(p31, s31, floor)
-        if (i + 1) % group == 0:
+        left -= 1
+        if left == 0:  # (i + 1) % group == 0, without a division per probe
+            left = group
             p00 = vrescale(p00, counts, o0, small, scale)
             p01 = vrescale(p01, counts, o0 + half, small, scale)
             p10 = vrescale(p10, counts, o1, small, scale)
