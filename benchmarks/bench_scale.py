@@ -289,7 +289,7 @@ def one_size(n: int, d: int, args: argparse.Namespace) -> None:
                 if kind == "fspace":
                     continue
                 if isinstance(r, str) and r.startswith("did not"):
-                    bound = float(r.split()[3]) / ours["s"]  # "did not finish in X s"
+                    bound = float(r.split()[4]) / ours["s"]  # "did not finish in X s"
                     print(f"RESULT {kind}/fspace time: >= {bound:.1f}x ({r})", flush=True)
                 elif isinstance(r, str):
                     print(f"RESULT {kind}/fspace time: none ({r})", flush=True)
