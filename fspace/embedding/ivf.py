@@ -18,17 +18,25 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from fspace.embedding.neighbors import Neighbors
 
 N_PROBE = 12
 """Lists searched for the neighbours of the points in one list (that one included)."""
 KMEANS_ITERATIONS = 10
 BLOCK_BYTES = 128 * 2**20
 """Largest block of candidate distances held at once."""
+
+
+class Found(NamedTuple):
+    """The fields of :class:`fspace.embedding.neighbors.Neighbors`, in its order."""
+
+    indices: np.ndarray  # (n, k) int64, nearest first
+    distances: np.ndarray  # (n, k) float64 Euclidean
+    mean: torch.Tensor  # (r,) column mean the points were centred on
+    sqnorms: torch.Tensor  # (n,) squared norms of the centred points
 
 
 def ivf_neighbors(
@@ -39,7 +47,7 @@ def ivf_neighbors(
     n_probe: int = N_PROBE,
     iterations: int = KMEANS_ITERATIONS,
     random_state: int = 0,
-) -> Neighbors:
+) -> Found:
     """The ``k`` nearest rows of every row of ``points`` (itself excluded), searched in
     the ``n_probe`` k-means lists nearest to the row's own list.
 
@@ -72,7 +80,7 @@ def ivf_neighbors(
             d[q[:, None] == cand[None]] = float("inf")
             top_d, top_i = torch.topk(d, k, dim=1, largest=False, sorted=True)
             dist[q], index[q] = top_d, cand[top_i]
-    return Neighbors(index.numpy(), dist.clamp_(min=0).sqrt().double().numpy(), mean, sq)
+    return Found(index.numpy(), dist.clamp_(min=0).sqrt().double().numpy(), mean, sq)
 
 
 def _squared(

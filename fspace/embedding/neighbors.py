@@ -361,7 +361,7 @@ class PCAIndex(KNNIndex):
         else:
             from fspace.embedding.ivf import ivf_neighbors
 
-            self.found = ivf_neighbors(coords, self.k, random_state=self.random_state)
+            self.found = Neighbors(*ivf_neighbors(coords, self.k, random_state=self.random_state))
         return self.found.indices, self.found.distances
 
     def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
