@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fspace.app.figures import panel_title
 from fspace.errors import CheckpointError, RunError
 from fspace.plot.common import mosaic
 from fspace.plot.style import COLORS
@@ -77,19 +78,6 @@ def _panels(n: int, gap: float = 0.08) -> list[tuple[float, float]]:
     return [(k * (width + gap), k * (width + gap) + width) for k in range(n)]
 
 
-def _title_annotation(text: str, domain: tuple[float, float]) -> dict[str, Any]:
-    return {
-        "text": text,
-        "x": sum(domain) / 2,
-        "y": 1.0,
-        "xref": "paper",
-        "yref": "paper",
-        "yanchor": "bottom",
-        "showarrow": False,
-        "font": {"size": 14},
-    }
-
-
 def metrics_figure(table: pd.DataFrame, *, epoch: int | None = None) -> dict[str, Any]:
     """Each metric of a run against epoch, one panel per metric, with the selected
     ``epoch`` marked by a dashed line (a plain figure dict: it is redrawn on every click)."""
@@ -117,7 +105,7 @@ def metrics_figure(table: pd.DataFrame, *, epoch: int | None = None) -> dict[str
             "dtick": max(1, -(-int(table["epoch"].max() - table["epoch"].min()) // 10)),
         }
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}"}
-        layout["annotations"].append(_title_annotation(_title(name), domain))
+        layout["annotations"].append(panel_title(_title(name), domain))
         traces.append(
             {
                 "type": "scatter",
@@ -224,7 +212,7 @@ def fields_dict(before: np.ndarray, after: np.ndarray, titles: tuple[str, str]) 
             "autorange": "reversed",
             "constrain": "domain",
         }
-        layout["annotations"].append(_title_annotation(titles[k], domain))
+        layout["annotations"].append(panel_title(titles[k], domain))
     return {"data": traces, "layout": layout}
 
 

@@ -300,3 +300,17 @@ def note_figure(text: str, *, height: int = 200) -> dict[str, Any]:
             ],
         },
     }
+
+
+def panel_title(text: str, domain: tuple[float, float]) -> dict[str, Any]:
+    """An annotation titling the subplot that spans ``domain`` of the figure's width."""
+    return {
+        "text": text,
+        "x": sum(domain) / 2,
+        "y": 1.0,
+        "xref": "paper",
+        "yref": "paper",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 14},
+    }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fspace.app.figures import clicked_key, note_figure, trajectory_dict, typed
+from fspace.app.figures import clicked_key, note_figure, panel_title, trajectory_dict, typed
 from fspace.errors import ConfigError
 from fspace.plot.style import COLORS
 
@@ -193,7 +193,7 @@ def curves_figure(
         domain = (k * (width + gap), k * (width + gap) + width)
         layout[f"xaxis{suffix}"] = {"domain": domain, "anchor": f"y{suffix}", "title": "epoch"}
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}"}
-        layout["annotations"].append(_panel_title(name.replace("_", " "), domain))
+        layout["annotations"].append(panel_title(name.replace("_", " "), domain))
         for run, ckpts in histories.items():
             points = [(c.epoch, c.metrics[name]) for c in ckpts if name in c.metrics]
             traces.append(
@@ -212,19 +212,6 @@ def curves_figure(
                 }
             )
     return {"data": traces, "layout": layout}
-
-
-def _panel_title(text: str, domain: tuple[float, float]) -> dict[str, Any]:
-    return {
-        "text": text,
-        "x": sum(domain) / 2,
-        "y": 1.0,
-        "xref": "paper",
-        "yref": "paper",
-        "yanchor": "bottom",
-        "showarrow": False,
-        "font": {"size": 14},
-    }
 
 
 def epoch_pairs(

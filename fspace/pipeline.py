@@ -14,6 +14,7 @@ import numpy as np
 from fspace.errors import ConfigError, StoreWriteError
 from fspace.evaluation import evaluate
 from fspace.store import Experiment
+from fspace.store.frames import json_scalar
 
 if TYPE_CHECKING:
     from fspace.embedding import Embedding
@@ -81,16 +82,19 @@ def _meta_of(emb: Embedding) -> dict[str, Any]:
     """Everything of ``emb`` but its coordinates and points, as JSON."""
     return {
         "method": emb.method,
-        "params": json.loads(json.dumps(emb.params, default=_scalar), parse_constant=_null),
+        "params": _as_json(emb.params),
         "fingerprint": emb.fingerprint,
         "output": emb.output,
         "dimension": int(emb.dimension),
         "distance": emb.distance,
-        "distance_params": json.loads(json.dumps(emb.distance_params, default=_scalar)),
-        "quality": json.loads(
-            json.dumps(getattr(emb, "quality", None) or {}, default=_scalar), parse_constant=_null
-        ),
+        "distance_params": _as_json(emb.distance_params),
+        "quality": _as_json(getattr(emb, "quality", None) or {}),
     }
+
+
+def _as_json(value: Any) -> Any:
+    # numpy scalars as Python ones; Infinity and NaN (not JSON) as null
+    return json.loads(json.dumps(value, default=json_scalar), parse_constant=_null)
 
 
 def _embedding_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Embedding:
@@ -131,14 +135,6 @@ def _distances(
     if input_mode(get_method(method), entry) != "distances":
         return None
     return cached_pairwise(exp, vectors, distance, cache=cache, **params)
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value if isinstance(value, (int, float, str, bool)) else str(value)
 
 
 def _null(_: str) -> None:

@@ -137,13 +137,15 @@ def _utf8(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _json(value: Any) -> str:
-    text = json.dumps(value, default=_scalar)
+    text = json.dumps(value, default=json_scalar)
     if "NaN" in text or "Infinity" in text:  # JSON has no non-finite numbers: null
         text = json.dumps(json.loads(text, parse_constant=lambda _: None))
     return text
 
 
-def _scalar(value: Any) -> Any:
+def json_scalar(value: Any) -> Any:
+    """``value`` as a JSON scalar: numpy scalars as Python ones, non-finite floats as None,
+    anything else as its text (a ``default=`` for :func:`json.dumps`)."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
