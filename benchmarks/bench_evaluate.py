@@ -17,21 +17,33 @@ suite of 1,000 MNIST digits. Then, each round, side by side on the same machine:
 The vector cache is deleted before each measurement. Timings on a shared machine are
 noisy: compare the ratios within one round, not absolute times across runs.
 ``--sweep`` also times the batched forward alone for several batch lengths.
+``--profile`` then, in one more round next to its own matmul reference, splits
+``evaluate()``'s wall time by phase (reads and checksums, stacking, each layer's
+product, softmax and format, writes and fsyncs; functions wrapped with a clock, the
+library unchanged), gives the rate of the products alone, and lists the operators
+torch.profiler finds taking the CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 
 from fspace import Experiment, ProbeSuite, Recorder, evaluate, function_vector
+from fspace.batched import MAX_BATCH
 from fspace.models.mlp import make_mlp
 from fspace.outputs import OutputSpec, as_stored
 
@@ -127,11 +139,182 @@ def sweep(path: Path, suite: ProbeSuite, lengths=(1, 4, 8, 16, 32, 64)) -> None:
         )
 
 
+class PhaseTimer:
+    """Seconds per phase, summed over the threads that ran it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def add(self, phase: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[phase] += seconds
+            self.calls[phase] += 1
+
+    def wrap(self, phase: str | Callable[..., str], fn: Callable) -> Callable:
+        """``fn`` timed under ``phase`` (or ``phase(*args)``, the name of its call)."""
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                name = phase(*args) if callable(phase) else phase
+                self.add(name, time.perf_counter() - start)
+
+        return timed
+
+
+def _linear_phase(layer: torch.nn.Linear, x: torch.Tensor) -> str:
+    if x.shape[-2] == 1:  # batch_size_for's one-probe forward, which sizes the batch
+        return "forward: one-probe sizing pass"
+    return f"forward: linear {layer.in_features}->{layer.out_features}"
+
+
+@contextlib.contextmanager
+def timed_phases(timer: PhaseTimer):
+    """Time evaluate()'s phases by wrapping the functions that run them (no library
+    change: the wrappers only add a clock read on each side)."""
+    import fspace.batched as batched_mod
+    import fspace.evaluation as evaluation_mod
+    from fspace.models.mlp import MLP
+    from fspace.outputs.apply import Accumulator
+
+    patches = [
+        (batched_mod, "_read_slot", "read + checksum into the stack [threads]"),
+        (Experiment, "save_vector", "write + fsync [threads]"),
+        (batched_mod, "_skip_dead_inputs", "stack: drop dead inputs (copy)"),
+        (batched_mod, "stacked_vectors", TOTAL),
+        (torch.nn.Linear, "forward", _linear_phase),
+        (MLP, "_nonlinearity", "forward: activation"),
+        (Accumulator, "add", "softmax + format"),
+        (Accumulator, "finish", "softmax + format"),
+        (batched_mod, "_split", "split rows + finite check"),
+        (evaluation_mod, "as_stored", "cast to stored dtype"),
+        (evaluation_mod._Rows, "put", "copy into the matrix"),
+    ]
+    with contextlib.ExitStack() as stack:
+        for owner, name, phase in patches:
+            fn = getattr(owner, name)
+            stack.enter_context(mock.patch.object(owner, name, timer.wrap(phase, fn)))
+        yield
+
+
+TOTAL = "batched compute (stacked_vectors)"
+
+
+def effective_flops(path: Path) -> tuple[float, int]:
+    """FLOP per checkpoint with the dead input features left out, as evaluate() runs."""
+    suite = Experiment(path).probes()
+    flat = suite.inputs.reshape(len(suite), -1)
+    alive = int(flat.ne(0).any(0).sum())
+    return 2 * len(suite) * (alive * 500 + 500 * 500 + 500 * 10), alive
+
+
+def bmm_gflops(alive: int, batch: int = MAX_BATCH, repeats: int = 5) -> float:
+    """GFLOP/s of torch.bmm on the stacked shapes the batched forward multiplies."""
+    x, h = torch.rand(1000, alive), torch.rand(batch, 1000, 500)
+    w1, w2 = torch.rand(batch, alive, 500), torch.rand(batch, 500, 500)
+    xs = x.expand(batch, -1, -1)
+    torch.bmm(xs, w1)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.bmm(xs, w1)
+        torch.bmm(h, w2)
+    took = time.perf_counter() - start
+    return repeats * batch * 2 * 1000 * (alive * 500 + 500 * 500) / took / 1e9
+
+
+def profile_round(path: Path, n: int) -> None:
+    """Wall time of evaluate() split by phase, the forward's rate against matmul, and
+    the torch.profiler operators that take the CPU time."""
+    flops, alive = effective_flops(path)
+    mm = matmul_gflops()
+    bmm = bmm_gflops(alive)
+    clear_vectors(path)
+    timer = PhaseTimer()
+    with timed_phases(timer):
+        wall, _ = batched(path)
+    mm = (mm + matmul_gflops()) / 2
+    print(f"profile: evaluate() of {n} checkpoints: {wall:.2f} s wall ({n / wall:.1f} ckpt/s)")
+    print(f"{'phase':48s} {'seconds':>8s} {'of wall':>8s} {'calls':>6s}")
+    for phase, s in sorted(timer.seconds.items(), key=lambda kv: -kv[1]):
+        print(f"{phase:48s} {s:8.2f} {s / wall:8.1%} {timer.calls[phase]:6d}")
+    inside = sum(
+        s for p, s in timer.seconds.items() if p.startswith(("forward", "softmax", "stack"))
+    )
+    vmap_rest = timer.seconds[TOTAL] - inside
+    outside = (
+        wall
+        - timer.seconds[TOTAL]
+        - sum(
+            timer.seconds[p]
+            for p in ("split rows + finite check", "cast to stored dtype", "copy into the matrix")
+        )
+    )
+    print(
+        f"{'vmap/functional_call overhead (rest of compute)':48s} {vmap_rest:8.2f} "
+        f"{vmap_rest / wall:8.1%}"
+    )
+    print(
+        f"{'main thread waiting on reads/writes, other':48s} {outside:8.2f} {outside / wall:8.1%}"
+    )
+    linear = sum(s for p, s in timer.seconds.items() if p.startswith("forward: linear"))
+    print(
+        f"profile: forward products alone {n * flops / linear / 1e9:.1f} GFLOP/s "
+        f"({alive} live inputs; {n * FLOPS / linear / 1e9:.1f} counted on all 784) | "
+        f"matmul {mm:.1f} | bmm on the stacked shapes {bmm:.1f} GFLOP/s"
+    )
+    print(
+        f"profile: products/matmul {n * flops / linear / 1e9 / mm:.2f}; "
+        f"whole evaluate()/matmul {n * FLOPS / wall / 1e9 / mm:.2f} (target >= 0.8)"
+    )
+    no_skip = keeping_every_input(path)
+    print(
+        f"profile: evaluate() keeping every input feature: {n / no_skip:.1f} ckpt/s, "
+        f"{n * FLOPS / no_skip / 1e9:.1f} GFLOP/s, {n * FLOPS / no_skip / 1e9 / mm:.2f} "
+        f"of matmul (dropping the dead inputs: {n / wall:.1f} ckpt/s, profiled)"
+    )
+    torch_profile(path)
+
+
+def keeping_every_input(path: Path) -> float:
+    """Seconds of evaluate() with no input feature left out of the first layer."""
+    import fspace.batched as batched_mod
+
+    clear_vectors(path)
+    with mock.patch.object(batched_mod, "DEAD_INPUT_SHARE", 1.0):
+        took, _ = batched(path)
+    return took
+
+
+def torch_profile(path: Path, rows: int = 10) -> None:
+    """The operators that take evaluate()'s CPU time, from torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    clear_vectors(path)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        batched(path)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"torch.profiler: {total / 1e6:.2f} s of operator self CPU time; top {rows}:")
+    for e in events[:rows]:
+        print(
+            f"  {e.key[:44]:44s} {e.self_cpu_time_total / 1e6:7.2f} s "
+            f"{e.self_cpu_time_total / total:6.1%} {e.count:7d} calls"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sweep", action="store_true", help="time batch lengths too")
+    parser.add_argument(
+        "--profile", action="store_true", help="then profile evaluate() by phase and operator"
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="fspace-bench-evaluate-"))
     try:
@@ -165,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target >= 3x); batched/matmul {batch_gflops / matmul:.2f} (target >= 0.8); "
                 f"max |batched - plain| {np.abs(m_batch - m_plain).max():.1e}"
             )
+        if args.profile:
+            profile_round(path, n)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

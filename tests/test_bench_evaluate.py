@@ -1,0 +1,57 @@
+"""The evaluation benchmark's phase profile: every phase is timed, results unchanged."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fspace import Experiment, ProbeSuite, Recorder, evaluate
+from fspace.models.mlp import make_mlp
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_evaluate.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_evaluate", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _experiment(path: Path) -> None:
+    inputs = torch.rand(20, 12)
+    inputs[:, :4] = 0  # dead input features: the first layer's columns are dropped
+    Experiment.create(path).add_probes(ProbeSuite.from_array(inputs.numpy(), name="p"))
+    kwargs = {"n_in": 12, "hidden": [8], "n_classes": 3, "seed": 0}
+    model = make_mlp(**kwargs)
+    with Recorder(
+        path, run="r", model_factory="fspace.models.mlp:make_mlp", model_kwargs=kwargs
+    ) as rec:
+        for epoch in range(5):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(0.1)
+            rec.record(model, epoch=epoch)
+
+
+def test_timed_phases_cover_the_pipeline_and_change_nothing(tmp_path):
+    bench = _bench()
+    path = tmp_path / "exp"
+    _experiment(path)
+    reference = evaluate(path, progress=False).matrix
+    bench.clear_vectors(path)
+    timer = bench.PhaseTimer()
+    with bench.timed_phases(timer):
+        profiled = evaluate(path, progress=False).matrix
+    np.testing.assert_array_equal(profiled, reference)
+    assert timer.calls["read + checksum into the stack [threads]"] == 5
+    assert timer.calls["write + fsync [threads]"] == 5
+    assert timer.calls["forward: linear 8->8"] == 1  # 12 inputs, 4 dead
+    assert timer.calls["forward: linear 8->3"] == 1
+    assert timer.calls["forward: one-probe sizing pass"] == 2
+    for phase in (bench.TOTAL, "stack: drop dead inputs (copy)", "softmax + format"):
+        assert timer.seconds[phase] > 0, phase
+    assert timer.seconds[bench.TOTAL] >= timer.seconds["forward: linear 8->8"]
