@@ -302,15 +302,15 @@ def test_dashboard_filters_by_the_pretraining_scheme_of_old_and_new_runs(column)
 
     frame = pd.DataFrame(
         {
-            "run": ["a", "b"],
-            "group": ["pretrained", "random"],
-            "seed": [0, 0],
-            "epoch": [0, 0],
-            "step": [0, 0],
-            "checkpoint": ["a/0", "b/0"],
-            "x": [0.0, 1.0],
-            "y": [0.0, 1.0],
-            column: ["rbm", "dae"],
+            "run": ["a", "b", "c", "d"],
+            "group": ["pretrained", "random"] * 2,
+            "seed": [0] * 4,
+            "epoch": [0] * 4,
+            "step": [0] * 4,
+            "checkpoint": ["a/0", "b/0", "c/0", "d/0"],
+            "x": [0.0, 1.0, 2.0, 3.0],
+            "y": [0.0, 1.0, 2.0, 3.0],
+            column: ["rbm", "rbm", "dae", "dae"],
         }
     )
     assert set(PlotFrame.build(frame).values["method"]) == {"rbm", "dae"}
