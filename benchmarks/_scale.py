@@ -28,15 +28,6 @@ const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
 if (!gd || !gd._fullLayout || !document.querySelector('#trajectory-graph image')) return null;
 return [gd.layout.images[0].source.length, performance.now()];
 """
-POINTS_JS = """
-const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
-if (!gd || !gd._fullData) return null;
-let n = 0;
-for (const t of gd._fullData) {
-  if (t.meta && t.meta.role === 'checkpoints' && t.visible === true) n += t.x.length;
-}
-return [n, performance.now()];
-"""
 # Zoom (scale < 1) or pan the map by relayout, as a drag does; remember the picture.
 MOVE_JS = """
 const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
@@ -173,12 +164,14 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
 
 def vector_drawn(driver, url: str, expected: int, loads: int = 2) -> list[float]:
     """Milliseconds to a page with all ``expected`` points drawn with WebGL."""
+    from dashboard import COUNT_JS
+
     times = []
     for _ in range(loads):
         driver.get(url)
         end = time.monotonic() + 90
         while time.monotonic() < end:
-            got = driver.execute_script(POINTS_JS)
+            got = driver.execute_script(COUNT_JS)
             if got and got[0] == expected:
                 times.append(got[1])
                 break
