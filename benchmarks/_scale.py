@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _bigmap import real_points, synthetic_embedding, with_real_runs
+from _bigmap import PLACE_JS, real_points, synthetic_embedding, with_real_runs
 
 TARGETS = {"drawn_20k": 1000.0, "drawn_1m": 2000.0, "zoom": 500.0, "answer": 100.0}
 EPOCHS = 19
@@ -45,12 +45,6 @@ const image = document.querySelector('#trajectory-graph image');
 const i = gd.layout.images[0];
 if ([i.source, i.x, i.y, i.sizex, i.sizey].join(' ') === window.fsBefore || !image) return null;
 return performance.now() - window.fsStart;
-"""
-PLACE_JS = """
-const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
-const L = gd._fullLayout, box = gd.getBoundingClientRect();
-return [box.left + L._size.l + L.xaxis.l2p(arguments[0]),
-        box.top + L._size.t + L.yaxis.l2p(arguments[1])];
 """
 TIP_JS = """
 const tips = [...document.querySelectorAll('.fs-hover-tip')].filter(e => e.innerText);

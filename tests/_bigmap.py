@@ -18,6 +18,15 @@ from fspace.embedding import Embedding
 GROUPS = ("pretrained", "random")
 SETTINGS = 3
 
+# Page coordinates of the map point (x, y) in the dashboard's trajectory graph, for a
+# browser test or benchmark to point at (arguments: x, y).
+PLACE_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+const L = gd._fullLayout, box = gd.getBoundingClientRect();
+return [box.left + L._size.l + L.xaxis.l2p(arguments[0]),
+        box.top + L._size.t + L.yaxis.l2p(arguments[1])];
+"""
+
 
 def synthetic_points(runs: int, epochs: int, *, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
     """Coordinates and labels of ``runs`` runs of ``epochs + 1`` checkpoints each."""

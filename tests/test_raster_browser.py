@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 import pytest
-from _bigmap import real_points, synthetic_embedding, with_real_runs
+from _bigmap import PLACE_JS, real_points, synthetic_embedding, with_real_runs
 from conftest import record_experiment
 from test_app_callbacks import probe_suite
 from test_dashboard_browser import driver, page_text, wait_for  # noqa: F401 (fixture)
@@ -31,13 +31,6 @@ IMAGE_JS = """
 const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
 return Boolean(gd && gd._fullLayout && gd.layout.images && gd.layout.images.length
     && document.querySelector('#trajectory-graph image'));
-"""
-# Page coordinates of the map point (x, y).
-PLACE_JS = """
-const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
-const L = gd._fullLayout, box = gd.getBoundingClientRect();
-return [box.left + L._size.l + L.xaxis.l2p(arguments[0]),
-        box.top + L._size.t + L.yaxis.l2p(arguments[1])];
 """
 GL_JS = """
 const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
