@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from fspace.app.frames import PlotFrame
 from fspace.app.jobs import Job, Jobs, QueueFullError
-from fspace.app.placement import place_by_neighbours
+from fspace.app.placement import place_by_neighbours, reference_checkpoints
 from fspace.app.raster import prepare as prepare_raster
 from fspace.app.specs import MAX_SEED as MAX_SEED
 from fspace.app.specs import (
@@ -215,9 +215,12 @@ class MapStore:
         if embedding._state is not None:
             return embedding.transform(new), ""
         if entry.vectors is None:
-            entry.stage = "reading the map's function vectors"
-            keys = set(embedding.points["checkpoint"])
-            ckpts = [c for c in entry.handle.scan().checkpoints if c.key in keys]
+            # A bounded set of the map's checkpoints (fspace.app.placement), so that
+            # placing into a map of any size reads at most REFERENCE_LIMIT vectors.
+            entry.stage = "reading function vectors of the map's checkpoints"
+            runs = set(new.points["run"])
+            scan = entry.handle.scan()
+            ckpts = reference_checkpoints(embedding.points["checkpoint"], scan.checkpoints, runs)
             entry.vectors = self._vectors(entry, ckpts)
         placed = place_by_neighbours(embedding, entry.vectors, new)
         entry.vectors = _concat(entry.vectors, new)

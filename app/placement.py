@@ -1,7 +1,17 @@
-"""Placing new checkpoints into a map that has no fitted state, by their neighbours."""
+"""Placing new checkpoints into a map that has no fitted state, by their neighbours.
+
+A map read from the cache (or computed elsewhere) cannot ``transform`` new checkpoints;
+they are placed where openTSNE's ``transform`` starts them: at the median position of
+their nearest neighbours in function space. The neighbours are looked for among
+*reference* checkpoints of the map (:func:`reference_checkpoints`): every checkpoint of
+the runs the new ones belong to, and an evenly spread sample of the others, at most
+:data:`REFERENCE_LIMIT` in all, so that placing into a map of a million checkpoints reads
+a bounded number of function vectors and answers within seconds.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,10 +21,13 @@ from fspace.errors import EmbeddingError
 
 if TYPE_CHECKING:
     from fspace.embedding import Embedding
+    from fspace.store import CheckpointInfo
     from fspace.vectors import FunctionVectors
 
 NEIGHBOURS = 5
 CHUNK_ELEMENTS = 2**24
+REFERENCE_LIMIT = 20_000
+"""Most checkpoints of a map whose function vectors placement reads (see module doc)."""
 
 
 def neighbour_positions(
@@ -38,28 +51,63 @@ def neighbour_positions(
     return out
 
 
-def place_by_neighbours(
-    embedding: Embedding, old: FunctionVectors, new: FunctionVectors
-) -> Embedding:
-    """``embedding`` with the checkpoints of ``new`` added at :func:`neighbour_positions`.
+def reference_checkpoints(
+    mapped: Iterable[str],
+    recorded: Sequence[CheckpointInfo],
+    runs: Iterable[str] = (),
+    limit: int = REFERENCE_LIMIT,
+) -> list[CheckpointInfo]:
+    """The checkpoints of ``recorded`` whose keys the map holds (``mapped``) that new
+    checkpoints of ``runs`` are placed among: all of them up to ``limit``; beyond, every
+    one of ``runs`` (up to ``limit``) and, filling up to ``limit``, others evenly spread
+    over the map's drawing order. Checkpoints the store no longer holds are left out.
 
-    ``old`` holds the function vectors of the embedding's checkpoints, in any order.
+    >>> refs = reference_checkpoints(embedding.points["checkpoint"], scan.checkpoints)
+    """
+    keys = set(mapped)
+    present = [c for c in recorded if c.key in keys]
+    if not present:
+        raise EmbeddingError(
+            f"none of the map's {len(keys):,} checkpoints is in the experiment any more, "
+            f"so new checkpoints cannot be placed among them; re-fit the map"
+        )
+    if len(present) <= limit:
+        return present
+    wanted = set(runs)
+    own = [c for c in present if c.run in wanted][:limit]
+    others = [c for c in present if c.run not in wanted]
+    room = limit - len(own)
+    if room <= 0 or not others:
+        return own
+    picks = np.linspace(0, len(others) - 1, min(room, len(others))).round().astype(np.int64)
+    return own + [others[i] for i in np.unique(picks)]
+
+
+def place_by_neighbours(
+    embedding: Embedding, references: FunctionVectors, new: FunctionVectors
+) -> Embedding:
+    """``embedding`` with the checkpoints of ``new`` added at :func:`neighbour_positions`
+    among ``references``: the function vectors of some of the embedding's checkpoints,
+    in any order (those the embedding does not hold are ignored).
+
+    The existing checkpoints keep their coordinates exactly: nothing is re-fitted.
     """
     import pandas as pd
 
     from fspace.embedding import Embedding
 
-    new.check_compatible(old)
-    row_of = {key: i for i, key in enumerate(old.points["checkpoint"])}
-    keys = embedding.points["checkpoint"].tolist()
-    missing = [k for k in keys if k not in row_of]
-    if missing:
+    new.check_compatible(references)
+    row_of = {key: i for i, key in enumerate(embedding.points["checkpoint"])}
+    keys = references.points["checkpoint"].tolist()
+    found = np.array([k in row_of for k in keys], dtype=bool)
+    if not found.any():
         raise EmbeddingError(
-            f"no function vectors for {len(missing)} checkpoints of the map "
-            f"(e.g. {missing[0]}); re-fit the map"
+            f"none of the {len(keys):,} checkpoints whose function vectors were read is "
+            f"in the map of {len(embedding):,} checkpoints; re-fit the map"
         )
-    matrix = old.matrix[[row_of[k] for k in keys]]
-    placed = neighbour_positions(np.asarray(embedding.coords), matrix, new.matrix)
+    rows = np.array([row_of[k] for k, ok in zip(keys, found, strict=True) if ok], np.int64)
+    coords_of = np.asarray(embedding.coords)[rows]
+    placed = neighbour_positions(coords_of, references.matrix[found], new.matrix)
     coords = np.concatenate([embedding.coords, placed])
     coords.setflags(write=False)
     points = pd.concat([embedding.points, new.points], ignore_index=True)
