@@ -143,8 +143,10 @@ def child(kind: str, path: Path, out: Path) -> dict:
     base = rss_mb()
     sampler = Sampler()
     sampler.start()
-    start = time.perf_counter()
-    vectors = evaluate(path, progress=False, dtype="stored", memmap=out.parent)
+    start, cpu = time.perf_counter(), time.process_time()
+    # fspace keeps the stored float16; the competitors get the float32 they expect.
+    dtype = "stored" if kind == "fspace" else "float32"
+    vectors = evaluate(path, progress=False, dtype=dtype, memmap=out.parent)
     read, read_peak = time.perf_counter() - start, sampler.step()
     if kind == "fspace":
         emb = embed(vectors, "tsne", random_state=0)
@@ -160,9 +162,10 @@ def child(kind: str, path: Path, out: Path) -> dict:
         import umap
 
         coords = umap.UMAP().fit_transform(vectors.matrix)
-    took = time.perf_counter() - start
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
     np.save(out, np.asarray(coords, dtype=np.float64))
     return {
+        "cpu": cpu,
         "base": base,
         "peak": rss_mb("VmHWM"),
         "read_peak": read_peak,
@@ -174,8 +177,16 @@ def child(kind: str, path: Path, out: Path) -> dict:
     }
 
 
-def run_child(kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float) -> dict | str:
-    """Run one variant; its numbers, or why it was stopped."""
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_child(kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float) -> dict:
+    """Run one variant; its numbers, or (``stopped`` / ``failed``) why it did not finish,
+    with the wall and CPU seconds it had used by then."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, __file__, "--child", kind, str(path), str(out)]
     log = out.with_suffix(".log")
@@ -183,24 +194,26 @@ def run_child(kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float) -
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=HERE, env=env
         )
-        start, held = time.perf_counter(), 0.0
+        start, held, cpu = time.perf_counter(), 0.0, 0.0
         while proc.poll() is None:
             time.sleep(0.5)
             took = time.perf_counter() - start
-            with contextlib.suppress(OSError, RuntimeError):  # it may have just ended
+            with contextlib.suppress(OSError, RuntimeError, IndexError):  # it may have ended
                 held = max(held, rss_mb("VmRSS", str(proc.pid)) / 1024)
+                cpu = cpu_s(proc.pid)
             if took > cap or held > mem_cap_gb:
                 proc.kill()
                 proc.wait()
-                if took > cap:
-                    return (
-                        f"did not finish in {took:.0f} s (stopped at --cap; {held:.1f} GB resident)"
-                    )
-                return (
-                    f"did not finish in {took:.0f} s (stopped at {held:.1f} GB resident, --mem-cap)"
-                )
+                why = "--cap" if took > cap else f"{mem_cap_gb:g} GB resident, --mem-cap"
+                return {
+                    "stopped": f"stopped at {why}; {held:.1f} GB resident",
+                    "s": took,
+                    "cpu": cpu,
+                }
+    took = time.perf_counter() - start
     if proc.returncode != 0:
-        return f"failed: {log.read_text().strip().splitlines()[-1:]}"
+        last = log.read_text().strip().splitlines()[-1:]
+        return {"failed": f"exit {proc.returncode}: {last}", "s": took, "cpu": cpu}
     return json.loads(proc.stdout.read().strip().splitlines()[-1])
 
 
@@ -239,79 +252,134 @@ def quality(matrix: np.ndarray, maps: dict[str, np.ndarray]) -> dict[str, float]
     return out
 
 
-def report(kind: str, r: dict | str, data_mb: float) -> None:
-    if isinstance(r, str):
-        print(f"{kind:9s}: {r}", flush=True)
+def report(kind: str, r: dict, data_mb: float) -> None:
+    if "stopped" in r or "failed" in r:
+        what = "did not finish" if "stopped" in r else "failed"
+        print(
+            f"{kind:9s}: {what} in {r['s']:.0f} s wall, {r['cpu']:.0f} s CPU "
+            f"({r.get('stopped') or r.get('failed')})",
+            flush=True,
+        )
         return
     over = lambda mb: (mb - r["base"]) / data_mb  # noqa: E731
     print(
-        f"{kind:9s}: {r['s']:7.1f} s (reading the cache {r['read']:.1f} s into a "
-        f"{r['dtype']} {'memory-mapped' if r['memmap'] else 'in-memory'} matrix), peak "
+        f"{kind:9s}: {r['s']:7.1f} s wall, {r['cpu']:7.1f} s CPU (reading the cache "
+        f"{r['read']:.1f} s into a {r['dtype']} "
+        f"{'memory-mapped' if r['memmap'] else 'in-memory'} matrix), peak "
         f"+{r['peak'] - r['base']:.0f} MB = {over(r['peak']):.2f}x the data (reading "
         f"{over(r['read_peak']):.2f}x, embedding {over(r['embed_peak']):.2f}x)",
         flush=True,
     )
 
 
+def ratios(results: dict[str, dict], earlier: set[str]) -> None:
+    """Each competitor's wall and CPU time over fspace's; ``>=`` for one stopped by a cap."""
+    ours = results.get("fspace")
+    if ours is None or "s" not in ours or "stopped" in ours or "failed" in ours:
+        return
+    for kind, r in results.items():
+        if kind == "fspace":
+            continue
+        note = " (an earlier run, kept by --keep)" if earlier & {kind, "fspace"} else ""
+        if "failed" in r:
+            print(f"RESULT {kind}/fspace: none ({r['failed']}){note}", flush=True)
+            continue
+        bound = ">= " if "stopped" in r else ""
+        print(
+            f"RESULT {kind}/fspace: wall {bound}{r['s'] / ours['s']:.1f}x "
+            f"({r['s']:.0f} s / {ours['s']:.0f} s), CPU {bound}{r['cpu'] / ours['cpu']:.1f}x "
+            f"({r['cpu']:.0f} s / {ours['cpu']:.0f} s)"
+            + (f"; {kind} {r['stopped']}" if bound else "")
+            + note,
+            flush=True,
+        )
+
+
+def prepare(root: Path, n: int, d: int) -> None:
+    """The experiment under ``root / "exp"``, made unless a complete one is there."""
+    path, done = root / "exp", root / "complete.json"
+    if done.exists() and json.loads(done.read_text()) == {"n": n, "d": d}:
+        print(f"\n{n} checkpoints x {d} values: reusing {path}", flush=True)
+        return
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)  # an interrupted build
+    start = time.perf_counter()
+    build(path, n, d)
+    done.write_text(json.dumps({"n": n, "d": d}))
+    disk = sum(p.stat().st_size for p in path.glob("runs/*/vectors/*/*.safetensors"))
+    print(
+        f"\n{n} checkpoints x {d} values: data {n * d * 2 / 2**20:.0f} MB (float16 values); "
+        f"made and written in {time.perf_counter() - start:.0f} s ({disk / n:.0f} bytes per "
+        f"checkpoint on disk)",
+        flush=True,
+    )
+
+
 def one_size(n: int, d: int, args: argparse.Namespace) -> None:
+    if args.keep:
+        root = Path(args.keep) / f"n{n}-d{d}"
+        root.mkdir(parents=True, exist_ok=True)
+        measure(root, n, d, args)
+        return
+    with tempfile.TemporaryDirectory(prefix="fspace-bench-scale-", dir=args.dir) as tmp:
+        measure(Path(tmp), n, d, args)
+
+
+def measure(root: Path, n: int, d: int, args: argparse.Namespace) -> None:
+    """Every variant on the experiment under ``root``; with ``--keep``, the results and
+    maps of variants run earlier on it join the comparison."""
+    data_mb = n * d * 2 / 2**20
+    prepare(root, n, d)
+    saved = root / "results.json"
+    results = json.loads(saved.read_text()) if args.keep and saved.exists() else {}
+    earlier = set(results) - set(args.variants)
+    for kind in args.variants:
+        out = root / f"{kind}.npy"
+        out.unlink(missing_ok=True)
+        cap = args.fspace_cap if kind == "fspace" else args.cap
+        results[kind] = run_child(kind, root / "exp", out, cap, args.mem_cap)
+        report(kind, results[kind], data_mb)
+        if args.keep:
+            saved.write_text(json.dumps(results, indent=1))
+    for kind in sorted(earlier):
+        print(f"earlier run, kept in {saved}:")
+        report(kind, results[kind], data_mb)
+    ours = results.get("fspace")
+    if ours is not None and "peak" in ours:
+        status = "met" if ours["s"] <= 300 else "missed"
+        peak = (ours["peak"] - ours["base"]) / data_mb
+        print(
+            f"RESULT n={n}: fspace {ours['s']:.0f} s (target <= 300 s: {status}); peak "
+            f"{peak:.2f}x the data (target <= 1.5x: {'met' if peak <= 1.5 else 'missed'})",
+            flush=True,
+        )
+    ratios(results, earlier)
+    maps = {k: np.load(root / f"{k}.npy") for k in results if (root / f"{k}.npy").exists()}
+    if args.check and "fspace" in maps:
+        check(root, n, maps)
+
+
+def check(root: Path, n: int, maps: dict[str, np.ndarray]) -> None:
+    """Print fspace's neighbour recall and the maps' trustworthiness on a subsample."""
     from fspace import evaluate
 
-    data_mb = n * d * 2 / 2**20
-    with tempfile.TemporaryDirectory(prefix="fspace-bench-scale-", dir=args.dir) as root:
-        path = Path(root) / "exp"
-        start = time.perf_counter()
-        build(path, n, d)
-        disk = sum(p.stat().st_size for p in path.glob("runs/*/vectors/*/*.safetensors"))
-        print(
-            f"\n{n} checkpoints x {d} values: data {data_mb:.0f} MB (float16 values); made and "
-            f"written in {time.perf_counter() - start:.0f} s ({disk / n:.0f} bytes per "
-            f"checkpoint on disk)",
-            flush=True,
-        )
-        maps, results = {}, {}
-        for kind in args.variants:
-            out = Path(root) / f"{kind}.npy"
-            cap = args.fspace_cap if kind == "fspace" else args.cap
-            results[kind] = r = run_child(kind, path, out, cap, args.mem_cap)
-            report(kind, r, data_mb)
-            if not isinstance(r, str):
-                maps[kind] = np.load(out)
-        ours = results.get("fspace")
-        if isinstance(ours, dict):
-            status = "met" if ours["s"] <= 300 else "missed"
-            peak = (ours["peak"] - ours["base"]) / data_mb
-            print(
-                f"RESULT n={n}: fspace {ours['s']:.0f} s (target <= 300 s: {status}); peak "
-                f"{peak:.2f}x the data (target <= 1.5x: {'met' if peak <= 1.5 else 'missed'})",
-                flush=True,
-            )
-            for kind, r in results.items():
-                if kind == "fspace":
-                    continue
-                if isinstance(r, str) and r.startswith("did not"):
-                    bound = float(r.split()[4]) / ours["s"]  # "did not finish in X s"
-                    print(f"RESULT {kind}/fspace time: >= {bound:.1f}x ({r})", flush=True)
-                elif isinstance(r, str):
-                    print(f"RESULT {kind}/fspace time: none ({r})", flush=True)
-                else:
-                    print(f"RESULT {kind}/fspace time: {r['s'] / ours['s']:.1f}x", flush=True)
-        if not args.check or "fspace" not in maps:
-            return
-        matrix = evaluate(path, progress=False, dtype="stored", memmap=root).matrix
-        found = np.load(Path(root) / "fspace.knn.npy")
-        print(f"fspace neighbours: recall {recall(matrix, found):.3f} of the exact {K}", flush=True)
-        q = quality(matrix, maps)
-        print(
-            f"trustworthiness (k=10) on a {min(SUBSAMPLE, n):,} subsample: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in q.items())
-        )
-        diff = q["fspace"] - q["opentsne-exact-subsample"]
-        print(
-            f"RESULT trustworthiness: fspace {q['fspace']:.4f} vs openTSNE exact "
-            f"{q['opentsne-exact-subsample']:.4f}, difference {diff:+.4f} (target within 0.01: "
-            f"{'met' if abs(diff) <= 0.01 or diff > 0 else 'missed'})",
-            flush=True,
-        )
+    matrix = evaluate(root / "exp", progress=False, dtype="stored", memmap=root).matrix
+    found = np.load(root / "fspace.knn.npy")
+    print(f"fspace neighbours: recall {recall(matrix, found):.3f} of the exact {K}", flush=True)
+    q = quality(matrix, maps)
+    print(
+        f"trustworthiness (k=10) on a {min(SUBSAMPLE, n):,} subsample: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in q.items())
+    )
+    diff = q["fspace"] - q["opentsne-exact-subsample"]
+    print(
+        f"RESULT trustworthiness: fspace {q['fspace']:.4f} vs openTSNE exact "
+        f"{q['opentsne-exact-subsample']:.4f}, difference {diff:+.4f} (target within 0.01: "
+        f"{'met' if abs(diff) <= 0.01 or diff > 0 else 'missed'})",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,10 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[20_000])
     parser.add_argument("--d", type=int, default=10_000)
     parser.add_argument("--variants", nargs="+", default=["fspace", "opentsne", "umap"])
-    parser.add_argument("--cap", type=float, default=900, help="seconds a competitor may run")
+    parser.add_argument("--cap", type=float, default=2700, help="seconds a competitor may run")
     parser.add_argument("--fspace-cap", type=float, default=3600, help="seconds fspace may run")
-    parser.add_argument("--mem-cap", type=float, default=8.0, help="GB a variant may hold")
+    parser.add_argument("--mem-cap", type=float, default=14.0, help="GB a variant may hold")
     parser.add_argument("--dir", default=None, help="where to write the experiment")
+    parser.add_argument(
+        "--keep",
+        default=None,
+        help="keep the experiment, maps and results in this directory and reuse them: "
+        "variants run earlier on the same size join the comparison",
+    )
     parser.add_argument(
         "--check",
         action=argparse.BooleanOptionalAction,
