@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     x, y = stream.batches(0, 200, cfg.batch_size)
     update = {}
     for depth in cfg.depths:
-        model = make_mlp(int(x.shape[1]), [cfg.width] * depth, data.n_classes, seed=0)
+        model = make_mlp(
+            int(x.shape[1]), [cfg.width] * depth, data.n_classes, seed=0, init=cfg.init
+        )
         start = time.perf_counter()
         sgd_epoch(model, x, y, 1.0, cfg.batch_size)
         update[depth] = (time.perf_counter() - start) / 200

@@ -10,6 +10,7 @@ import torch
 
 from fspace.errors import ConfigError
 from fspace.models import MLP, make_mlp
+from fspace.models.mlp import INITS, init_bound
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
@@ -92,3 +93,63 @@ def test_invalid_arguments(kwargs, message):
 def test_make_mlp_accepts_stored_json_values():
     model = make_mlp(**{"n_in": 4, "hidden": [3, 3], "n_classes": 2, "seed": 0})
     assert isinstance(model, MLP) and model.depth == 2
+
+
+@pytest.mark.parametrize(
+    "activation,init,bounds",
+    [
+        ("sigmoid", "uniform", [1 / math.sqrt(100), 1 / math.sqrt(60), 1 / math.sqrt(40)]),
+        ("relu", "uniform", [math.sqrt(6 / 100), math.sqrt(6 / 60), 1 / math.sqrt(40)]),
+        (
+            "sigmoid",
+            "normalized",
+            [4 * math.sqrt(6 / 160), 4 * math.sqrt(6 / 100), math.sqrt(6 / 50)],
+        ),
+        ("relu", "normalized", [math.sqrt(6 / 160), math.sqrt(6 / 100), math.sqrt(6 / 50)]),
+    ],
+    ids=["sigmoid-uniform", "relu-uniform", "sigmoid-normalized", "relu-normalized"],
+)
+def test_initial_weights_are_uniform_within_each_schemes_bound(activation, init, bounds):
+    model = make_mlp(n_in=100, hidden=[60, 40], n_classes=10, activation=activation, init=init)
+    layers = [*model.hidden_layers, model.output]
+    for layer, bound in zip(layers, bounds, strict=True):
+        weight = layer.weight.detach().numpy().ravel()
+        assert np.abs(weight).max() <= bound
+        assert np.abs(weight).max() > 0.95 * bound  # uses the whole range
+        # uniform on [-b, b]: mean 0, variance b^2 / 3 (within sampling error)
+        assert abs(weight.mean()) < 0.05 * bound
+        assert weight.var() == pytest.approx(bound**2 / 3, rel=0.1)
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_normalized_init_is_reproducible_by_seed_and_differs_from_uniform():
+    kwargs = {"n_in": 30, "hidden": [20, 20], "n_classes": 5, "init": "normalized"}
+    a, b, c = make_mlp(**kwargs, seed=3), make_mlp(**kwargs, seed=3), make_mlp(**kwargs, seed=4)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key])
+    assert not torch.equal(a.hidden_layers[1].weight, c.hidden_layers[1].weight)
+    # same generator draws, other scale: the schemes differ by a factor per layer
+    uniform = make_mlp(**{**kwargs, "init": "uniform"}, seed=3)
+    ratio = a.hidden_layers[0].weight / uniform.hidden_layers[0].weight
+    torch.testing.assert_close(ratio, torch.full_like(ratio, 4 * math.sqrt(6 / 50) * math.sqrt(30)))
+
+
+def test_init_bound_matches_glorot_and_bengio():
+    assert init_bound("normalized", 784, 100, "sigmoid") == pytest.approx(4 * math.sqrt(6 / 884))
+    assert init_bound("normalized", 100, 10, None) == pytest.approx(math.sqrt(6 / 110))
+    assert init_bound("uniform", 784, 100, "sigmoid") == pytest.approx(1 / 28)
+
+
+@pytest.mark.parametrize("bad", ["glorot", "", None], ids=["unknown", "empty", "none"])
+def test_unknown_init_is_a_one_line_config_error(bad):
+    with pytest.raises(ConfigError, match=r"^init must be one of \('uniform', 'normalized'\)") as e:
+        make_mlp(n_in=4, hidden=[3], n_classes=2, init=bad)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="init"):
+        init_bound(bad, 4, 3, "sigmoid")
+
+
+def test_experiment_settings_name_the_same_init_schemes():
+    from fspace.experiments.pretraining import config
+
+    assert config.INITS == INITS

@@ -16,6 +16,9 @@ from fspace.registry import Param
 GROUPS = ("pretrained", "random")
 SCHEMES = ("rbm", "dae")
 """Pre-training schemes: a stack of RBMs or of denoising autoencoders."""
+INITS = ("uniform", "normalized")
+"""Initial weight schemes, those of :data:`fspace.models.mlp.INITS` (named here so that
+reading the settings imports no torch)."""
 RENAMED = {"method": "pretraining"}
 """Settings recorded under another name by earlier versions: old name -> today's."""
 
@@ -34,6 +37,11 @@ class PretrainingConfig:
     on ``n_valid`` validation digits, by trials of ``select_updates`` updates (default:
     the fine-tuning budget) on the seed ``select_seed`` (see :mod:`.selection`); else
     ``lr`` and ``pretrain_lr`` are used as given.
+
+    ``init`` is the scheme of the initial weights of every layer that is not
+    pre-trained: the whole network of the random group and the output layer of the
+    pre-trained group (:data:`fspace.models.mlp.INITS`: ``uniform`` as Erhan et al.,
+    ``normalized`` as Glorot & Bengio 2010).
     """
 
     dataset: str = "mnist5k"
@@ -41,6 +49,7 @@ class PretrainingConfig:
     depths: tuple[int, ...] = (1, 2, 3)
     pretraining: str = "rbm"
     width: int = 500
+    init: str = "uniform"
     n_probe: int = 1000
     n_valid: int = 500
     n_train: int | None = None
@@ -62,6 +71,8 @@ class PretrainingConfig:
     def __post_init__(self) -> None:
         if self.pretraining not in SCHEMES:
             raise ConfigError(f"pretraining must be 'rbm' or 'dae', got {self.pretraining!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed")
         bad = [d for d in self.depths if not 1 <= int(d) <= 5]
@@ -123,7 +134,13 @@ class PretrainingConfig:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The settings as JSON values. ``init`` is left out when it is ``uniform``,
+        the scheme of every run recorded before the setting existed, so that those
+        runs and learning-rate trials still match and resume."""
+        values = json.loads(json.dumps(dataclasses.asdict(self)))
+        if values["init"] == "uniform":
+            del values["init"]
+        return values
 
     def run_id(self, depth: int, seed: int, group: str) -> str:
         return f"{self.pretraining}-d{depth}-s{seed}-{group}"
@@ -176,24 +193,39 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
         seeds=tuple(range(10)),
         depths=(1, 2, 3, 4, 5),
-        width=500,
+        width=100,
+        init="normalized",
         n_valid=1000,
-        pretrain_updates=10000,
-        finetune_updates=30000,
-        finetune_epochs=15,
-        lr_grid=(0.1, 0.3, 1.0, 3.0),
+        pretrain_updates=4000,
+        finetune_updates=20000,
+        finetune_epochs=10,
+        lr_grid=(0.3, 1.0, 3.0),
         pretrain_lr_grid=(0.01, 0.05),
+        select_updates=5000,
     ),
 }
 """Named settings: ``demo`` (what ``fspace demo`` records, a few minutes on two cores)
-and ``paper`` (depths 1-5, ten seeds, budgets long enough for every random-init depth
-to learn). Settings given explicitly override a preset's."""
+and ``paper`` (depths 1-5, ten seeds, 20,000 fine-tuning updates; about an hour of one
+core). ``paper`` starts the layers that are not pre-trained with Glorot & Bengio's
+normalized weights, in both groups so that they differ only in pre-training: with
+``uniform`` weights, sigmoid nets of depth 5 stay at chance for thousands of updates.
+It has 100 units per layer where the paper had 800-1000; ``--width 800`` is the
+full-size run (about ten times longer, see ``benchmarks/bench_paper_preset.py``).
+Settings given explicitly override a preset's."""
 
 _D = PretrainingConfig()
 PARAMS = (
     Param("depths", int, _D.depths, "hidden layers of each run, e.g. 1,2,3", 1, 5, many=True),
     Param("pretraining", str, _D.pretraining, "pre-training scheme", choices=SCHEMES),
     Param("width", int, _D.width, "hidden units per layer", low=1),
+    Param(
+        "init",
+        str,
+        _D.init,
+        "initial weights of the layers not pre-trained: uniform ±1/sqrt(fan_in) (Erhan et "
+        "al.) or normalized (Glorot & Bengio 2010)",
+        choices=INITS,
+    ),
     *DATA_PARAMS,
     Param("n_valid", int, _D.n_valid, "validation digits for choosing learning rates", low=0),
     Param("pretrain_updates", int, _D.pretrain_updates, "pre-training updates per layer", low=0),

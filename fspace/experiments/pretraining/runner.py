@@ -54,6 +54,7 @@ def model_kwargs(cfg: PretrainingConfig, data: Data, depth: int, seed: int) -> d
         "hidden": [cfg.width] * depth,
         "n_classes": data.n_classes,
         "seed": seed,
+        "init": cfg.init,
     }
 
 
