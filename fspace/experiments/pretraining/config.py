@@ -197,7 +197,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         init="normalized",
         n_valid=1000,
         pretrain_updates=4000,
-        finetune_updates=20000,
+        finetune_updates=10000,
         finetune_epochs=10,
         lr_grid=(0.3, 1.0, 3.0),
         pretrain_lr_grid=(0.01, 0.05),
@@ -205,8 +205,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 """Named settings: ``demo`` (what ``fspace demo`` records, a few minutes on two cores)
-and ``paper`` (depths 1-5, ten seeds, 20,000 fine-tuning updates; about an hour of one
-core). ``paper`` starts the layers that are not pre-trained with Glorot & Bengio's
+and ``paper`` (depths 1-5, ten seeds, 10,000 fine-tuning updates; about half an hour
+of one core). ``paper`` starts the layers that are not pre-trained with Glorot & Bengio's
 normalized weights, in both groups so that they differ only in pre-training: with
 ``uniform`` weights, sigmoid nets of depth 5 stay at chance for thousands of updates.
 It has 100 units per layer where the paper had 800-1000; ``--width 800`` is the
