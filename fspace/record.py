@@ -53,6 +53,40 @@ from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
 
 ModelFactory = Callable[..., nn.Module]
 
+WORKER_THREADS = 1
+"""torch threads of the recorder's worker thread. Its forward then never starts an OpenMP
+team of its own beside the training loop's, whose threads would spin for the same cores
+(``benchmarks/bench_record.py``, docs/performance.md). None leaves torch's count."""
+
+
+def _tune_worker() -> None:
+    """Give the calling (worker) thread :data:`WORKER_THREADS` torch threads, leaving
+    every other thread's count as it was."""
+    if WORKER_THREADS is not None:
+        default = torch.get_num_threads()
+        torch.set_num_threads(WORKER_THREADS)
+        # set_num_threads also sets the count that threads started later begin with:
+        # giving it back from another thread leaves only this thread's count changed.
+        restore = threading.Thread(target=torch.set_num_threads, args=(default,))
+        restore.start()
+        restore.join()
+
+
+def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A CPU copy of ``tensor``, made by the calling thread alone.
+
+    torch copies a large tensor with its OpenMP team, which on a busy machine waits for
+    its other threads to be scheduled (tens of ms at a load of 10 on 2 cores): a plain
+    ``memcpy`` through numpy takes the training thread a fraction of a millisecond.
+    """
+    t = tensor.detach()
+    if t.device.type != "cpu" or t.layout != torch.strided or not t.is_contiguous():
+        return t.to("cpu", copy=True)
+    if t.numel() == 0 or t.is_quantized or t.is_conj() or t.is_neg():
+        return t.to("cpu", copy=True)
+    raw = t.reshape(-1).view(torch.uint8).numpy().copy()
+    return torch.from_numpy(raw).view(t.dtype).view(t.shape)
+
 
 def _as_suite(probes: Any) -> ProbeSuite | None:
     if probes is None or isinstance(probes, ProbeSuite):
@@ -263,7 +297,9 @@ class Recorder:
             if self.probes is None
             else self.experiment.vector_size(self.probes.fingerprint, spec.name)
         )
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspace-writer")
+        self._pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="fspace-writer", initializer=_tune_worker
+        )
         self._pending: deque[tuple[tuple[int, int], str, Future]] = deque()
         self._failures: list[str] = []
         self._lock = threading.Lock()
@@ -303,7 +339,7 @@ class Recorder:
             return False
         name = layout.checkpoint_name(epoch, step)  # ConfigError when out of range
         values = _metrics(metrics)
-        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        weights = {k: _cpu_copy(v) for k, v in model.state_dict().items()}
         vector = self._vector_job(model, weights, probe_outputs, epoch, step)
         meta = {
             "kind": "checkpoint",
@@ -364,7 +400,7 @@ class Recorder:
                 f"{self.probes.name!r} has {len(self.probes)} probes: pass the model's "
                 f"output on the whole suite, in order"
             )
-        return out.detach().to("cpu", copy=True)
+        return _cpu_copy(out)
 
     def _shadow_of(self, model: nn.Module) -> nn.Module | None:
         """The background thread's copy of ``model``, made at its first record (None if it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -251,3 +253,41 @@ def test_a_background_failure_names_its_checkpoint(tmp_path, suite):
     with pytest.raises(RecorderError, match=r"r/e000001.*broken by training"):
         rec.close()
     assert [c.epoch for c in Experiment(tmp_path / "exp").checkpoints()] == [0]
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        torch.rand(3, 4),
+        torch.tensor(5.0),
+        torch.arange(6).reshape(2, 3),
+        torch.rand(4, 3).t(),
+        torch.zeros(0, 3),
+        torch.rand(5, dtype=torch.bfloat16),
+        torch.tensor([True, False]),
+        torch.rand(2, 2, dtype=torch.complex64),
+    ],
+    ids=["float", "scalar", "int64", "transposed", "empty", "bfloat16", "bool", "complex"],
+)
+def test_record_copies_tensors_of_every_kind_exactly(tensor):
+    from fspace.record import _cpu_copy
+
+    copy = _cpu_copy(tensor)
+    assert (copy.dtype, copy.shape) == (tensor.dtype, tensor.shape)
+    assert torch.equal(copy, tensor)
+    expected = tensor.clone()
+    tensor.zero_()  # the copy does not follow the original
+    assert torch.equal(copy, expected)
+
+
+def test_the_worker_runs_one_torch_thread_and_leaves_the_others(tmp_path, suite):
+    threads = torch.get_num_threads()
+    with Recorder(tmp_path / "exp", run="r", probes=suite) as rec:
+        rec.record(make_mlp(), epoch=0)
+        assert rec._pool.submit(torch.get_num_threads).result() == 1
+    assert torch.get_num_threads() == threads
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [threads]  # threads started later keep torch's count
