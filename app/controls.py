@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dash import dcc, html
 
 from fspace.app import ids
+from fspace.app.exports import FIGURE_FORMATS
 from fspace.app.frames import FILTERS, PlotFrame
 from fspace.app.specs import (
     MAX_SEED,
@@ -307,7 +308,7 @@ def export_controls() -> html.Section:
             html.H3("Export"),
             dcc.RadioItems(
                 id=ids.EXPORT_FORMAT,
-                options=[{"label": f.upper(), "value": f} for f in ("png", "svg", "html")],
+                options=[{"label": f.upper(), "value": f} for f in FIGURE_FORMATS],
                 value="png",
                 inline=True,
                 className="fs-radio",

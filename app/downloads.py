@@ -1,8 +1,13 @@
 """Downloads of the trajectories page: the figure as shown, and its coordinates as CSV.
 
-Files are written into the server's export folder (:mod:`fspace.app.exports`) and sent to
-the browser through ``dcc.Download``. Names and titles come from the map the server
-holds, never from what the browser sends; the format must be one of the choices.
+A figure of more checkpoints than the page draws point by point
+(:data:`fspace.app.raster.VECTOR_LIMIT`) is exported as the page shows it: the density
+of the checkpoints as one picture, the highlighted run's path as vector shapes on top
+(:func:`fspace.plot.density.map_figure`), so that a million checkpoints export in
+seconds into a file of a few megabytes. Files are written into the server's export
+folder (:mod:`fspace.app.exports`) and sent to the browser through ``dcc.Download``.
+Names and titles come from the map the server holds, never from what the browser
+sends; the format must be one of the choices.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def _export_error(text: str):
 @guarded(_export_error)
 def export(_n, fmt, exp, token, filters, epochs, selected, filter_keys=None):
     """Write the figure as shown (filters, epoch window, highlighted run) and send it."""
-    from fspace.plot import trajectory_figure
+    from fspace.app import raster
+    from fspace.plot.density import map_figure
 
     if fmt not in FIGURE_FORMATS:
         raise ExportError(
@@ -64,7 +70,8 @@ def export(_n, fmt, exp, token, filters, epochs, selected, filter_keys=None):
     run = run if run in set(frame["run"]) else None
     name = entry.handle.name
     title = f"{name}: function space ({entry.spec.label}), coloured by epoch"
-    fig = trajectory_figure(frame, title=title, highlight_run=run)
+    big = len(frame) > raster.VECTOR_LIMIT  # the page's own threshold
+    fig = map_figure(frame, title=title, highlight_runs=[run] if run else [], raster=big)
     path = current().exports.figure(fig, f"{name}-{entry.spec.method}-trajectories", fmt)
     return dcc.send_file(str(path)), f"exported {path.name}"
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-FIGURE_FORMATS = ("png", "svg", "html")
+FIGURE_FORMATS = ("png", "svg", "pdf", "html")
 DATA_FORMATS = ("csv",)
 MAX_STEM = 120
 MAX_EXPORT_BYTES = 256 * 2**20  # all exports of one server together
@@ -84,7 +84,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 def export_figure(fig: go.Figure, folder: Path, stem: str, fmt: str) -> Path:
-    """Write ``fig`` as ``fmt`` (png, svg, html) into ``folder``; return the file."""
+    """Write ``fig`` as ``fmt`` (png, svg, pdf, html) into ``folder``; return the file."""
     from fspace.export import write_figure
 
     if fmt not in FIGURE_FORMATS:

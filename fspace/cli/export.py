@@ -19,7 +19,8 @@ def register(sub) -> None:
         help="write the trajectory plot to PNG, SVG, PDF or HTML",
         description="Draw every run as a trajectory through function space, points coloured "
         "by epoch, and write it to a file. The format follows the suffix: .png, .svg, .pdf "
-        "or .html (interactive, self-contained). No browser is needed.",
+        "or .html (interactive, self-contained). Above 5,000 checkpoints the points are "
+        "drawn as one picture of their density. No browser is needed.",
     )
     add_experiment(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="output file")
@@ -36,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fspace.export import check_destination, write_figure
-    from fspace.plot import trajectory_figure
+    from fspace.plot.density import map_figure
 
     check_destination(args.out)  # refuse before the slow part, not after
     emb = embed_from_args(args)
     title = args.title or f"{Path(args.experiment).name}: function space ({emb.method})"
-    fig = trajectory_figure(emb.frame, title=title)
+    fig = map_figure(emb.frame, title=title)  # a picture above RASTER_LIMIT checkpoints
     path = write_figure(fig, args.out, width=args.width, height=args.height)
     print(f"wrote {path} ({len(emb.frame)} checkpoints, {emb.frame['run'].nunique()} runs)")
     return 0
