@@ -25,18 +25,25 @@ Example::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from fspace.errors import CheckpointError, ConfigError, ModelOutputError
 from fspace.outputs import OutputSpec, as_spec, extract_output
 from fspace.outputs.apply import (
+    MAX_BATCH as MAX_PROBES,
+)
+from fspace.outputs.apply import (
+    OUTPUT_BUDGET,
     Accumulator,
     EvalMode,
     Vectors,
@@ -44,6 +51,7 @@ from fspace.outputs.apply import (
     model_vectors,
 )
 from fspace.probes import ProbeSuite
+from fspace.stacked import plan_for
 from fspace.store import CheckpointInfo, Experiment, RunInfo
 from fspace.store.reading import read_into, read_mapped
 
@@ -120,26 +128,41 @@ def stacked_vectors(
     problem = batch_problem(model)
     if problem is not None:
         raise RuntimeError(f"cannot evaluate {type(model).__name__} in batches: {problem}")
-    device = torch.device(device) if device is not None else default_device()
     params = {name: stacked[name] for name, _ in model.named_parameters()}
     model, params, suite = _skip_dead_inputs(model, params, probes)
+    return _forward_stack(model, params, suite, spec, batch_size=batch_size, device=device)
+
+
+def _forward_stack(model, params, suite, spec, *, batch_size=None, device=None) -> Vectors:
+    """The vectors of the stacked ``params`` (first layer already narrowed to ``suite``'s
+    features): a plain MLP as a few wide products (:mod:`fspace.stacked`), any other
+    model by mapping its own forward with ``vmap``."""
+    device = torch.device(device) if device is not None else default_device()
     params = {name: t.to(device) for name, t in params.items()}
     count = next(iter(params.values())).shape[0]
     what = f"{type(model).__name__} ({count} checkpoints)"
+    plan = plan_for(model)
+    if plan is not None and isinstance(suite.inputs, torch.Tensor) and plan.takes(suite.inputs):
+        # The widest layer's output bounds the memory, as batch_size_for does for vmap.
+        run = functools.partial(plan.forward, params)
+        size = batch_size or max(1, min(MAX_PROBES, OUTPUT_BUDGET // (count * plan.widest(model))))
+    else:
 
-    def forward(p, x):
-        if isinstance(x, Mapping):
-            out = torch.func.functional_call(model, p, (), dict(x))
-        else:
-            out = torch.func.functional_call(model, p, x if isinstance(x, tuple) else (x,))
-        return extract_output(out, spec.key, what)
+        def forward(p, x):
+            if isinstance(x, Mapping):
+                out = torch.func.functional_call(model, p, (), dict(x))
+            else:
+                out = torch.func.functional_call(model, p, x if isinstance(x, tuple) else (x,))
+            return extract_output(out, spec.key, what)
 
-    mapped = torch.func.vmap(forward, in_dims=(0, None))
+        mapped = torch.func.vmap(forward, in_dims=(0, None))
+        run = functools.partial(mapped, params)
+        size = batch_size
     acc = Accumulator(suite, spec, what)
     with EvalMode(model):
-        size = batch_size or batch_size_for(lambda x: mapped(params, x), suite, device)
+        size = size or batch_size_for(run, suite, device)
         for _, _, x in suite.batches(size, device):
-            acc.add(mapped(params, x), x)
+            acc.add(run(x), x)
     return acc.finish(finite=False)  # rows not all finite: the caller drops them
 
 
@@ -168,29 +191,62 @@ def _first_linear(model: nn.Module, inputs: torch.Tensor) -> str | None:
     return None
 
 
-def _skip_dead_inputs(model, params, suite: ProbeSuite):
-    """Leave out the input features that are zero on every probe input, with the
-    first layer's weight columns that multiply them: what they add is exactly zero.
-    (A third of MNIST's pixels are blank on every digit.)"""
+@dataclass(frozen=True)
+class _Narrowed:
+    """``model`` with its first layer narrowed to the input features that are not zero
+    on every probe (``alive``), and the probe suite of those features alone."""
+
+    model: nn.Module
+    suite: ProbeSuite
+    weight: str  # the narrowed layer's weight
+    alive: torch.Tensor
+
+
+def _narrowed(model: nn.Module, suite: ProbeSuite) -> _Narrowed | None:
+    """The narrowed model, or None when no input is dead or the first layer is unknown.
+    What the dropped features add is exactly zero. (A third of MNIST's pixels are blank
+    on every digit.)"""
     inputs = suite.inputs
     if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
-        return model, params, suite
+        return None
     name = _first_linear(model, inputs)
     if name is None:
-        return model, params, suite
+        return None
     flat = inputs.reshape(len(inputs), -1)
     alive = flat.ne(0).any(0).nonzero().squeeze(1)
     if len(alive) > (1 - DEAD_INPUT_SHARE) * flat.shape[1]:
-        return model, params, suite
+        return None
     pruned = copy.deepcopy(model)
     parent, _, child = name.rpartition(".")
     old = pruned.get_submodule(name)
     new = nn.Linear(len(alive), old.out_features, bias=old.bias is not None, device="meta")
     setattr(pruned.get_submodule(parent) if parent else pruned, child, new)
-    weight = f"{name}.weight"
+    live = ProbeSuite(flat.index_select(1, alive), name=suite.name)
+    return _Narrowed(pruned, live, f"{name}.weight", alive)
+
+
+def _skip_dead_inputs(model, params, suite: ProbeSuite):
+    """``(model, params, suite)`` with the dead input features left out (see
+    :func:`_narrowed`), the stacked first-layer weights gathered to the live columns."""
+    narrow = _narrowed(model, suite)
+    if narrow is None:
+        return model, params, suite
+    weight = params[narrow.weight]
     # Advanced indexing gathers the columns about twice as fast as index_select on CPU.
-    params = {**params, weight: params[weight][..., alive]}
-    return pruned, params, ProbeSuite(flat.index_select(1, alive), name=suite.name)
+    return narrow.model, {**params, narrow.weight: weight[..., narrow.alive]}, narrow.suite
+
+
+def _take_columns(src: torch.Tensor, alive: np.ndarray, out: torch.Tensor) -> None:
+    """``out[...] = src[..., alive]`` by numpy, on the calling thread alone: the read
+    threads gather each checkpoint's live columns without starting torch thread teams."""
+    same = _SAME_SIZE.get(src.element_size())
+    if same is None or src.device.type != "cpu":
+        out.copy_(src[..., torch.from_numpy(alive)])
+        return
+    np.take(src.view(same).numpy(), alive, axis=-1, out=out.view(same).numpy(), mode="clip")
+
+
+_SAME_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def signature(run: RunInfo, factory: Any = None) -> str:
@@ -266,35 +322,87 @@ def _evaluate_group(model, ckpts, suite, spec, device, pool, calls):
             yield ckpt, _one_by_one(model, [(ckpt, future.result())], suite, spec, calls)[0]
         return
     size = _batch_length(model)
+    # Found once for the group: the read threads gather each checkpoint's live columns.
+    narrow = _narrowed(model, suite)
     # Two stacks: one is read into on the pool while the other is computed on.
-    stacks = [_empty_stack(model, size), _empty_stack(model, size)]
+    stacks = [_Stack(model, size, narrow), _Stack(model, size, narrow)]
     batches = [ckpts[i : i + size] for i in range(0, len(ckpts), size)]
-    reads = _read_batch(pool, batches[0], stacks[0])
+    reads = stacks[0].read(pool, batches[0])
     batchable = True
     for k, batch in enumerate(batches):
         fits = [r.result() for r in reads]
         if k + 1 < len(batches):
-            reads = _read_batch(pool, batches[k + 1], stacks[(k + 1) % 2])
-        stack = {name: t[: len(batch)] for name, t in stacks[k % 2].items()}
+            reads = stacks[(k + 1) % 2].read(pool, batches[k + 1])
+        stack = stacks[k % 2]
         for i, (ckpt, fit) in enumerate(zip(batch, fits, strict=True)):
             if not fit:  # other names, shapes or dtypes: load_state_dict decides
                 weights = read_mapped(ckpt.path)[0]
                 load_into(model, weights, ckpt)  # raises, naming it, if they do not fit
-                for name, t in stack.items():
-                    t[i].copy_(weights[name])  # cast as load_state_dict does
+                stack.put(i, weights)
         rows: list[Vector] | None = None
         if batchable:
             try:
-                rows = _split(stacked_vectors(model, stack, suite, spec, device=device))
+                rows = _split(stack.vectors(model, len(batch), suite, spec, device))
             except (RuntimeError, ValueError, TypeError, ModelOutputError, ConfigError):
                 # The forward cannot be mapped (data-dependent control flow, .item(),
                 # outputs that are not one tensor): one at a time gives the same
                 # vectors, or the error that names the checkpoint.
                 batchable = False
         if rows is None:
-            states = [{name: t[i] for name, t in stack.items()} for i in range(len(batch))]
+            states = [stack.state(i) for i in range(len(batch))]
             rows = _one_by_one(model, list(zip(batch, states, strict=True)), suite, spec, calls)
         yield from zip(batch, rows, strict=True)
+
+
+class _Stack:
+    """Room for the weights of up to ``size`` checkpoints of ``model``, each parameter
+    stacked along a first dimension; with ``narrow``, also the first layer's live
+    columns, gathered as each checkpoint is read."""
+
+    def __init__(self, model: nn.Module, size: int, narrow: _Narrowed | None) -> None:
+        self.full = {
+            name: torch.empty((size, *p.shape), dtype=p.dtype)
+            for name, p in model.named_parameters()
+        }
+        self.narrow = narrow
+        if narrow is not None:
+            weight = self.full[narrow.weight]
+            self.live = torch.empty((*weight.shape[:-1], len(narrow.alive)), dtype=weight.dtype)
+            self.alive = narrow.alive.numpy()
+
+    def read(self, pool, batch) -> list[Future]:
+        """Read each checkpoint of ``batch`` into its slot; each future says whether the
+        stored tensors fit (False: nothing was read)."""
+        return [pool.submit(self._read_slot, i, ckpt) for i, ckpt in enumerate(batch)]
+
+    def _read_slot(self, i: int, ckpt: CheckpointInfo) -> bool:
+        if not _read_slot(ckpt, self.state(i)):
+            return False
+        self._gather(i)
+        return True
+
+    def _gather(self, i: int) -> None:
+        if self.narrow is not None:
+            _take_columns(self.full[self.narrow.weight][i], self.alive, self.live[i])
+
+    def put(self, i: int, weights: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``weights`` into slot ``i`` (cast as ``load_state_dict`` does)."""
+        for name, t in self.full.items():
+            t[i].copy_(weights[name])
+        self._gather(i)
+
+    def state(self, i: int) -> dict[str, torch.Tensor]:
+        """Slot ``i``: one checkpoint's parameters (views)."""
+        return {name: t[i] for name, t in self.full.items()}
+
+    def vectors(self, model, count, suite, spec, device) -> Vectors:
+        """The vectors of the first ``count`` checkpoints."""
+        params = {name: t[:count] for name, t in self.full.items()}
+        if self.narrow is None:
+            return _forward_stack(model, params, suite, spec, device=device)
+        params[self.narrow.weight] = self.live[:count]
+        narrow = self.narrow
+        return _forward_stack(narrow.model, params, narrow.suite, spec, device=device)
 
 
 def _split(vectors: Vectors) -> list[Vector]:
@@ -302,21 +410,6 @@ def _split(vectors: Vectors) -> list[Vector]:
     return [
         Vectors(vectors.matrix[i : i + 1], vectors.spec, vectors.layout) if finite[i] else None
         for i in range(vectors.matrix.shape[0])
-    ]
-
-
-def _empty_stack(model: nn.Module, size: int) -> dict[str, torch.Tensor]:
-    return {
-        name: torch.empty((size, *p.shape), dtype=p.dtype) for name, p in model.named_parameters()
-    }
-
-
-def _read_batch(pool, batch, stack) -> list[Future]:
-    """Read each checkpoint of ``batch`` into its slot of ``stack``; each future says
-    whether the stored tensors fit (False: nothing was read)."""
-    return [
-        pool.submit(_read_slot, ckpt, {name: t[i] for name, t in stack.items()})
-        for i, ckpt in enumerate(batch)
     ]
 
 

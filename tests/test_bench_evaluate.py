@@ -49,9 +49,11 @@ def test_timed_phases_cover_the_pipeline_and_change_nothing(tmp_path):
     np.testing.assert_array_equal(profiled, reference)
     assert timer.calls["read + checksum into the stack [threads]"] == 5
     assert timer.calls["write + fsync [threads]"] == 5
-    assert timer.calls["forward: linear 8->8"] == 1  # 12 inputs, 4 dead
-    assert timer.calls["forward: linear 8->3"] == 1
-    assert timer.calls["forward: one-probe sizing pass"] == 2
-    for phase in (bench.TOTAL, "stack: drop dead inputs (copy)", "softmax + format"):
+    assert timer.calls["gather live input columns [threads]"] == 5
+    assert timer.calls["find dead inputs, narrow first layer (once)"] == 1
+    assert timer.calls["forward: 8->8 product + bias"] == 1  # 12 inputs, 4 dead
+    assert timer.calls["forward: 8->3 product + bias"] == 1
+    assert timer.calls["forward: activation (in place)"] == 2
+    for phase in (bench.TOTAL, "softmax + format"):
         assert timer.seconds[phase] > 0, phase
-    assert timer.seconds[bench.TOTAL] >= timer.seconds["forward: linear 8->8"]
+    assert timer.seconds[bench.TOTAL] >= timer.seconds["forward: 8->8 product + bias"]
