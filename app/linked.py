@@ -4,6 +4,13 @@ Runs chosen on either map (a lasso, a box or a click) are drawn on top of both m
 one colour per run, their metric curves are drawn below, and for exactly two runs their
 function-space distance at every epoch both recorded (:func:`distance_curve`, with
 :func:`fspace.distances.rowwise`). The page is :mod:`fspace.app.pages.compare`.
+
+A map above the raster threshold (:func:`fspace.app.raster.is_raster`) is drawn as the
+trajectories page draws it: a picture rendered on the server for the part of the map the
+browser shows. The browser then holds no checkpoints, so the server answers for them: a
+click selects the run of the checkpoint nearest to it (:func:`runs_of_click`, with
+:func:`fspace.app.raster_view.nearest_key`), a lasso or box the runs with checkpoints
+inside it (:func:`runs_in_region`).
 """
 
 from __future__ import annotations
@@ -13,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fspace.app.figures import clicked_key, note_figure, panel_title, trajectory_dict, typed
+from fspace.app.figures import (
+    clicked_key,
+    note_figure,
+    panel_title,
+    raster_dict,
+    trajectory_dict,
+    typed,
+)
+from fspace.app.raster import is_raster
 from fspace.errors import ConfigError
 from fspace.plot.style import COLORS
 
@@ -27,9 +42,7 @@ MAX_RUNS = 12
 """Most runs drawn on top of the maps and in the curves (a lasso may catch hundreds)."""
 DIMMED = 0.25  # opacity of the unselected checkpoints while runs are selected
 HEIGHT = 520  # of each map, in pixels
-MAX_POINTS = 20_000
-"""Most checkpoints a compare map draws: two maps in one page, as WebGL points a lasso can
-select. A larger map draws a seeded sample of whole runs (:func:`drawn_runs`)."""
+MAX_VERTICES = 2_000  # of a lasso the server tests checkpoints against
 # Colours of the selected runs, apart from the groups' (fspace.plot.style.COLORS): black
 # first, as the trajectories page draws its one highlighted run.
 RUN_COLORS = ("#000000", "#E41A1C", "#984EA3", "#4DAF4A", "#A65628", "#F781BF", "#377EB8")
@@ -63,10 +76,68 @@ def runs_of_selection(selected: dict[str, Any] | None) -> list[str]:
     return list(runs)
 
 
-def runs_of_click(plot: PlotFrame, click: dict[str, Any] | None) -> list[str]:
-    """The run of the checkpoint a click chose (empty if it chose none)."""
+def runs_of_click(plot: PlotFrame, click: dict[str, Any] | None, view: Any = None) -> list[str]:
+    """The run of the checkpoint a click chose (empty if it chose none); on a raster map,
+    of the checkpoint nearest to the click within a few pixels of the ``view`` the
+    browser reported."""
     key = clicked_key(plot, click)
+    if key is None and is_raster(plot):
+        from fspace.app.raster_view import nearest_key
+
+        point = ((click or {}).get("points") or [None])[0]
+        key = nearest_key(plot, point, view, np.ones(len(plot), dtype=bool))
     return [] if key is None else [key.partition("/")[0]]
+
+
+def runs_in_region(plot: PlotFrame, selected: dict[str, Any] | None) -> list[str]:
+    """The runs with checkpoints inside the lasso or box of a ``selectedData`` (on a
+    raster map, whose checkpoints the browser does not hold), those with the most inside
+    first, at most :data:`MAX_RUNS`; empty for anything that is not a region."""
+    polygon = region_polygon(selected)
+    if polygon is None:
+        return []
+    inside = points_in_polygon(plot.x, plot.y, *polygon)
+    counts = np.bincount(plot.run_code[inside], minlength=len(plot.runs))
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] > 0][:MAX_RUNS]
+    return [str(plot.runs[i]) for i in order]
+
+
+def region_polygon(selected: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The vertices ``(x, y)`` of the lasso (``lassoPoints``) or box (``range``) of a
+    ``selectedData``; None if it holds neither, or anything malformed."""
+    if not isinstance(selected, dict):
+        return None
+    lasso, box = selected.get("lassoPoints"), selected.get("range")
+    try:
+        if isinstance(lasso, dict):
+            x = np.asarray(lasso["x"], dtype=np.float64)
+            y = np.asarray(lasso["y"], dtype=np.float64)
+        elif isinstance(box, dict):
+            (x0, x1), (y0, y1) = (sorted(float(v) for v in box[k]) for k in ("x", "y"))
+            x, y = np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1])
+        else:
+            return None
+    except (KeyError, TypeError, ValueError):
+        return None
+    ok = x.ndim == 1 and x.shape == y.shape and 3 <= x.size <= MAX_VERTICES
+    return (x, y) if ok and np.isfinite(x).all() and np.isfinite(y).all() else None
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Which points ``(x[i], y[i])`` lie inside the polygon of vertices ``(px, py)``
+    (even-odd rule, as a lasso selects), as a boolean mask."""
+    out = np.zeros(len(x), dtype=bool)
+    near = np.flatnonzero((x >= px.min()) & (x <= px.max()) & (y >= py.min()) & (y <= py.max()))
+    xs, ys = x[near], y[near]
+    inside = np.zeros(len(near), dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(len(px)):
+            xi, yi, xj, yj = px[i], py[i], px[i - 1], py[i - 1]
+            spans = (yi > ys) != (yj > ys)
+            inside ^= spans & (xs < (xj - xi) * (ys - yi) / (yj - yi) + xi)
+    out[near] = inside
+    return out
 
 
 def toggle(selected: Sequence[str], runs: Sequence[str], *, add: bool) -> list[str]:
@@ -84,50 +155,49 @@ def toggle(selected: Sequence[str], runs: Sequence[str], *, add: bool) -> list[s
 
 
 def linked_map(
-    plot: PlotFrame, runs: Sequence[str], *, title: str | None = None, uirevision: str = "linked"
+    plot: PlotFrame,
+    runs: Sequence[str],
+    *,
+    title: str | None = None,
+    uirevision: str = "linked",
+    view: Any = None,
 ) -> dict[str, Any]:
     """The map ``plot`` with the paths of ``runs`` drawn on top, one colour each (the
     order of ``runs``); while some are selected the other checkpoints are dimmed. A map
-    of more than :data:`MAX_POINTS` checkpoints draws a sample of its runs, and says so."""
-    mask = drawn_runs(plot)
-    if not mask.all():
-        shown_runs = len(np.unique(plot.run_code[mask]))
-        note = f"{shown_runs:,} of {len(plot.runs):,} runs drawn"
-        title = f"{title} ({note})" if title else note
-    figure = trajectory_dict(plot, mask, title=title, uirevision=uirevision)
+    above the raster threshold is the picture of the part ``view`` the browser reported
+    (:func:`fspace.app.raster_view.viewport`; the whole map for None)."""
+    raster = is_raster(plot)
+    if raster:
+        from fspace.app.raster_view import viewport
+
+        shown = viewport(plot, view, uirevision)
+        figure = raster_dict(plot, np.ones(len(plot), bool), shown, uirevision=uirevision)
+    else:
+        figure = trajectory_dict(plot, np.ones(len(plot), bool), uirevision=uirevision)
     layout = figure["layout"]
     layout.update(dragmode="lasso", height=HEIGHT, margin={"l": 10, "r": 10, "t": 80, "b": 10})
     if title:
         layout["title"] = {"text": title, "font": {"size": 14}, "x": 0.02}
     layout["clickmode"] = "event"
-    shown = [r for r in runs if plot.rows_of_run(r).size]
-    if shown:
+    if any(plot.rows_of_run(r).size for r in runs):
         for trace in figure["data"]:
             if trace.get("meta", {}).get("role") not in (None, "legend"):
                 trace["opacity"] = trace.get("opacity", 1.0) * DIMMED
+        for image in layout.get("images", []):
+            image["opacity"] = DIMMED
+    kind = "scatter" if raster else "scattergl"  # a raster map draws nothing with WebGL
     for index, run in enumerate(runs):
         rows = plot.rows_of_run(run)
         if rows.size:
-            figure["data"].append(_run_trace(plot, rows, run, run_color(index)))
+            figure["data"].append(_run_trace(plot, rows, run, run_color(index), kind))
     return figure
 
 
-def drawn_runs(plot: PlotFrame, limit: int | None = None, seed: int = 0) -> np.ndarray:
-    """Rows of the runs a compare map draws: every run when ``plot`` has at most
-    ``limit`` (default :data:`MAX_POINTS`) checkpoints, else whole runs in a seeded random
-    order until the next one would pass ``limit`` (the same runs on every redraw)."""
-    limit = MAX_POINTS if limit is None else limit
-    if len(plot) <= limit:
-        return np.ones(len(plot), dtype=bool)
-    sizes = np.bincount(plot.run_code, minlength=len(plot.runs))
-    order = np.random.default_rng(seed).permutation(len(plot.runs))
-    keep = order[np.cumsum(sizes[order]) <= limit]
-    return np.isin(plot.run_code, keep)
-
-
-def _run_trace(plot: PlotFrame, rows: np.ndarray, run: str, color: str) -> dict[str, Any]:
+def _run_trace(
+    plot: PlotFrame, rows: np.ndarray, run: str, color: str, kind: str = "scattergl"
+) -> dict[str, Any]:
     return {
-        "type": "scattergl",
+        "type": kind,
         "mode": "lines+markers",
         "x": typed(plot.x[rows]),
         "y": typed(plot.y[rows]),

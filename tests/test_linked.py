@@ -307,19 +307,77 @@ def test_compare_url_round_trip():
     assert unknown_words({"exp": "e", "a.perplexity": "5", "zoom": "2", "c": "x"}) == ["c", "zoom"]
 
 
-def test_a_large_map_draws_a_sample_of_whole_runs(monkeypatch):
+def test_a_large_map_is_a_picture_with_the_selected_runs_on_top(monkeypatch):
     plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd"] * 10}, epochs=5))
-    assert linked.drawn_runs(plot).all()  # 100 checkpoints: all of them
-    mask = linked.drawn_runs(plot, limit=32)
-    per_run = pd.Series(mask).groupby(plot.run_code).agg(["all", "any"])
-    assert (per_run["all"] == per_run["any"]).all()  # whole runs only
-    assert 25 <= mask.sum() <= 32 and np.array_equal(mask, linked.drawn_runs(plot, limit=32))
-    drawn = set(plot.runs[np.unique(plot.run_code[mask])])
-    hidden = next(r for r in plot.runs if r not in drawn)
-    monkeypatch.setattr(linked, "MAX_POINTS", 32)
-    figure = linked.linked_map(plot, [hidden], title="t-SNE")
-    # the title says how much is drawn; a selected run is drawn on top even if not sampled
-    assert figure["layout"]["title"]["text"] == f"t-SNE ({len(drawn)} of 20 runs drawn)"
-    markers = [t for t in figure["data"] if t["meta"]["role"] == "checkpoints"]
-    assert {r for t in markers for r in t["text"]} == drawn
-    assert [t["meta"]["run"] for t in figure["data"] if t["meta"]["role"] == "linked"] == [hidden]
+    assert linked.linked_map(plot, [])["layout"].get("images") is None  # 100 points: drawn
+    monkeypatch.setattr("fspace.app.raster.VECTOR_LIMIT", 32)
+    figure = linked.linked_map(plot, [], title="t-SNE", uirevision="compare-a-1")
+    (image,) = figure["layout"]["images"]
+    assert image["source"].startswith("data:image/png;base64,") and "opacity" not in image
+    roles = [t["meta"]["role"] for t in figure["data"]]
+    assert "checkpoints" not in roles and roles[0] == "grid"  # clicks reach the server
+    assert figure["layout"]["title"]["text"] == "t-SNE"
+    figure = linked.linked_map(plot, ["r3", "r7"], uirevision="compare-a-1")
+    assert figure["layout"]["images"][0]["opacity"] == linked.DIMMED
+    drawn = [t for t in figure["data"] if t["meta"]["role"] == "linked"]
+    assert [t["meta"]["run"] for t in drawn] == ["r3", "r7"]
+    assert {t["type"] for t in drawn} == {"scatter"}  # nothing drawn with WebGL
+    # the view the browser reported for this figure is rendered, another map's is not
+    view = {"x": [0, 10], "y": [-1, 1], "w": 300, "h": 200, "rev": "compare-a-1"}
+    zoomed = linked.linked_map(plot, [], uirevision="compare-a-1", view=view)["layout"]
+    assert zoomed["xaxis"]["range"] == [0, 10]
+    other = linked.linked_map(plot, [], uirevision="compare-a-2", view=view)["layout"]
+    assert other["xaxis"]["range"] == list(plot.extent[:2])
+
+
+def test_a_click_on_a_raster_map_selects_the_nearest_run(monkeypatch):
+    plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd"] * 10}, epochs=5))
+    monkeypatch.setattr("fspace.app.raster.VECTOR_LIMIT", 32)
+    row = 37
+    x, y = float(plot.x[row]), float(plot.y[row])
+    view = {"x": list(plot.extent[:2]), "y": list(plot.extent[2:]), "w": 1000, "h": 500}
+    click = {"points": [{"curveNumber": 0, "x": x + 0.2, "y": y}]}  # a little off
+    run = str(plot.runs[plot.run_code[row]])
+    assert linked.runs_of_click(plot, click, view) == [run]
+    far = {"points": [{"curveNumber": 0, "x": x, "y": y + 50}]}
+    assert linked.runs_of_click(plot, far, view) == []
+
+
+def test_points_in_polygon_match_the_winding_number():
+    gen = np.random.default_rng(4)
+    x, y = gen.uniform(-2, 2, 5000), gen.uniform(-2, 2, 5000)
+    angles = np.sort(gen.uniform(0, 2 * np.pi, 40))
+    radius = gen.uniform(0.5, 1.8, 40)  # a star-shaped, non-convex lasso
+    px, py = radius * np.cos(angles), radius * np.sin(angles)
+    # reference: the angle the polygon's edges turn around each point sums to 2 pi inside
+    a = np.arctan2(py[None, :] - y[:, None], px[None, :] - x[:, None])
+    turn = np.diff(np.concatenate([a, a[:, :1]], axis=1), axis=1)
+    turn = (turn + np.pi) % (2 * np.pi) - np.pi
+    expected = np.abs(turn.sum(axis=1)) > np.pi
+    got = linked.points_in_polygon(x, y, px, py)
+    assert got.sum() > 500 and (got != expected).sum() <= 2  # points on an edge may differ
+
+
+@pytest.mark.parametrize(
+    ("selected", "expected"),
+    [
+        pytest.param(
+            {"lassoPoints": {"x": [5.5, 9.5, 9.5, 5.5], "y": [-1, -1, 1, 1]}}, 4, id="lasso"
+        ),
+        pytest.param({"range": {"x": [9.5, 5.5], "y": [1, -1]}}, 4, id="box"),
+        pytest.param({"points": []}, 0, id="no-region"),
+        pytest.param({"lassoPoints": {"x": [1, 2], "y": [1, 2]}}, 0, id="two-vertices"),
+        pytest.param({"lassoPoints": {"x": ["a", 2, 3], "y": [1, 2, 3]}}, 0, id="not-numbers"),
+        pytest.param({"range": {"x": [0, float("nan")], "y": [0, 1]}}, 0, id="nan"),
+        pytest.param("crafted", 0, id="not-a-dict"),
+    ],
+)
+def test_runs_in_a_region_of_a_raster_map(selected, expected):
+    plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd"] * 3}, epochs=3))
+    runs = linked.runs_in_region(plot, selected)
+    inside = (plot.x > 5.5) & (plot.x < 9.5)  # the checkpoints at x = 6..9
+    assert expected == (4 if runs else 0) and inside.sum() == 4
+    if runs:  # their runs, those with the most checkpoints inside first
+        assert set(runs) == {str(plot.runs[c]) for c in plot.run_code[inside]}
+        counts = [int((plot.run_code[inside] == list(plot.runs).index(r)).sum()) for r in runs]
+        assert counts == sorted(counts, reverse=True)

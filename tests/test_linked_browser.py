@@ -231,3 +231,106 @@ def test_the_generative_link_and_its_older_address(driver, base_url):  # noqa: F
     assert "no such page" not in page_text(driver)
     active = driver.find_element("css selector", ".fs-nav a.fs-active")
     assert active.text == label
+
+
+# -- both maps above the raster threshold ------------------------------------------------
+
+RASTER_QUERY = "exp=exp&a=pca&a.distance=euclidean&b=mds&b.distance=euclidean"
+IMAGE_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+return Boolean(gd && gd._fullLayout && gd.layout.images && gd.layout.images.length
+    && document.querySelector('#' + arguments[0] + ' image'));
+"""
+# Page coordinates of the map point (x, y) of a graph, once it is scrolled into view.
+PLACE_JS = """
+const el = document.getElementById(arguments[0]);
+el.scrollIntoView({block: 'center'});
+const gd = el.querySelector('.js-plotly-plot');
+const L = gd._fullLayout, box = gd.getBoundingClientRect();
+return [box.left + L._size.l + L.xaxis.l2p(arguments[1]),
+        box.top + L._size.t + L.yaxis.l2p(arguments[2])];
+"""
+GL_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+return gd._fullData.filter(t => t.type === 'scattergl').length;
+"""
+
+
+@pytest.fixture(scope="module")
+def big_maps(tmp_path_factory):
+    """A server whose two compare maps of "exp" (PCA and MDS) hold 20,000 checkpoints
+    each, the 30 recorded checkpoints among them on a line apart from the rest; yields
+    the URL and, per side, each recorded checkpoint's run and place."""
+    import threading
+
+    import numpy as np
+    from _bigmap import real_points, synthetic_embedding, with_real_runs
+    from waitress.server import create_server
+
+    from fspace.app.compare_view import side_spec
+    from fspace.app.server import create_app
+    from fspace.app.state import EXTENSION
+
+    root = tmp_path_factory.mktemp("linked-raster")
+    record_experiment(root / "exp", probe_suite())
+    app = create_app(root, poll_ms=500)
+    state = app.server.extensions[EXTENSION]
+    handle = state.registry.get("exp")
+    real = real_points(handle)
+    query = dict(w.split("=") for w in RASTER_QUERY.split("&"))
+    placed = {}
+    for side, seed in (("a", 0), ("b", 1)):
+        embedding = synthetic_embedding(1000, 19, seed=seed)
+        x0, y0 = embedding.coords.min(axis=0)
+        spacing = float(np.ptp(embedding.coords[:, 0])) / 50  # about 12 pixels
+        embedding = with_real_runs(embedding, real, (x0, y0 - 2.0 * (seed + 1)), spacing)
+        state.maps.adopt(handle, side_spec(query, side, []), embedding)
+        placed[side] = [
+            (key.split("/")[0], float(x), float(y))
+            for key, (x, y) in zip(real["checkpoint"], embedding.coords[: len(real)], strict=True)
+        ]
+    server = create_server(app.server, host="127.0.0.1", port=0, threads=8)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield f"http://127.0.0.1:{server.effective_port}", placed
+    server.close()
+    state.close()
+
+
+def click_place(browser, graph: str, x: float, y: float) -> None:
+    """Click the map point ``(x, y)`` of ``graph``, a pixel off."""
+    px, py = browser.execute_script(PLACE_JS, graph, x, y)
+    click(browser, px + 1, py - 1)
+
+
+@pytest.mark.slow
+def test_linked_selection_on_maps_above_the_raster_threshold(driver, big_maps):  # noqa: F811
+    url, placed = big_maps
+    driver.get(f"{url}/compare?{RASTER_QUERY}")
+    for graph in ("compare-a-graph", "compare-b-graph"):
+        wait_for(driver, lambda d, g=graph: d.execute_script(IMAGE_JS, g), what=f"{graph}")
+        assert driver.execute_script(GL_JS, graph) == 0  # no point drawn one by one
+    assert page_text(driver).count("20,000 checkpoints") == 2
+    # a click on map A selects the run of the checkpoint under it, on both maps
+    run, x, y = placed["a"][7]
+    click_place(driver, "compare-a-graph", x, y)
+    wait_for(driver, lambda d: linked_runs(d, "compare-a-graph") == [run], what="the run on A")
+    wait_for(driver, lambda d: linked_runs(d, "compare-b-graph") == [run], what="the run on B")
+    wait_for(driver, lambda d: curve_runs(d) == {run}, what="the run's curves")
+    # a click on map B adds another run to both, and their distance over epochs is shown
+    other, x, y = next(p for p in placed["b"] if p[0] != run)
+    click_place(driver, "compare-b-graph", x, y)
+    wait_for(
+        driver, lambda d: linked_runs(d, "compare-a-graph") == [run, other], what="a second run"
+    )
+    assert linked_runs(driver, "compare-b-graph") == [run, other]
+    wait_for(
+        driver,
+        lambda d: [t for t in traces(d, "compare-distance") if t[0] == "pair-distance"],
+        what="the distance between the two runs",
+    )
+    # a lasso around one recorded checkpoint on map B selects its run alone
+    third, x, y = next(p for p in placed["b"] if p[0] not in (run, other))
+    px, py = driver.execute_script(PLACE_JS, "compare-b-graph", x, y)
+    lasso(driver, px, py, r=5)
+    wait_for(driver, lambda d: linked_runs(d, "compare-a-graph") == [third], what="the lasso")
+    assert driver.execute_script(GL_JS, "compare-a-graph") == 0
