@@ -49,6 +49,7 @@ from fspace.app.specs import (
 )
 from fspace.app.state import current
 from fspace.app.wiring import Callbacks, guarded, triggered
+from fspace.embedding.quality import neighbour_k
 from fspace.errors import FspaceError
 
 callback = Callbacks()
@@ -199,8 +200,10 @@ def quality_table(entry: MapEntry | None) -> Any:
     if entry is None or entry.embedding is None:
         return []
     rows = linked.quality_rows(entry.embedding.quality)
-    if not rows:
-        return html.P("no faithfulness scores (too few checkpoints)", className="fs-small")
+    if not rows:  # a tiny map, or one computed elsewhere (a script, an older version)
+        few = neighbour_k(len(entry.embedding)) < 1
+        why = "too few checkpoints" if few else "none were measured when it was computed"
+        return html.P(f"no faithfulness scores ({why})", className="fs-small")
     return html.Table(
         [html.Tr([html.Td(name), html.Td(value)], title=hint) for name, value, hint in rows],
         className="fs-table fs-quality",
