@@ -7,11 +7,12 @@ element-wise activations (:class:`~fspace.models.mlp.MLP`, or an ``nn.Sequential
 ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh``, after an optional ``nn.Flatten``), this
 module computes the same outputs directly:
 
-- the first layer, whose input (the probe suite) every checkpoint shares, is **one**
-  matrix product of the probes with all checkpoints' weights side by side,
-  ``(probes, in) @ (in, checkpoints * out)``: the widest product the data allows;
-- every later layer is one ``baddbmm`` per layer, the bias written into its output
-  before the product accumulates onto it;
+- each layer is one ``baddbmm`` over all checkpoints: the bias is written into the
+  output and the product accumulates onto it, with no separate pass for the add;
+- the first layer reads the probe inputs, which every checkpoint shares, through a
+  view with a batch stride of 0 (nothing copied); one wide product of the probes with
+  all checkpoints' weights side by side measured 40 % slower per FLOP here, its output
+  no longer fitting the cache;
 - activations run in place.
 
 Example::
@@ -54,12 +55,11 @@ class StackedPlan:
         """Outputs ``(checkpoints, probes, out)`` of every stacked checkpoint on ``x``
         ``(probes, features)``; ``params`` holds each weight and bias stacked along a first
         dimension of one entry per checkpoint."""
-        x = x.reshape(len(x), -1)
-        (first, act), *rest = self.layers
-        h = _activate(_first_product(x, params, first), act)
-        h = h.transpose(0, 1)  # (checkpoints, probes, width), a view
-        for name, act in rest:
-            h = _activate(_next_product(h, params, name), act)
+        count = len(params[f"{self.layers[0][0]}.weight"])
+        # Every checkpoint reads the same probes: a view, with a batch stride of 0.
+        h = x.reshape(len(x), -1).expand(count, -1, -1)
+        for name, act in self.layers:
+            h = _activate(_product(h, params, name), act)
         return h
 
     def widest(self, model: nn.Module) -> int:
@@ -67,18 +67,7 @@ class StackedPlan:
         return max(model.get_submodule(name).out_features for name, _ in self.layers)
 
 
-def _first_product(x: torch.Tensor, params: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
-    """``(probes, checkpoints, out)``: the probes times every checkpoint's weights, side
-    by side in one product, plus the biases."""
-    weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
-    count, width, _ = weight.shape
-    h = (x @ weight.reshape(count * width, -1).T).view(len(x), count, width)
-    if bias is not None:
-        h += bias
-    return h
-
-
-def _next_product(h: torch.Tensor, params: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+def _product(h: torch.Tensor, params: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
     """``(checkpoints, probes, out)``: each checkpoint's ``h`` times its weights, the bias
     written first and the product accumulated onto it."""
     weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
