@@ -190,9 +190,9 @@ def timed_phases(timer: PhaseTimer):
 
     patches = [
         (batched_mod, "_read_slot", "read + checksum into the stack [threads]"),
-        (batched_mod, "_take_columns", "gather live input columns [threads]"),
+        (batched_mod, "take_columns", "gather live input columns [threads]"),
         (Experiment, "save_vector", "write + fsync [threads]"),
-        (batched_mod, "_narrowed", "find dead inputs, narrow first layer (once)"),
+        (batched_mod, "narrowed", "find dead inputs, narrow first layer (once)"),
         (batched_mod, "_forward_stack", TOTAL),
         (stacked_mod, "_product", _product_phase),
         (stacked_mod, "_activate", "forward: activation (in place)"),
@@ -291,10 +291,10 @@ def profile_round(path: Path, n: int) -> None:
 
 def keeping_every_input(path: Path) -> float:
     """Seconds of evaluate() with no input feature left out of the first layer."""
-    import fspace.batched as batched_mod
+    import fspace.live_inputs as live_inputs_mod
 
     clear_vectors(path)
-    with mock.patch.object(batched_mod, "DEAD_INPUT_SHARE", 1.0):
+    with mock.patch.object(live_inputs_mod, "DEAD_INPUT_SHARE", 1.0):
         took, _ = batched(path)
     return took
 

@@ -24,20 +24,26 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from fspace.errors import CheckpointError, ConfigError, ModelOutputError
+from fspace.live_inputs import (
+    INPUT_LAYER_ATTRIBUTE as INPUT_LAYER_ATTRIBUTE,  # where models read it from
+)
+from fspace.live_inputs import (
+    Narrowed,
+    narrowed,
+    skip_dead_inputs,
+    take_columns,
+)
 from fspace.outputs import OutputSpec, as_spec, extract_output
 from fspace.outputs.apply import (
     MAX_BATCH as MAX_PROBES,
@@ -60,14 +66,8 @@ BATCH_BYTES = 128 * 2**20
 MAX_BATCH = 16
 """Checkpoints per batch at most: on a CPU wider batches only add cache misses
 (``benchmarks/bench_evaluate.py --sweep``); a GPU would take more."""
-DEAD_INPUT_SHARE = 0.1
-"""Skip input features zero on every probe when they are at least this share."""
 INIT_ONLY_KWARGS = ("seed", "random_state")
 """Model factory arguments assumed to change only the initial weights, not the forward."""
-INPUT_LAYER_ATTRIBUTE = "fspace_input_layer"
-"""A model whose forward flattens its one input tensor and feeds it to a Linear layer
-first may name that layer in this attribute (e.g. ``"hidden_layers.0"``), so that
-input features zero on every probe are skipped."""
 
 Vector = Vectors | None  # None: the model's outputs were not all finite
 Builder = Callable[[RunInfo], nn.Module]
@@ -129,7 +129,7 @@ def stacked_vectors(
     if problem is not None:
         raise RuntimeError(f"cannot evaluate {type(model).__name__} in batches: {problem}")
     params = {name: stacked[name] for name, _ in model.named_parameters()}
-    model, params, suite = _skip_dead_inputs(model, params, probes)
+    model, params, suite = skip_dead_inputs(model, params, probes)
     return _forward_stack(model, params, suite, spec, batch_size=batch_size, device=device)
 
 
@@ -164,89 +164,6 @@ def _forward_stack(model, params, suite, spec, *, batch_size=None, device=None) 
         for _, _, x in suite.batches(size, device):
             acc.add(run(x), x)
     return acc.finish(finite=False)  # rows not all finite: the caller drops them
-
-
-def _first_linear(model: nn.Module, inputs: torch.Tensor) -> str | None:
-    """Name of the Linear layer the flattened inputs go into first, if that is certain:
-    the one a model names in :data:`INPUT_LAYER_ATTRIBUTE`, or the first layer of a
-    plain ``nn.Sequential`` (after an ``nn.Flatten``)."""
-    named = getattr(model, INPUT_LAYER_ATTRIBUTE, None)
-    if isinstance(named, str):
-        try:
-            layer = model.get_submodule(named)
-        except AttributeError:  # e.g. an MLP without hidden layers
-            return None
-        return named if isinstance(layer, nn.Linear) else None
-    if type(model) is nn.Sequential:
-        children = list(model.named_children())
-        first = 0
-        if children and isinstance(children[0][1], nn.Flatten):
-            if (children[0][1].start_dim, children[0][1].end_dim) != (1, -1):
-                return None
-            first = 1
-        elif inputs.ndim != 2:  # a Linear would act on the last dimension only
-            return None
-        if len(children) > first and isinstance(children[first][1], nn.Linear):
-            return children[first][0]
-    return None
-
-
-@dataclass(frozen=True)
-class _Narrowed:
-    """``model`` with its first layer narrowed to the input features that are not zero
-    on every probe (``alive``), and the probe suite of those features alone."""
-
-    model: nn.Module
-    suite: ProbeSuite
-    weight: str  # the narrowed layer's weight
-    alive: torch.Tensor
-
-
-def _narrowed(model: nn.Module, suite: ProbeSuite) -> _Narrowed | None:
-    """The narrowed model, or None when no input is dead or the first layer is unknown.
-    What the dropped features add is exactly zero. (A third of MNIST's pixels are blank
-    on every digit.)"""
-    inputs = suite.inputs
-    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
-        return None
-    name = _first_linear(model, inputs)
-    if name is None:
-        return None
-    flat = inputs.reshape(len(inputs), -1)
-    alive = flat.ne(0).any(0).nonzero().squeeze(1)
-    if len(alive) > (1 - DEAD_INPUT_SHARE) * flat.shape[1]:
-        return None
-    pruned = copy.deepcopy(model)
-    parent, _, child = name.rpartition(".")
-    old = pruned.get_submodule(name)
-    new = nn.Linear(len(alive), old.out_features, bias=old.bias is not None, device="meta")
-    setattr(pruned.get_submodule(parent) if parent else pruned, child, new)
-    live = ProbeSuite(flat.index_select(1, alive), name=suite.name)
-    return _Narrowed(pruned, live, f"{name}.weight", alive)
-
-
-def _skip_dead_inputs(model, params, suite: ProbeSuite):
-    """``(model, params, suite)`` with the dead input features left out (see
-    :func:`_narrowed`), the stacked first-layer weights gathered to the live columns."""
-    narrow = _narrowed(model, suite)
-    if narrow is None:
-        return model, params, suite
-    weight = params[narrow.weight]
-    # Advanced indexing gathers the columns about twice as fast as index_select on CPU.
-    return narrow.model, {**params, narrow.weight: weight[..., narrow.alive]}, narrow.suite
-
-
-def _take_columns(src: torch.Tensor, alive: np.ndarray, out: torch.Tensor) -> None:
-    """``out[...] = src[..., alive]`` by numpy, on the calling thread alone: the read
-    threads gather each checkpoint's live columns without starting torch thread teams."""
-    same = _SAME_SIZE.get(src.element_size())
-    if same is None or src.device.type != "cpu":
-        out.copy_(src[..., torch.from_numpy(alive)])
-        return
-    np.take(src.view(same).numpy(), alive, axis=-1, out=out.view(same).numpy(), mode="clip")
-
-
-_SAME_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def signature(run: RunInfo, factory: Any = None) -> str:
@@ -323,7 +240,7 @@ def _evaluate_group(model, ckpts, suite, spec, device, pool, calls):
         return
     size = _batch_length(model)
     # Found once for the group: the read threads gather each checkpoint's live columns.
-    narrow = _narrowed(model, suite)
+    narrow = narrowed(model, suite)
     # Two stacks: one is read into on the pool while the other is computed on.
     stacks = [_Stack(model, size, narrow), _Stack(model, size, narrow)]
     batches = [ckpts[i : i + size] for i in range(0, len(ckpts), size)]
@@ -359,7 +276,7 @@ class _Stack:
     stacked along a first dimension; with ``narrow``, also the first layer's live
     columns, gathered as each checkpoint is read."""
 
-    def __init__(self, model: nn.Module, size: int, narrow: _Narrowed | None) -> None:
+    def __init__(self, model: nn.Module, size: int, narrow: Narrowed | None) -> None:
         self.full = {
             name: torch.empty((size, *p.shape), dtype=p.dtype)
             for name, p in model.named_parameters()
@@ -383,7 +300,7 @@ class _Stack:
 
     def _gather(self, i: int) -> None:
         if self.narrow is not None:
-            _take_columns(self.full[self.narrow.weight][i], self.alive, self.live[i])
+            take_columns(self.full[self.narrow.weight][i], self.alive, self.live[i])
 
     def put(self, i: int, weights: Mapping[str, torch.Tensor]) -> None:
         """Copy ``weights`` into slot ``i`` (cast as ``load_state_dict`` does)."""

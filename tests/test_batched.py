@@ -214,7 +214,7 @@ def test_inputs_zero_on_every_probe_are_skipped_with_the_same_vectors(name):
     model = DEAD_INPUT_MODELS[name]()
     states = _states_for(model, 4)
     params = {k: torch.stack([s[k] for s in states]) for k in states[0]}
-    pruned, pruned_params, pruned_suite = batched._skip_dead_inputs(
+    pruned, pruned_params, pruned_suite = batched.skip_dead_inputs(
         model, params, ProbeSuite(inputs)
     )
     assert pruned_suite.inputs.shape == (30, 3)

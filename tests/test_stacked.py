@@ -89,8 +89,8 @@ def test_evaluate_reads_live_columns_once_and_never_gathers_per_batch(tmp_path, 
             expected.append(function_vector(model, probes))
     Experiment(tmp_path / "exp").add_probes(probes)
     narrowed = []
-    monkeypatch.setattr(batched, "_narrowed", _counting(batched._narrowed, narrowed))
-    monkeypatch.setattr(batched, "_skip_dead_inputs", _refuse)
+    monkeypatch.setattr(batched, "narrowed", _counting(batched.narrowed, narrowed))
+    monkeypatch.setattr(batched, "skip_dead_inputs", _refuse)
     fv = evaluate(tmp_path / "exp", progress=False, device="cpu")
     assert [n.alive.tolist() for n in narrowed] == [[1, 3]]
     reference = torch.stack(expected).half().float().numpy()  # stored as float16
@@ -108,3 +108,16 @@ def _counting(fn, calls):
 
 def _refuse(*args):
     raise AssertionError("evaluate() gathered the live columns of a whole batch")
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64], ids=str
+)
+def test_live_columns_are_taken_exactly_for_every_dtype(dtype):
+    from fspace.live_inputs import take_columns
+
+    src = torch.randn(2, 5, 9).to(dtype)
+    alive = np.array([0, 3, 4, 8])
+    out = torch.empty(2, 5, 4, dtype=dtype)
+    take_columns(src, alive, out)
+    assert torch.equal(out, src[..., torch.from_numpy(alive)])
