@@ -18,10 +18,12 @@ The vector cache is deleted before each measurement. Timings on a shared machine
 noisy: compare the ratios within one round, not absolute times across runs.
 ``--sweep`` also times the batched forward alone for several batch lengths.
 ``--profile`` then, in one more round next to its own matmul reference, splits
-``evaluate()``'s wall time by phase (reads and checksums, stacking, each layer's
-product, softmax and format, writes and fsyncs; functions wrapped with a clock, the
-library unchanged), gives the rate of the products alone, and lists the operators
-torch.profiler finds taking the CPU time.
+``evaluate()``'s wall time by phase (reads and checksums, gathering the first layer's
+live input columns, each layer's product with its bias, activations, softmax and
+format, writes and fsyncs; functions wrapped with a clock, the library unchanged),
+gives the rate of the products alone, times ``evaluate()`` keeping every input feature
+and mapping the model's own forward with ``vmap`` (the path before the stacked plan),
+and lists the operators torch.profiler finds taking the CPU time.
 """
 
 from __future__ import annotations

@@ -2,15 +2,17 @@
 
 Evaluating checkpoints one at a time reads, checks and loads each checkpoint before its
 forward can start, and writes its vector (with an fsync) before the next one. Here the
-weights of up to :data:`MAX_BATCH` checkpoints are stacked and the model's forward is
-mapped over them with ``torch.func.vmap``, so each layer is one batched matrix product.
-The next batch of checkpoints is read straight into its stack (one copy from the page
-cache) and its checksums verified on background threads while the current batch
-computes, and the vectors are written on background threads too. Input features that
-are zero on every probe input (a third of MNIST's pixels) are left out of the first
-layer's products when the model is an :class:`~fspace.models.mlp.MLP` or a plain
-``nn.Sequential``. Everything runs on the GPU when there is one, where batching also
-turns many small products into a few large ones.
+weights of up to :data:`MAX_BATCH` checkpoints are stacked, so each layer is one batched
+matrix product: a plain MLP runs as a chain of ``baddbmm`` calls with in-place
+activations (:mod:`fspace.stacked`), any other model by mapping its own forward with
+``torch.func.vmap``. The next batch of checkpoints is read straight into its stack (one
+copy from the page cache) and its checksums verified on background threads while the
+current batch computes, and the vectors are written on background threads too. Input
+features that are zero on every probe input (a third of MNIST's pixels) are left out of
+the first layer's products when the model is an :class:`~fspace.models.mlp.MLP` or a
+plain ``nn.Sequential`` (:mod:`fspace.live_inputs`): found once per architecture, the
+live columns copied by the read threads. Everything runs on the GPU when there is one,
+where batching also turns many small products into a few large ones.
 
 Models whose state is not only parameters (batch-norm statistics and other buffers),
 and forwards ``vmap`` cannot map, are evaluated one at a time (:func:`batch_problem`
