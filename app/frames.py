@@ -56,10 +56,15 @@ class PlotFrame:
             # The pre-training scheme: "method" in runs of older versions, "pretraining"
             # today; one filter column for both (its URL word is "pretraining").
             frame = frame.rename(columns={"pretraining": "method"})
-        groups = tuple(group_order(frame["group"].astype(str).tolist()))
+        # Labels are factorised first: a million become text once per distinct value.
+        raw, distinct = pd.factorize(_text_safe(frame["group"]), use_na_sentinel=False)
+        names = [str(g) for g in distinct]
+        groups = tuple(group_order(names))
         rank = {g: i for i, g in enumerate(groups)}
-        frame = frame.assign(row=np.arange(len(frame)), _g=frame["group"].astype(str).map(rank))
+        group_of = np.array([rank[n] for n in names], dtype=np.int16)[raw]
+        frame = frame.assign(row=np.arange(len(frame)), _g=group_of)
         frame = frame.sort_values(["_g", "run", "epoch", "step"], kind="stable")
+        group_code = frame["_g"].to_numpy(np.int16)
         frame = frame.drop(columns="_g").reset_index(drop=True)
         run_code, runs = pd.factorize(frame["run"].astype(str))
         codes, values = {}, {}
@@ -69,7 +74,7 @@ class PlotFrame:
         return cls(
             frame=frame,
             groups=groups,
-            group_code=frame["group"].astype(str).map(rank).to_numpy(np.int16),
+            group_code=group_code,
             runs=np.asarray(runs, dtype=object),
             run_code=run_code.astype(np.int32),
             x=frame["x"].to_numpy(np.float32),
@@ -200,10 +205,27 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     if column.dtype.kind == "f" and np.allclose(column.dropna() % 1, 0):
         # A column of whole numbers turns float when some runs lack it: show 2, not 2.0.
         column = column.astype("Int64")
-    text = column.astype(str).where(column.notna(), MISSING)
-    uniques = sorted(set(text), key=_natural)
+    # Factorised first (a million values become text once per distinct value); values
+    # of one text (1 and "1") share a code, and a missing value is MISSING.
+    raw, distinct = pd.factorize(_text_safe(column), use_na_sentinel=True)
+    names = [str(v) for v in distinct] + [MISSING]  # raw code -1: the last
+    present = names if (raw < 0).any() else names[:-1]
+    uniques = sorted(set(present), key=_natural)
     index = {v: i for i, v in enumerate(uniques)}
-    return text.map(index).to_numpy(np.int32), tuple(uniques)
+    remap = np.array([index.get(n, -1) for n in names], dtype=np.int32)
+    return remap[raw], tuple(uniques)
+
+
+def _text_safe(column: pd.Series) -> pd.Series:
+    """``column``, or its values as text if values equal to Python differ as text (``1``
+    and ``True`` in one column of objects), so that factorising it tells apart what
+    ``str`` does; missing values stay missing."""
+    if column.dtype != object or pd.api.types.infer_dtype(column, skipna=True) in (
+        "string",
+        "empty",
+    ):
+        return column
+    return column.astype(str).where(column.notna(), None)
 
 
 def _natural(value: str) -> tuple:
