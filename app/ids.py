@@ -39,7 +39,11 @@ PAGE_MESSAGES = "page-messages"
 PENDING = "pending-view"
 GRAPH_READY = "graph-ready"
 RASTER_VIEW = "raster-view"  # the part of a large map shown, as the browser reports it
-HOVER_TIP = "map-hover-tip"
+# A large map's answer to a hover or click (see fspace.app.raster_hover): the tooltip,
+# the layer the hovered run's path is drawn on, and what the page shows (map, filters).
+RASTER_ANSWER = "map-answer"
+RASTER_OVERLAY = "map-answer-layer"
+RASTER_QUERY = "map-answer-query"
 
 
 def param_id(method: str, name: str) -> dict[str, str]:

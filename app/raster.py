@@ -44,6 +44,7 @@ MIN_PX, MAX_PX = 16, 4096  # the pixel sizes a browser may ask for
 ALPHA_MIN = 0.55  # opacity of a pixel holding one checkpoint; 1 at the densest pixel
 LUT_SIZE = 256
 KEPT_PICTURES = 4
+KEPT_MASKS = 4
 
 
 def is_raster(plot: PlotFrame) -> bool:
@@ -115,6 +116,7 @@ class Layers:
         self.luts = _luts(plot.groups)
         self.epochs = plot.epoch_range
         self.pictures: OrderedDict[tuple, str] = OrderedDict()  # the last few renders
+        self.masks: OrderedDict[str, np.ndarray] = OrderedDict()  # the last few shown sets
 
 
 _LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -130,6 +132,24 @@ def layers(plot: PlotFrame) -> Layers:
         with _LOCK:
             found = _LAYERS.setdefault(plot, found)
     return found
+
+
+def shown_mask(plot: PlotFrame, filters: Mapping[str, Any] | None, epochs: Any) -> np.ndarray:
+    """``plot.mask(filters, epochs)``, the last :data:`KEPT_MASKS` kept: every hover of
+    a page asks for the same checkpoints, and a million-row mask takes milliseconds."""
+    import json
+
+    found = layers(plot)
+    key = json.dumps([filters, epochs], sort_keys=True, default=str)
+    with _LOCK:
+        mask = found.masks.get(key)
+    if mask is None:
+        mask = plot.mask(filters, epochs)
+        with _LOCK:
+            found.masks[key] = mask
+            while len(found.masks) > KEPT_MASKS:
+                found.masks.popitem(last=False)
+    return mask
 
 
 def prepare(plot: PlotFrame) -> None:

@@ -4,26 +4,26 @@ Above :data:`fspace.app.raster.VECTOR_LIMIT` checkpoints the page draws
 :func:`fspace.app.figures.raster_dict`. The browser reports the part of the map it shows
 and the plot area's size in pixels (:data:`REPORT_VIEW_JS`, into the ``RASTER_VIEW``
 store) whenever the graph is first drawn, zoomed, panned or resized; the figure is
-rendered again for that view. Hover and click report a position on an invisible grid,
-and the server finds the checkpoint under it (:func:`nearest_key`); hovering one draws
-its run's path on top and shows a tooltip.
+rendered again for that view. Hover and click do not go through Dash: the page's script
+(``assets/raster_answer.js``) asks :mod:`fspace.app.raster_hover` for the checkpoint
+under the pointer and draws the answer itself (a tooltip and the hovered run's path, on
+a layer above the figure), so nothing is re-rendered; a click sets the selected
+checkpoint, which opens its details and draws its run as any selection does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import ALL, Input, Output, Patch, State, dcc, html
-from dash.exceptions import PreventUpdate
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, dcc, html
 
 from fspace.app import ids
 from fspace.app.figures import GRID_PX, raster_dict, raster_marks
 from fspace.app.frames import PlotFrame
-from fspace.app.raster import Viewport, is_raster, layers
+from fspace.app.raster import Viewport, layers
+from fspace.app.raster_hover import ENDPOINT
 from fspace.app.spatial import TOLERANCE_PX
-from fspace.plot.trajectories import Paths, path_traces
 
 # The view the browser shows, reported when the graph is ready and, for a raster
 # figure, after every zoom, pan or resize: the plot area's size and margins in pixels,
@@ -54,10 +54,26 @@ _last_area: dict[str, float] = {"w": 1000, "h": 580, "l": 20, "t": 50}
 
 def components(reported: dict[str, Any] | None = None) -> list[Any]:
     """The page's parts of the raster view: the reported view (``reported``, that of a
-    first picture sent with the page) and the hover tooltip."""
+    first picture sent with the page), and the hover answer's tooltip and layer, which
+    the page's script fills (it reads the ids and the endpoint from the tooltip's
+    ``data-`` attributes)."""
+    import dash
+
     return [
         dcc.Store(id=ids.RASTER_VIEW, data=reported),
-        dcc.Tooltip(id=ids.HOVER_TIP, direction="right", className="fs-hover-tip"),
+        dcc.Store(id=ids.RASTER_QUERY),
+        html.Div(id=ids.RASTER_OVERLAY, className="fs-answer-layer"),
+        html.Div(
+            id=ids.RASTER_ANSWER,
+            className="fs-hover-tip fs-answer",
+            hidden=True,
+            **{
+                "data-graph": ids.GRAPH,
+                "data-layer": ids.RASTER_OVERLAY,
+                "data-selected": ids.SELECTED,
+                "data-endpoint": dash.get_relative_path(ENDPOINT),
+            },
+        ),
     ]
 
 
@@ -91,20 +107,19 @@ def figure(
     highlight: str | None = None,
     selected: int | None = None,
 ) -> dict[str, Any]:
-    """The raster figure of ``plot`` for the view the browser reported, with an empty
-    slot (:func:`hover_slot`) for the hovered run's path."""
+    """The raster figure of ``plot`` for the view the browser reported. Plotly's own
+    hover is off: the page's script answers hovers and clicks (see the module)."""
     view = viewport(plot, reported, revision)
     if isinstance(reported, dict) and view.width == reported.get("w"):
         _last_area.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
     out = raster_dict(plot, mask, view, highlight=highlight, selected=selected, uirevision=revision)
-    out["data"].insert(hover_slot(plot), _hovered(plot, np.zeros(0, np.int64), ""))
+    out["layout"]["hovermode"] = False
     return out
 
 
-def hover_slot(plot: PlotFrame) -> int:
-    """Index of the hovered run's trace in :func:`figure`'s data (after the grid and one
-    span trace per group); the highlighted run's path and the selected checkpoint's ring
-    follow it."""
+def marks_slot(plot: PlotFrame) -> int:
+    """Index of the highlighted run's path in :func:`figure`'s data (after the grid and
+    one span trace per group); the selected checkpoint's ring follows it."""
     return 1 + len(plot.groups)
 
 
@@ -115,9 +130,9 @@ def selection_patch(
     path and the selected ring change, the picture stays."""
     patch = Patch()
     path, ring = raster_marks(plot, mask, highlight, selected)
-    slot = hover_slot(plot)
-    patch["data"][slot + 1] = path
-    patch["data"][slot + 2] = ring
+    slot = marks_slot(plot)
+    patch["data"][slot] = path
+    patch["data"][slot + 1] = ring
     return patch
 
 
@@ -142,31 +157,10 @@ def nearest_row(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) ->
     )
 
 
-def tip_answer(plot: PlotFrame, row: int | None, reported: Any) -> tuple[Any, ...]:
-    """The tooltip's ``show``, ``bbox`` and ``children`` for the hovered ``row``."""
-    if row is None:
-        return False, None, None
-    run = str(plot.runs[plot.run_code[row]])
-    return True, _bbox(plot, row, reported), _tip(plot, row, run)
-
-
-def path_patch(plot: PlotFrame, row: int | None) -> Patch:
-    """A patch of the figure that draws the run of the hovered ``row`` on top (or
-    nothing, for None)."""
-    patch = Patch()
-    if row is None:
-        patch["data"][hover_slot(plot)] = _hovered(plot, np.zeros(0, np.int64), "")
-        return patch
-    run = str(plot.runs[plot.run_code[row]])
-    patch["data"][hover_slot(plot)] = _hovered(plot, plot.rows_of_run(run), run)
-    return patch
-
-
-def register(callback: Any, entry_of: Callable, shown: Callable) -> None:
-    """Declare the raster view's callbacks with the page's collector ``callback``:
-    the view reporter, the hover tooltip and the hovered run's path (two callbacks, so
-    the tooltip never waits for the figure). ``entry_of(token)`` is the page's map entry,
-    ``shown(plot, filter_values, filter_ids, epochs)`` the mask of the checkpoints shown."""
+def register(callback: Any) -> None:
+    """Declare the raster view's callbacks with the page's collector ``callback``: the
+    view reporter, and the one that hands the page's script what the page shows (map
+    token, filters, epoch window) for its hover and click requests."""
     callback.clientside(
         REPORT_VIEW_JS,
         Output(ids.RASTER_VIEW, "data"),
@@ -174,38 +168,14 @@ def register(callback: Any, entry_of: Callable, shown: Callable) -> None:
         Input(ids.GRAPH_READY, "data"),
         State(ids.RASTER_VIEW, "data"),
     )
-
-    def hovered_row(hovered, token, filters, keys, epochs, view) -> tuple[PlotFrame, int | None]:
-        entry = entry_of(token)
-        point = ((hovered or {}).get("points") or [None])[0]
-        if entry is None or not is_raster(entry.plot) or not _on_grid(point):
-            raise PreventUpdate  # a vector trace shows its own hover
-        mask = shown(entry.plot, filters, keys, epochs)
-        return entry.plot, nearest_row(entry.plot, point, view, mask)
-
-    @callback(
-        Output(ids.HOVER_TIP, "show"),
-        Output(ids.HOVER_TIP, "bbox"),
-        Output(ids.HOVER_TIP, "children"),
-        Input(ids.GRAPH, "hoverData"),
-        *SHOWN,
-        prevent_initial_call=True,
+    callback.clientside(
+        ClientsideFunction(namespace="fspace_raster", function_name="shown"),
+        Output(ids.RASTER_QUERY, "data"),
+        Input(ids.MAP_TOKEN, "data"),
+        Input({"type": "filter", "column": ALL}, "value"),
+        Input({"type": "filter", "column": ALL}, "id"),
+        Input(ids.EPOCHS, "value"),
     )
-    def hover_tip(hovered, token, filters=(), keys=(), epochs=None, view=None):
-        """On a raster, the tooltip of the checkpoint under the pointer."""
-        plot, row = hovered_row(hovered, token, filters, keys, epochs, view)
-        return tip_answer(plot, row, view)
-
-    @callback(
-        Output(ids.GRAPH, "figure", allow_duplicate=True),
-        Input(ids.GRAPH, "hoverData"),
-        *SHOWN,
-        prevent_initial_call=True,
-    )
-    def hover_path(hovered, token, filters=(), keys=(), epochs=None, view=None):
-        """On a raster, the run of the checkpoint under the pointer, drawn on top."""
-        plot, row = hovered_row(hovered, token, filters, keys, epochs, view)
-        return path_patch(plot, row)
 
 
 # What hovers and clicks on a raster need: the map, the checkpoints shown, the view.
@@ -220,33 +190,3 @@ SHOWN = (
 
 def _on_grid(point: Any) -> bool:
     return isinstance(point, dict) and point.get("curveNumber") == 0
-
-
-def _hovered(plot: PlotFrame, rows: np.ndarray, run: str) -> dict[str, Any]:
-    paths = Paths(plot.x, plot.y, plot.epoch, plot.group_code, plot.run_code, plot.groups)
-    trace = path_traces(paths, rows[:0], kind="scatter", highlight=rows, highlight_run=run)[-1]
-    trace["x"], trace["y"] = plot.x[rows].tolist(), plot.y[rows].tolist()
-    trace["marker"] = {**trace["marker"], "color": plot.epoch[rows].tolist(), "size": 7}
-    trace["line"] = {"color": "#333333", "width": 2}
-    return {**trace, "uid": "hovered", "showlegend": False, "meta": {"role": "hovered"}}
-
-
-def _bbox(plot: PlotFrame, row: int, reported: Any) -> dict[str, float]:
-    """Where the checkpoint lies on the graph, in pixels from its top left corner."""
-    view = Viewport.parse(reported, Viewport.of_extent(plot))
-    left = float(reported.get("l", 0)) if isinstance(reported, dict) else 0.0
-    top = float(reported.get("t", 0)) if isinstance(reported, dict) else 0.0
-    x = left + (float(plot.x[row]) - view.x0) / (view.x1 - view.x0) * view.width
-    y = top + (view.y1 - float(plot.y[row])) / (view.y1 - view.y0) * view.height
-    return {"x0": x - 4, "x1": x + 4, "y0": y - 4, "y1": y + 4}
-
-
-def _tip(plot: PlotFrame, row: int, run: str) -> html.Div:
-    lines = [
-        f"run: {run}",
-        f"group: {plot.groups[plot.group_code[row]]}",
-        f"epoch: {int(plot.epoch[row])}",
-    ]
-    if plot.error is not None and np.isfinite(plot.error[row]):
-        lines.append(f"test error: {float(plot.error[row]):.4g}")
-    return html.Div([html.Div(line) for line in lines])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dash import Input, Output, State
 
-from fspace.app import ids
+from fspace.app import ids, raster_hover
 from fspace.app.components import page_href
 from fspace.app.security import HostPolicy, host_policy, is_loopback, protect
 from fspace.app.state import EXTENSION, ServerState
@@ -99,6 +99,7 @@ def create_app(
         if hasattr(module, "callback"):
             module.callback.attach(app)
     shell.attach(app)
+    raster_hover.add_route(app)  # a large map's hover and click answers, outside Dash
     protect(app, hosts or host_policy())
     return app
 

@@ -4,8 +4,9 @@ Each size is a synthetic map (tests/_bigmap.py: runs drifting along their group'
 given to the server as a computed map (:meth:`fspace.app.maps.MapStore.adopt`) of a
 small recorded experiment, whose checkpoints lie among the synthetic ones, so clicks open
 real details. Headless Chromium measures the time to a fully drawn page, a zoom and a pan
-re-rendered, the answer to a hover and to a click; Flask's test client times the
-server's callbacks.
+re-rendered, and the answers to hovers and clicks: in the page, from the event to the
+answer drawn (_answers.py), and through webdriver's pointer actions, round trips
+included; Flask's test client times the server's callbacks and the hover endpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _answers import answer_times, quantiles
 from _bigmap import PLACE_JS, real_points, synthetic_embedding, with_real_runs
 
 TARGETS = {"drawn_20k": 1000.0, "drawn_1m": 2000.0, "zoom": 500.0, "answer": 100.0}
@@ -46,9 +48,12 @@ const i = gd.layout.images[0];
 if ([i.source, i.x, i.y, i.sizex, i.sizey].join(' ') === window.fsBefore || !image) return null;
 return performance.now() - window.fsStart;
 """
+# The answer tooltip shows checkpoint arguments[0] as a hover ("hover") or a click
+# ("selected") answer.
 TIP_JS = """
-const tips = [...document.querySelectorAll('.fs-hover-tip')].filter(e => e.innerText);
-return tips.length && tips[0].innerText.includes(arguments[0]) ? 1 : null;
+const t = document.getElementById('map-answer');
+return t && !t.hidden && t.dataset.checkpoint === arguments[0]
+    && t.dataset.state === arguments[1] ? 1 : null;
 """
 DETAILS_JS = """
 const d = document.querySelector('#checkpoint-details [data-checkpoint]');
@@ -122,11 +127,13 @@ def _until(driver, script, *args, timeout=60.0):
 
 def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[float]]:
     """Milliseconds: page fully drawn (each load; the first with the server's and the
-    browser's caches cold), zoom and pan re-rendered, hover and click answered (pointer
-    action to tooltip / details shown)."""
+    browser's caches cold), zoom and pan re-rendered, hover and click answered in the
+    page (:func:`_answers.answer_times`, 20 points) and through webdriver's pointer
+    actions (``wd_*``: action sent to the answer seen by polling, round trips included)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    out: dict[str, list[float]] = {"drawn": [], "zoom": [], "pan": [], "hover": [], "click": []}
+    out: dict[str, list[float]] = {"drawn": [], "zoom": [], "pan": []}
+    out.update({"wd_hover": [], "wd_click": [], "wd_details": []})
     for _ in range(loads):
         driver.get(url)
         out["drawn"].append(_until(driver, IMAGE_JS)[1])
@@ -138,21 +145,28 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
     driver.get(url)
     _until(driver, IMAGE_JS)
     time.sleep(1.0)
-    for index, (key, x, y) in enumerate(placed[1:4]):
-        px, py = driver.execute_script(PLACE_JS, x, y)
-        run = key.split("/")[0]
+    points = [(*driver.execute_script(PLACE_JS, x, y), key) for key, x, y in placed[1::4][:20]]
+    out.update(answer_times(driver, points))
+    for px, py, key in points[:3]:
+        # duration 0: selenium's pointer moves otherwise glide for 250 ms
+        away = ActionChains(driver, duration=0)
+        away.w3c_actions.pointer_action.move_to_location(1, 1)
+        away.perform()
         start = time.perf_counter()
-        actions = ActionChains(driver)
-        actions.w3c_actions.pointer_action.move_to_location(int(px), int(py) + index % 2)
+        actions = ActionChains(driver, duration=0)
+        actions.w3c_actions.pointer_action.move_to_location(round(px), round(py))
         actions.perform()
-        _until(driver, TIP_JS, run)
-        out["hover"].append((time.perf_counter() - start) * 1000)
+        _until(driver, TIP_JS, key, "hover", timeout=10)
+        out["wd_hover"].append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
-        actions = ActionChains(driver)
+        actions = ActionChains(driver, duration=0)
         actions.w3c_actions.pointer_action.click()
         actions.perform()
-        _until(driver, DETAILS_JS, key)
-        out["click"].append((time.perf_counter() - start) * 1000)
+        _until(driver, TIP_JS, key, "selected", timeout=10)
+        out["wd_click"].append((time.perf_counter() - start) * 1000)
+        _until(driver, DETAILS_JS, key, timeout=20)
+        out["wd_details"].append((time.perf_counter() - start) * 1000)
+        time.sleep(0.5)
     return out
 
 
@@ -174,8 +188,9 @@ def vector_drawn(driver, url: str, expected: int, loads: int = 2) -> list[float]
 
 
 def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
-    """(name, median ms, max ms) of the raster view's callbacks through Flask's test
-    client: a draw for a new view, a draw with the picture kept, a click and a hover."""
+    """(name, median ms, max ms) of the raster view's requests through Flask's test
+    client: a draw for a new view, a draw with the picture kept, the nearest checkpoint
+    (the hover and click endpoint) and the details a click opens."""
     from dashboard import _key, post
 
     from fspace.app.state import EXTENSION
@@ -187,7 +202,6 @@ def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
     columns = list(plot.columns)
     x0, x1, y0, y1 = plot.extent
     _, x, y = placed[2]
-    grid_point = {"curveNumber": 0, "pointNumber": [0, 0], "x": x, "y": y}
     lo, hi = plot.epoch_range
     values = {
         ("map-token", "data"): entry.token,
@@ -197,8 +211,6 @@ def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
         ("epoch-window", "value"): [lo, hi],
         ("selected-checkpoint", "data"): None,
         ("graph-ready", "data"): True,
-        ("trajectory-graph", "clickData"): {"points": [grid_point]},
-        ("trajectory-graph", "hoverData"): {"points": [grid_point]},
     }
     view = {"w": 1000, "h": 580, "l": 20, "t": 50, "rev": f"map-{entry.uid}"}
     client = app.server.test_client()
@@ -213,14 +225,57 @@ def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
             times.append(post(client, app, draw, values, "raster-view.data")[0] * 1000)
         rows.append((name, statistics.median(times), max(times)))
     values[("raster-view", "data")] = {**view, "x": [x0, x1], "y": [y0, y1]}
-    for name, fragment, trigger in (
-        ("click -> nearest checkpoint", "selected-checkpoint.data", "trajectory-graph.clickData"),
-        ("hover -> nearest checkpoint", "map-hover-tip.show", "trajectory-graph.hoverData"),
-    ):
-        callback = _key(app, fragment)
-        times = [post(client, app, callback, values, trigger)[0] * 1000 for _ in range(repeat)]
-        rows.append((name, statistics.median(times), max(times)))
+    rows.append(("hover/click -> nearest (JSON)", *_endpoint_times(client, entry, x, y, repeat)))
+    values[("trajectories-experiment", "data")] = "bench"
+    values[("selected-checkpoint", "data")] = placed[2][0]
+    details = _key(app, "checkpoint-details.children")
+    times = [
+        post(client, app, details, values, "selected-checkpoint.data")[0] * 1000
+        for _ in range(repeat)
+    ]
+    rows.append(("click -> checkpoint details", statistics.median(times), max(times)))
     return rows
+
+
+def _endpoint_times(client, entry, x: float, y: float, repeat: int) -> tuple[float, float]:
+    """Median and max ms of the nearest-checkpoint endpoint at ``(x, y)`` (the whole map
+    on 1,000 x 580 pixels, every checkpoint shown), checked to answer."""
+    from fspace.app.raster_hover import ENDPOINT
+
+    x0, x1, y0, y1 = entry.plot.extent
+    body = {"token": entry.token, "x": x, "y": y, "dx": (x1 - x0) / 1000, "dy": (y1 - y0) / 580}
+    body["filters"], body["epochs"] = {}, list(entry.plot.epoch_range)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = client.post(ENDPOINT, json=body)
+        times.append((time.perf_counter() - start) * 1000)
+        if response.status_code != 200 or not response.get_json().get("found"):
+            raise RuntimeError(f"{ENDPOINT}: HTTP {response.status_code}: {response.data[:200]!r}")
+    return statistics.median(times), max(times)
+
+
+def _print_answers(got: dict[str, list[float]]) -> None:
+    """Print the hover and click answer times (in the page and through webdriver)."""
+    count = len(got["hover"])
+    retried = sum(got["retried"])
+    print(f"  answers in the page, {count} points ({retried} retried), median / p90 / max:")
+    for name, label in (("hover", "hover"), ("click", "click (from release)")):
+        dom, painted = quantiles(got[f"{name}_dom"]), quantiles(got[name])
+        print(
+            f"    {label:<21} in the DOM {dom[0]:4.0f} / {dom[1]:4.0f} ms, painted "
+            f"{painted[0]:4.0f} / {painted[1]:4.0f} / {max(got[name]):4.0f} ms; "
+            f"p90 {_verdict(painted[1], TARGETS['answer'])}"
+        )
+    details = got["details"]
+    if details:
+        median, p90 = quantiles(details)
+        shown = f"{len(details)} of {count}"
+        print(f"    click -> details shown {median:5.0f} / {p90:5.0f} ms ({shown})")
+    print("  through webdriver pointer actions (round trips included):")
+    for name, label in (("wd_hover", "hover"), ("wd_click", "click -> answer")):
+        print(f"    {label:<21} {_summary(got[name])}")
+    print(f"    {'click -> details':<21} {_summary(got['wd_details'])}")
 
 
 def _verdict(value: float, target: float) -> str:
@@ -276,6 +331,7 @@ def _measure(root: Path, size: int, repeat: int, driver) -> None:
         server = serve_in_thread(app)
         url = f"http://127.0.0.1:{server.effective_port}/trajectories?exp=bench&method=pca"
         got = browser_times(driver, url, placed)
+        driver.get("about:blank")  # no page polls the server while it closes
         server.close()
         target = TARGETS["drawn_1m"] if size >= 1_000_000 else TARGETS["drawn_20k"]
         cold, warm = got["drawn"][0], got["drawn"][1:]
@@ -287,11 +343,7 @@ def _measure(root: Path, size: int, repeat: int, driver) -> None:
                 f"  {name} re-render: {_summary(got[name])}; "
                 f"worst {_verdict(max(got[name]), TARGETS['zoom'])}"
             )
-        for name in ("hover", "click"):
-            print(
-                f"  {name} answer: {_summary(got[name])}; "
-                f"worst {_verdict(max(got[name]), TARGETS['answer'])}"
-            )
+        _print_answers(got)
     print(f"  server callbacks, {repeat} requests each (median / max):")
     for name, median, worst in server_times(app, placed, repeat):
         print(f"    {name:<30} {median:6.1f} / {worst:6.1f} ms")

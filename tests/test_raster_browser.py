@@ -1,5 +1,6 @@
 """A 1,000,000-checkpoint map in headless Chromium: drawn as a server-rendered picture,
-hover and click answered by the server, a click opening the right checkpoint's details.
+hover and click answered by the server (the page's script asks it, outside Dash), a
+hover showing that checkpoint's run and epoch, a click opening the right checkpoint.
 
 The map is synthetic (tests/_bigmap.py) and given to the server as a computed map
 (:meth:`MapStore.adopt`); the checkpoints of one recorded run lie on a line below the
@@ -70,23 +71,63 @@ def big_map(tmp_path_factory):
     state.close()
 
 
-def test_million_checkpoints_click_opens_the_right_checkpoint(driver, big_map):  # noqa: F811
+# The answer the page's script shows for a hover or click (app/assets/raster_answer.js):
+# [checkpoint, "hover" or "selected", its text, dots of the run's path drawn]; null if none.
+ANSWER_JS = """
+const t = document.getElementById('map-answer');
+if (!t || t.hidden) return null;
+return [t.dataset.checkpoint, t.dataset.state, t.innerText,
+        document.querySelectorAll('#map-answer-layer circle.fs-answer-dot').length];
+"""
+
+
+def point_at(browser, x, y, dx=0, dy=0, *, click: bool = False, away: bool = True) -> None:
+    """Move the pointer off the map (if ``away``), then onto the map place ``(x, y)``
+    (``dx``, ``dy`` pixels off it), and click there if ``click``."""
     from selenium.webdriver.common.action_chains import ActionChains
 
+    px, py = browser.execute_script(PLACE_JS, x, y)
+    actions = ActionChains(browser, duration=0)
+    if away:
+        actions.w3c_actions.pointer_action.move_to_location(1, 1).pause(0.1)
+    actions.w3c_actions.pointer_action.move_to_location(round(px) + dx, round(py) + dy)
+    if click:
+        actions.w3c_actions.pointer_action.pause(0.2).click()
+    actions.perform()
+
+
+def answer(browser, state: str, what: str):
+    """The answer shown once it is a ``state`` ("hover" or "selected") one."""
+    return wait_for(
+        browser,
+        lambda d: (got := d.execute_script(ANSWER_JS)) and got[1] == state and got,
+        what=what,
+    )
+
+
+def open_page(browser, url: str, query: str = "") -> None:
+    """Open the map (``query`` added to the URL) and wait until hovers are answered."""
+    browser.get(f"{url}/trajectories?exp=exp&method=pca{query}")
+    wait_for(browser, lambda d: d.execute_script(IMAGE_JS), what="the map's picture")
+    wait_for(browser, lambda d: d.execute_script(READY_JS), what="the hover script")
+
+
+READY_JS = "return window.dash_clientside.fspace_raster.ready()"
+
+
+def test_million_checkpoints_click_opens_the_right_checkpoint(driver, big_map):  # noqa: F811
     url, placed = big_map
-    driver.get(f"{url}/trajectories?exp=exp&method=pca")
-    wait_for(driver, lambda d: d.execute_script(IMAGE_JS), what="the map's picture")
+    open_page(driver, url)
     assert "1,000,000 checkpoints" in page_text(driver)
     assert driver.execute_script(GL_JS) == 0  # nothing drawn point by point
     key, x, y = placed[3]
-    px, py = driver.execute_script(PLACE_JS, x, y)
+    px = driver.execute_script(PLACE_JS, x, y)[0]
     after = driver.execute_script(PLACE_JS, *placed[4][1:])[0]
     assert 4 <= after - px <= 10  # its neighbours lie within the click's tolerance
-    actions = ActionChains(driver)
     # a little off the point: the server picks the nearest within its tolerance
-    actions.w3c_actions.pointer_action.move_to_location(round(px) + 1, round(py) - 1)
-    actions.w3c_actions.pointer_action.pause(0.3).click()
-    actions.perform()
+    point_at(driver, x, y, 1, -1, click=True)
+    selected = answer(driver, "selected", "the click's answer")
+    assert selected[0] == key
     details = wait_for(
         driver,
         lambda d: d.find_elements("css selector", "#checkpoint-details [data-checkpoint]"),
@@ -106,21 +147,27 @@ def test_million_checkpoints_click_opens_the_right_checkpoint(driver, big_map): 
 
 
 def test_hover_shows_the_checkpoint_under_the_pointer(driver, big_map):  # noqa: F811
-    from selenium.webdriver.common.action_chains import ActionChains
-
     url, placed = big_map
-    driver.get(f"{url}/trajectories?exp=exp&method=pca")
-    wait_for(driver, lambda d: d.execute_script(IMAGE_JS), what="the map's picture")
+    open_page(driver, url)
     key, x, y = placed[1]
-    px, py = driver.execute_script(PLACE_JS, x, y)
-    actions = ActionChains(driver)
-    actions.w3c_actions.pointer_action.move_to_location(int(px), int(py)).pause(0.3)
-    actions.perform()
+    point_at(driver, x, y)
+    got = answer(driver, "hover", "the hover's answer")
     run = key.split("/")[0]
-    tip = wait_for(
-        driver,
-        lambda d: [e.text for e in d.find_elements("css selector", ".fs-hover-tip") if e.text],
-        what="the hover tooltip",
-    )
-    assert f"run: {run}" in tip[0]
-    assert "epoch: 1" in tip[0]
+    assert got[0] == key
+    assert f"run: {run}" in got[2] and "epoch: 1\n" in got[2] + "\n"
+    assert got[3] == sum(k.startswith(f"{run}/") for k, _, _ in placed)  # the run's path
+    point_at(driver, *placed[2][1:])  # the next checkpoint answers for itself
+    assert answer(driver, "hover", "the next answer")[0] == placed[2][0]
+    assert not driver.find_elements("css selector", "#checkpoint-details [data-checkpoint]")
+
+
+def test_hover_answers_among_the_checkpoints_shown(driver, big_map):  # noqa: F811
+    url, placed = big_map
+    open_page(driver, url, "&epochs=3-19")
+    point_at(driver, *placed[3][1:])
+    assert answer(driver, "hover", "the hover's answer")[0] == placed[3][0]
+    # epoch 1 is outside the window, and the checkpoints shown lie beyond the tolerance:
+    # the answer for epoch 3 goes (straight there, so the answer that hides it is this one)
+    point_at(driver, *placed[1][1:], away=False)
+    wait_for(driver, lambda d: d.execute_script(ANSWER_JS) is None, what="no answer")
+    assert driver.execute_script("return document.getElementById('map-answer').hidden")

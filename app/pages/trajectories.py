@@ -300,8 +300,9 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
         return message_dict(WAITING)
     plot = entry.plot
     raster, trigger = is_raster(plot), triggered()
-    if raster and (view is None or trigger in (None, ids.GRAPH_READY)):
-        # The page brought its first picture, or the browser reports what to render.
+    if raster and (view is None or (trigger in (None, ids.GRAPH_READY) and "rev" in view)):
+        # The page brought its first picture (the view reported names it), or the
+        # browser reports what to render; a page opened with filters brought none.
         raise dash.exceptions.PreventUpdate
     if trigger == ids.RASTER_VIEW and not raster:
         raise dash.exceptions.PreventUpdate
@@ -325,8 +326,8 @@ def shown(plot: PlotFrame, filters, keys, epochs) -> np.ndarray:
     return plot.mask(filters_of(filters, keys), epochs)
 
 
-# A large map's view reporter and hover answers (fspace.app.raster_view).
-raster_view.register(callback, entry_of, shown)
+# A large map's view reporter, and what its hover answers need (fspace.app.raster_view).
+raster_view.register(callback)
 
 
 @callback(
