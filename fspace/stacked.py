@@ -10,9 +10,10 @@ module computes the same outputs directly:
 - each layer is one ``baddbmm`` over all checkpoints: the bias is written into the
   output and the product accumulates onto it, with no separate pass for the add;
 - the first layer reads the probe inputs, which every checkpoint shares, through a
-  view with a batch stride of 0 (nothing copied); one wide product of the probes with
-  all checkpoints' weights side by side measured 40 % slower per FLOP here, its output
-  no longer fitting the cache;
+  view with a batch stride of 0 (nothing copied). One wide product of the probes with
+  all checkpoints' weights side by side, ``(probes, in) @ (in, checkpoints * out)``,
+  took 1.6x the time of the next layer's ``baddbmm`` for the same FLOPs in the same
+  run (docs/performance.md, section 1);
 - activations run in place.
 
 Example::
