@@ -195,7 +195,7 @@ class MapStore:
 
     def _update(self, entry: MapEntry) -> None:
         scan = entry.handle.scan()
-        known = set(entry.embedding.points["checkpoint"])
+        known = set(entry.embedding.points["checkpoint"].to_numpy(dtype=object))
         new = [c for c in scan.checkpoints if c.key not in known and c.key not in entry.failed]
         if not new:
             entry.signature = scan.signature

@@ -64,7 +64,7 @@ def reference_checkpoints(
 
     >>> refs = reference_checkpoints(embedding.points["checkpoint"], scan.checkpoints)
     """
-    keys = set(mapped)
+    keys = set(_objects(mapped))
     present = [c for c in recorded if c.key in keys]
     if not present:
         raise EmbeddingError(
@@ -97,16 +97,16 @@ def place_by_neighbours(
     from fspace.embedding import Embedding
 
     new.check_compatible(references)
-    row_of = {key: i for i, key in enumerate(embedding.points["checkpoint"])}
-    keys = references.points["checkpoint"].tolist()
-    found = np.array([k in row_of for k in keys], dtype=bool)
+    # A hash index, not a dict built key by key: a map may hold a million checkpoints.
+    mapped = pd.Index(_objects(embedding.points["checkpoint"]))
+    rows = mapped.get_indexer(_objects(references.points["checkpoint"]))
+    found = rows >= 0
     if not found.any():
         raise EmbeddingError(
-            f"none of the {len(keys):,} checkpoints whose function vectors were read is "
+            f"none of the {len(rows):,} checkpoints whose function vectors were read is "
             f"in the map of {len(embedding):,} checkpoints; re-fit the map"
         )
-    rows = np.array([row_of[k] for k, ok in zip(keys, found, strict=True) if ok], np.int64)
-    coords_of = np.asarray(embedding.coords)[rows]
+    coords_of = np.asarray(embedding.coords)[rows[found]]
     placed = neighbour_positions(coords_of, references.matrix[found], new.matrix)
     coords = np.concatenate([embedding.coords, placed])
     coords.setflags(write=False)
@@ -120,3 +120,10 @@ def place_by_neighbours(
         embedding.output,
         embedding.dimension,
     )
+
+
+def _objects(values: Iterable[str]) -> Iterable[str]:
+    """``values`` as a numpy array of objects if it is a pandas column (whose values are
+    slow to iterate one by one), else as given."""
+    to_numpy = getattr(values, "to_numpy", None)
+    return to_numpy(dtype=object) if to_numpy is not None else values
