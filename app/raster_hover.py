@@ -155,6 +155,7 @@ def add_route(app: Any) -> None:
         mask = shown_mask(plot, filters, epochs)
         return jsonify(answer(plot, x, y, step, mask))
 
-    app.server.add_url_rule(
-        app.get_relative_path(ENDPOINT), "fspace-nearest", nearest, methods=["POST"]
-    )
+    # Served under Dash's routes prefix; the page asks for it under the requests prefix
+    # (dash.get_relative_path, in fspace.app.raster_view.components), as Dash's own routes.
+    path = app.config.routes_pathname_prefix.rstrip("/") + ENDPOINT
+    app.server.add_url_rule(path, "fspace-nearest", nearest, methods=["POST"])

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _answers import answer_times, quantiles
-from _bigmap import PLACE_JS, real_points, synthetic_embedding, with_real_runs
+from _bigmap import ANSWER_JS, PLACE_JS, real_points, synthetic_embedding, with_real_runs
 
 TARGETS = {"drawn_20k": 1000.0, "drawn_1m": 2000.0, "zoom": 500.0, "answer": 100.0}
 EPOCHS = 19
@@ -50,11 +50,11 @@ return performance.now() - window.fsStart;
 """
 # The answer tooltip shows checkpoint arguments[0] as a hover ("hover") or a click
 # ("selected") answer.
-TIP_JS = """
-const t = document.getElementById('map-answer');
-return t && !t.hidden && t.dataset.checkpoint === arguments[0]
-    && t.dataset.state === arguments[1] ? 1 : null;
-"""
+TIP_JS = (
+    "const got = (function () {"
+    + ANSWER_JS
+    + "})();\nreturn got && got[0] === arguments[0] && got[1] === arguments[1] ? 1 : null;"
+)
 DETAILS_JS = """
 const d = document.querySelector('#checkpoint-details [data-checkpoint]');
 return d && d.getAttribute('data-checkpoint') === arguments[0] ? 1 : null;

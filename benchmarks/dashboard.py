@@ -6,8 +6,10 @@
 
 By default each size is a synthetic map given to the server as a computed map of a
 small recorded experiment (benchmarks/_scale.py); headless Chromium measures the time
-to a fully drawn page, a zoom and a pan re-rendered, and the answers to a hover and a
-click, and Flask's test client times the server's callbacks. ``--vector`` measures the
+to a fully drawn page, a zoom and a pan re-rendered, and the answers to hovers and clicks
+(in the page, event to answer painted, over 20 points: benchmarks/_answers.py; and
+through webdriver's pointer actions, round trips included), and Flask's test client
+times the server's callbacks and the hover endpoint. ``--vector`` measures the
 maps drawn point by point with WebGL instead, to place the raster threshold
 (``fspace.app.raster.VECTOR_LIMIT``).
 

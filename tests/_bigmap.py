@@ -26,6 +26,15 @@ const L = gd._fullLayout, box = gd.getBoundingClientRect();
 return [box.left + L._size.l + L.xaxis.l2p(arguments[0]),
         box.top + L._size.t + L.yaxis.l2p(arguments[1])];
 """
+# The answer the page's script shows for a hover or click on a large map
+# (app/assets/raster_answer.js): [checkpoint, "hover" or "selected", its text, dots of the
+# run's path drawn]; null while none is shown.
+ANSWER_JS = """
+const t = document.getElementById('map-answer');
+if (!t || t.hidden) return null;
+return [t.dataset.checkpoint, t.dataset.state, t.innerText,
+        document.querySelectorAll('#map-answer-layer circle.fs-answer-dot').length];
+"""
 
 
 def synthetic_points(runs: int, epochs: int, *, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:

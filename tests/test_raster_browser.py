@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 import pytest
-from _bigmap import PLACE_JS, real_points, synthetic_embedding, with_real_runs
+from _bigmap import ANSWER_JS, PLACE_JS, real_points, synthetic_embedding, with_real_runs
 from conftest import record_experiment
 from test_app_callbacks import probe_suite
 from test_dashboard_browser import driver, page_text, wait_for  # noqa: F401 (fixture)
@@ -69,16 +69,6 @@ def big_map(tmp_path_factory):
     yield f"http://127.0.0.1:{server.effective_port}", placed
     server.close()
     state.close()
-
-
-# The answer the page's script shows for a hover or click (app/assets/raster_answer.js):
-# [checkpoint, "hover" or "selected", its text, dots of the run's path drawn]; null if none.
-ANSWER_JS = """
-const t = document.getElementById('map-answer');
-if (!t || t.hidden) return null;
-return [t.dataset.checkpoint, t.dataset.state, t.innerText,
-        document.querySelectorAll('#map-answer-layer circle.fs-answer-dot').length];
-"""
 
 
 def point_at(browser, x, y, dx=0, dy=0, *, click: bool = False, away: bool = True) -> None:

@@ -96,7 +96,7 @@
 
     function text(got, how) {
         const lines = [];
-        if (how === "selected") { lines.push("selected: opening its details"); }
+        if (how === "selected") { lines.push("selected: its details follow below"); }
         lines.push("run: " + got.run, "group: " + got.group, "epoch: " + got.epoch);
         if (got.error !== null && got.error !== undefined) {
             lines.push("test error: " + Number(got.error.toPrecision(4)));
