@@ -55,15 +55,17 @@ def reference_checkpoints(
     mapped: Iterable[str],
     recorded: Sequence[CheckpointInfo],
     runs: Iterable[str] = (),
-    limit: int = REFERENCE_LIMIT,
+    limit: int | None = None,
 ) -> list[CheckpointInfo]:
     """The checkpoints of ``recorded`` whose keys the map holds (``mapped``) that new
-    checkpoints of ``runs`` are placed among: all of them up to ``limit``; beyond, every
-    one of ``runs`` (up to ``limit``) and, filling up to ``limit``, others evenly spread
-    over the map's drawing order. Checkpoints the store no longer holds are left out.
+    checkpoints of ``runs`` are placed among: all of them up to ``limit`` (default
+    :data:`REFERENCE_LIMIT`); beyond, every one of ``runs`` (up to ``limit``) and, filling
+    up to ``limit``, others evenly spread over ``recorded`` (run by run, so every part of
+    a sweep is among them). Checkpoints the store no longer holds are left out.
 
     >>> refs = reference_checkpoints(embedding.points["checkpoint"], scan.checkpoints)
     """
+    limit = REFERENCE_LIMIT if limit is None else limit
     keys = set(_objects(mapped))
     present = [c for c in recorded if c.key in keys]
     if not present:

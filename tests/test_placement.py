@@ -86,3 +86,43 @@ def test_placement_among_some_references_matches_brute_force():
     assert placed.points["checkpoint"].tolist()[-3:] == new.points["checkpoint"].tolist()
     with pytest.raises(EmbeddingError, match="none of the 1 checkpoints"):
         place_by_neighbours(emb, vectors(["elsewhere/e0"], matrix[:1]), new)
+
+
+@pytest.mark.slow
+def test_a_cached_map_reads_a_bounded_set_of_vectors(tmp_path, suite, monkeypatch):
+    import time
+
+    from _bigmap import real_points
+    from conftest import record_experiment
+    from test_app_callbacks import record_one
+
+    from fspace.app import placement
+    from fspace.app.maps import MapSpec
+    from fspace.app.state import ServerState
+
+    record_experiment(tmp_path / "exp", suite)  # 30 checkpoints of 6 runs
+    state = ServerState(tmp_path)
+    try:
+        handle = state.registry.get("exp")
+        points = real_points(handle)
+        coords = np.random.default_rng(0).normal(size=(len(points), 2))
+        spec = MapSpec.make("pca")
+        first = Embedding(coords, points, "pca", {}, "suite", "prob", 2)
+        token = state.maps.adopt(handle, spec, first).token  # no fitted state
+        monkeypatch.setattr(placement, "REFERENCE_LIMIT", 8)
+        record_one(tmp_path / "exp", suite, run="random-s2", epoch=5, seed=2)
+        end = time.monotonic() + 60
+        while (status := state.maps.status(handle, spec)).token == token or status.busy:
+            assert time.monotonic() < end, status.message
+            time.sleep(0.05)
+        entry = state.maps.find(status.token)
+        # 8 references (the 5 of the run that went on among them) and the new checkpoint
+        read = entry.vectors.points["checkpoint"].tolist()
+        assert len(read) == 9 and read[-1].startswith("random-s2/e000005-")
+        assert {k for k in read if k.startswith("random-s2/")} >= {
+            k for k in points["checkpoint"] if k.startswith("random-s2/")
+        }
+        np.testing.assert_array_equal(entry.embedding.coords[:30], coords)
+        assert "placed next to their nearest neighbours" in status.message
+    finally:
+        state.close()
