@@ -13,9 +13,9 @@ a fresh experiment, and each variant is compared with the plain loop of its own 
 - plain: no recording;
 - online: ``Recorder(probes=...)``, the default: ``record()`` copies the weights; the
   function vector on the 1,000 probe digits is computed on the recorder's worker
-  thread, with one torch thread;
-- untuned: the same with the worker's torch threads as they were before (torch's
-  default, one per core): ``fspace.record.WORKER_THREADS = None``;
+  thread (torch's default threads);
+- one-thread: the same with the worker on one torch thread
+  (``fspace.record.WORKER_THREADS = 1``);
 - outputs: the vector made from the test-error outputs the loop computed anyway
   (``record(..., probe_outputs=...)``): no second forward;
 - weights: ``Recorder`` without probes (weights and metrics only);
@@ -54,8 +54,8 @@ from fspace import ProbeSuite, Recorder
 from fspace.models.mlp import make_mlp
 
 SHAPE = {"n_in": 784, "hidden": [500, 500], "n_classes": 10}
-VARIANTS = ("online", "untuned", "outputs", "weights", "inline")
-DEFAULT = "online,untuned,outputs,weights"
+VARIANTS = ("online", "one-thread", "outputs", "weights", "inline")
+DEFAULT = "online,one-thread,outputs,weights"
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor, ProbeSuite]:
@@ -162,8 +162,8 @@ def recorder(kind: str, path: Path, suite: ProbeSuite) -> Recorder | None:
 
 
 def one_loop(kind, root, r, x, y, suite, epochs, clocks) -> dict:
-    untuned = {"WORKER_THREADS": None} if kind == "untuned" else {}
-    with mock.patch.multiple(record_mod, **untuned) if untuned else contextlib.nullcontext():
+    tuned = {"WORKER_THREADS": 1} if kind == "one-thread" else {}
+    with mock.patch.multiple(record_mod, **tuned) if tuned else contextlib.nullcontext():
         with clocks[kind].installed() if kind != "plain" else contextlib.nullcontext():
             rec = recorder(kind, Path(root) / f"{kind}-{r}", suite)
             return train(x, y, suite, epochs, rec, reuse=kind == "outputs")

@@ -53,15 +53,17 @@ from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
 
 ModelFactory = Callable[..., nn.Module]
 
-WORKER_THREADS = 1
-"""torch threads of the recorder's worker thread. Its forward then never starts an OpenMP
-team of its own beside the training loop's, whose threads would spin for the same cores
-(``benchmarks/bench_record.py``, docs/performance.md). None leaves torch's count."""
+WORKER_THREADS: int | None = None
+"""torch threads of the recorder's worker thread; None keeps torch's count (one per
+core). 1 keeps its forward from starting an OpenMP team of its own beside the training
+loop's; on the busy 2-core development machine that made ``record()`` slower, the
+worker's longer jobs overlapping the next record (``benchmarks/bench_record.py``
+compares both, docs/performance.md section 4)."""
 
 
 def _tune_worker() -> None:
-    """Give the calling (worker) thread :data:`WORKER_THREADS` torch threads, leaving
-    every other thread's count as it was."""
+    """Give the calling (worker) thread :data:`WORKER_THREADS` torch threads, if set,
+    leaving every other thread's count as it was."""
     if WORKER_THREADS is not None:
         default = torch.get_num_threads()
         torch.set_num_threads(WORKER_THREADS)

@@ -280,7 +280,10 @@ def test_record_copies_tensors_of_every_kind_exactly(tensor):
     assert torch.equal(copy, expected)
 
 
-def test_the_worker_runs_one_torch_thread_and_leaves_the_others(tmp_path, suite):
+def test_the_worker_thread_count_leaves_the_others(tmp_path, suite, monkeypatch):
+    import fspace.record as record_mod
+
+    monkeypatch.setattr(record_mod, "WORKER_THREADS", 1)
     threads = torch.get_num_threads()
     with Recorder(tmp_path / "exp", run="r", probes=suite) as rec:
         rec.record(make_mlp(), epoch=0)
