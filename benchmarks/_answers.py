@@ -7,7 +7,9 @@ answer tooltip (``#map-answer``, see ``fspace/app/assets/raster_answer.js``) nam
 checkpoint, and the next frame after it counts as painted (``requestAnimationFrame``,
 then a task). A click (a press, and :data:`PRESS_MS` later a release at the same place)
 is timed the same way from the release, to the tooltip's "selected" answer, and then to
-the checkpoint's details panel (which follows through Dash). A point is tried again if
+the checkpoint's details panel (which follows through Dash); every second click is a
+pixel off the hovered place, so that its answer comes from the server, not from the
+hover's answer. A point is tried again if
 its answer does not come within :data:`TIMEOUT_MS`; a point that never answers, or
 answers another checkpoint, makes :func:`answer_times` raise, so no number is ever a
 wrong one.
@@ -70,7 +72,7 @@ async function away() {
     await frame();
     return gone !== null;
 }
-async function measure(px, py, key) {
+async function measure(px, py, key, asked) {
     for (let attempt = 1; attempt <= tries; attempt++) {
         if (!await away()) { continue; }
         let t0 = performance.now();
@@ -79,24 +81,30 @@ async function measure(px, py, key) {
         if (!hover) { continue; }
         // a click: press, and release a moment later (timed from the release, when
         // the browser reports the click)
+        // "asked": a pixel off the hovered place, so that the page asks the server again
+        // (as when a click comes before the hover's answer); else the hover's answer
+        // of that very place is shown at once
+        const cx = asked ? px + 1 : px;
         await sleep(50);
-        fire('mousedown', px, py);
+        fire('mousedown', cx, py);
         await sleep(PRESS_MS);
         t0 = performance.now();
-        fire('mouseup', px, py);
+        fire('mouseup', cx, py);
         const click = await until(tip, shows(key, 'selected'), t0);
         if (!click) { continue; }
         const shown = await until(details, opened(key), t0);
         // let the selection's redraw end, and plotly's double-click window pass
         await sleep(400);
-        return {key, hover, click, details: shown && shown[1], attempt};
+        return {key, hover, click, details: shown && shown[1], attempt, asked};
     }
     return {key, failed: true, answered: tip.dataset.checkpoint || null,
             state: tip.dataset.state || null};
 }
 (async () => {
     const out = [];
-    for (const [px, py, key] of points) { out.push(await measure(px, py, key)); }
+    for (const [i, [px, py, key]] of points.entries()) {
+        out.push(await measure(px, py, key, i % 2 === 1));
+    }
     fire('mousemove', 1, 1);
     return out;
 })().then(done, err => done({error: String(err)}));
@@ -106,7 +114,9 @@ async function measure(px, py, key) {
 def answer_times(driver, points: list[tuple[float, float, str]]) -> dict[str, list[float]]:
     """Milliseconds in the page for each ``(page x, page y, checkpoint key)``: ``hover``
     and ``click`` to the answer in the DOM (``*_dom``) and painted, and click to the
-    details shown (``details``; None if they had not come within the timeout)."""
+    details shown (``details``, those that came within the timeout). Every second click
+    is a pixel off the hovered place, so that the page asks the server (``asked``);
+    the others are answered by the hover's answer of that place (``click``)."""
     import time
 
     end = time.monotonic() + 30
@@ -127,11 +137,14 @@ def answer_times(driver, points: list[tuple[float, float, str]]) -> dict[str, li
             f"{len(failed)} of {len(got)} points never answered right in {TRIES} tries; "
             f"e.g. {first['key']} (shown: {first['answered']}, {first['state']})"
         )
+    reused, asked = [g for g in got if not g["asked"]], [g for g in got if g["asked"]]
     return {
         "hover_dom": [g["hover"][0] for g in got],
         "hover": [g["hover"][1] for g in got],
-        "click_dom": [g["click"][0] for g in got],
-        "click": [g["click"][1] for g in got],
+        "click_dom": [g["click"][0] for g in reused],
+        "click": [g["click"][1] for g in reused],
+        "asked_dom": [g["click"][0] for g in asked],
+        "asked": [g["click"][1] for g in asked],
         "details": [g["details"] for g in got if g["details"] is not None],
         "retried": [g["attempt"] - 1 for g in got],
     }

@@ -128,7 +128,7 @@ def _until(driver, script, *args, timeout=60.0):
 def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[float]]:
     """Milliseconds: page fully drawn (each load; the first with the server's and the
     browser's caches cold), zoom and pan re-rendered, hover and click answered in the
-    page (:func:`_answers.answer_times`, 20 points) and through webdriver's pointer
+    page (:func:`_answers.answer_times`, 24 points) and through webdriver's pointer
     actions (``wd_*``: action sent to the answer seen by polling, round trips included)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -145,7 +145,7 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
     driver.get(url)
     _until(driver, IMAGE_JS)
     time.sleep(1.0)
-    points = [(*driver.execute_script(PLACE_JS, x, y), key) for key, x, y in placed[1::4][:20]]
+    points = [(*driver.execute_script(PLACE_JS, x, y), key) for key, x, y in placed[1::3][:24]]
     out.update(answer_times(driver, points))
     for px, py, key in points[:3]:
         # duration 0: selenium's pointer moves otherwise glide for 250 ms
@@ -260,10 +260,14 @@ def _print_answers(got: dict[str, list[float]]) -> None:
     count = len(got["hover"])
     retried = sum(got["retried"])
     print(f"  answers in the page, {count} points ({retried} retried), median / p90 / max:")
-    for name, label in (("hover", "hover"), ("click", "click (from release)")):
+    for name, label in (
+        ("hover", "hover"),
+        ("click", "click, hover answered"),
+        ("asked", "click, server asked"),
+    ):
         dom, painted = quantiles(got[f"{name}_dom"]), quantiles(got[name])
         print(
-            f"    {label:<21} in the DOM {dom[0]:4.0f} / {dom[1]:4.0f} ms, painted "
+            f"    {label:<22} in the DOM {dom[0]:4.0f} / {dom[1]:4.0f} ms, painted "
             f"{painted[0]:4.0f} / {painted[1]:4.0f} / {max(got[name]):4.0f} ms; "
             f"p90 {_verdict(painted[1], TARGETS['answer'])}"
         )
@@ -274,8 +278,8 @@ def _print_answers(got: dict[str, list[float]]) -> None:
         print(f"    click -> details shown {median:5.0f} / {p90:5.0f} ms ({shown})")
     print("  through webdriver pointer actions (round trips included):")
     for name, label in (("wd_hover", "hover"), ("wd_click", "click -> answer")):
-        print(f"    {label:<21} {_summary(got[name])}")
-    print(f"    {'click -> details':<21} {_summary(got['wd_details'])}")
+        print(f"    {label:<22} {_summary(got[name])}")
+    print(f"    {'click -> details':<22} {_summary(got['wd_details'])}")
 
 
 def _verdict(value: float, target: float) -> str:

@@ -1,6 +1,6 @@
 /*
  * Hover and click on a large map (a picture rendered on the server), answered without
- * Dash's callback pipeline: see fspace/app/raster_hover.py.
+ * Dash's callback pipeline: see fspace.app.raster_hover (app/raster_hover.py).
  *
  * The pointer's position becomes map coordinates (the graph's own axes); one request
  * at a time goes to the server's nearest-checkpoint endpoint, the latest position
@@ -8,8 +8,9 @@
  * data- attributes name the graph, the layer, the selection store and the endpoint)
  * and the hovered run's path on an SVG layer above the figure, so that nothing of the
  * figure is drawn again. A click (a press and release without moving) selects the
- * checkpoint: the tooltip says so at once, and the selection store is set, which opens
- * the details and draws the run as any selection does.
+ * checkpoint: the tooltip says so at once (from the hover answer of that very place, if
+ * it is shown, else from the server), and the selection store is set, which opens the
+ * details and draws the run as any selection does.
  *
  * The tooltip carries what it shows as data- attributes (checkpoint, state "hover" or
  * "selected"), for tests and benchmarks.
@@ -72,7 +73,7 @@
             state.busy = false;
             if (number > state.shown) {
                 state.shown = number;
-                if (got && got.found) { show(got, "hover"); } else { hide(); }
+                if (got && got.found) { show(got, "hover", where); } else { hide(); }
             }
             const next = state.waiting;
             state.waiting = null;
@@ -80,18 +81,30 @@
         });
     }
 
+    // A click where the shown hover answer was asked for (the pointer has not moved, no
+    // newer hover is on its way) is answered by it at once; elsewhere the server is asked.
     function select(p, where) {
-        ask(p, where).then(got => {
-            if (!got || !got.found) { return; }
-            state.shown = ++state.sent;  // an older hover answer must not replace it
-            show(got, "selected");
-            // Once the answer is painted (the frame after it has begun): the selection's
-            // callbacks redraw the figure, which may take a while.
-            const store = p.tip.dataset.selected;
-            requestAnimationFrame(() => requestAnimationFrame(() => {
-                window.dash_clientside.set_props(store, {data: got.key});
-            }));
-        });
+        const shown = state.answer;
+        if (shown && shown.where && !state.busy && !state.waiting && same(shown.where, where)) {
+            choose(p, shown.got);
+            return;
+        }
+        ask(p, where).then(got => { if (got && got.found) { choose(p, got); } });
+    }
+
+    function same(a, b) {
+        return a.x === b.x && a.y === b.y && a.dx === b.dx && a.dy === b.dy;
+    }
+
+    function choose(p, got) {
+        state.shown = ++state.sent;  // an older hover answer must not replace it
+        show(got, "selected");
+        // Once the answer is painted (the frame after it has begun): the selection's
+        // callbacks redraw the figure, which may take a while.
+        const store = p.tip.dataset.selected;
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+            window.dash_clientside.set_props(store, {data: got.key});
+        }));
     }
 
     function text(got, how) {
@@ -104,8 +117,8 @@
         return lines;
     }
 
-    function show(got, how) {
-        state.answer = {got: got, how: how};
+    function show(got, how, where) {
+        state.answer = {got: got, how: how, where: where || null};
         draw();
     }
 
