@@ -307,6 +307,7 @@ def test_compare_url_round_trip():
     assert unknown_words({"exp": "e", "a.perplexity": "5", "zoom": "2", "c": "x"}) == ["c", "zoom"]
 
 
+@pytest.mark.slow  # datashader compiles its kernels on the first picture
 def test_a_large_map_is_a_picture_with_the_selected_runs_on_top(monkeypatch):
     plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd"] * 10}, epochs=5))
     assert linked.linked_map(plot, [])["layout"].get("images") is None  # 100 points: drawn
