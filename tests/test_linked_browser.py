@@ -254,6 +254,19 @@ GL_JS = """
 const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 return gd._fullData.filter(t => t.type === 'scattergl').length;
 """
+# Zoom a graph in on the middle quarter of what it shows, as a drag does; the picture's
+# placement and source before the zoom.
+ZOOM_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+const [x0, x1] = gd._fullLayout.xaxis.range, [y0, y1] = gd._fullLayout.yaxis.range;
+const dx = (x1 - x0) / 4, dy = (y1 - y0) / 4, image = gd.layout.images[0];
+Plotly.relayout(gd, {'xaxis.range': [x0 + dx, x1 - dx], 'yaxis.range': [y0 + dy, y1 - dy]});
+return [image.x, image.sizex, image.source.length, x0 + dx];
+"""
+PICTURE_JS = """
+const image = document.querySelector('#' + arguments[0] + ' .js-plotly-plot').layout.images[0];
+return [image.x, image.sizex, image.source.length];
+"""
 
 
 @pytest.fixture(scope="module")
@@ -334,3 +347,12 @@ def test_linked_selection_on_maps_above_the_raster_threshold(driver, big_maps): 
     lasso(driver, px, py, r=5)
     wait_for(driver, lambda d: linked_runs(d, "compare-a-graph") == [third], what="the lasso")
     assert driver.execute_script(GL_JS, "compare-a-graph") == 0
+    # a zoom renders the picture again for the part shown, the selection kept
+    _, width, _, left = driver.execute_script(ZOOM_JS, "compare-a-graph")
+    wait_for(
+        driver,
+        lambda d: abs(d.execute_script(PICTURE_JS, "compare-a-graph")[0] - left) < 1e-6 * width,
+        what="the zoomed picture",
+    )
+    assert driver.execute_script(PICTURE_JS, "compare-a-graph")[1] < 0.6 * width
+    assert linked_runs(driver, "compare-a-graph") == [third]
