@@ -239,7 +239,7 @@ def report(variants, runs, ratios, clocks, args) -> None:
     for kind in variants:
         q = ratios[kind]
         print(
-            f"RESULT {kind:8s} wall to last record() {pct(q['train'])} | with close() "
+            f"RESULT {kind:10s} wall to last record() {pct(q['train'])} | with close() "
             f"{pct(q['total'])} | training-thread CPU {pct(q['thread'])} | process CPU "
             f"{pct(q['process'])}"
         )
@@ -249,7 +249,7 @@ def report(variants, runs, ratios, clocks, args) -> None:
         first = [run["calls"][0] for run in runs[kind]]
         close = [run["total"] - run["train"] for run in runs[kind]]
         print(
-            f"RESULT record() {kind:8s} on the training thread: median {ms(calls, 0.5):.2f} ms, "
+            f"RESULT record() {kind:10s} on the training thread: median {ms(calls, 0.5):.2f} ms, "
             f"p90 {ms(calls, 0.9):.2f}, max {ms(calls, 1.0):.1f} (target at most 2 ms); "
             f"first call of a run {ms(first, 0.5):.1f} ms; close() waits {ms(close, 0.5):.1f} ms"
         )
@@ -265,7 +265,7 @@ def report(variants, runs, ratios, clocks, args) -> None:
             for part in ("forward", "whole job")
             if clock.cpu.get(part)
         )
-        print(f"worker {kind:8s} per record (median): {parts}")
+        print(f"worker {kind:10s} per record (median): {parts}")
 
 
 if __name__ == "__main__":
