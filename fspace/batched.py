@@ -325,10 +325,12 @@ class _Stack:
 
 
 def _split(vectors: Vectors) -> list[Vector]:
-    finite = torch.isfinite(vectors.matrix).all(1)
+    # One .tolist(), not a tensor index per row: few Python-level torch calls, each of
+    # which may wait for the GIL that the read and write threads take in turn.
+    finite = torch.isfinite(vectors.matrix).all(1).tolist()
     return [
-        Vectors(vectors.matrix[i : i + 1], vectors.spec, vectors.layout) if finite[i] else None
-        for i in range(vectors.matrix.shape[0])
+        Vectors(vectors.matrix[i : i + 1], vectors.spec, vectors.layout) if ok else None
+        for i, ok in enumerate(finite)
     ]
 
 
