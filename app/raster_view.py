@@ -108,19 +108,23 @@ def figure(
     selected: int | None = None,
 ) -> dict[str, Any]:
     """The raster figure of ``plot`` for the view the browser reported. Plotly's own
-    hover is off: the page's script answers hovers and clicks (see the module)."""
+    hover is off and the figure has no hover grid: the page's script answers hovers and
+    clicks (see the module)."""
     view = viewport(plot, reported, revision)
     if isinstance(reported, dict) and view.width == reported.get("w"):
         _last_area.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
     out = raster_dict(plot, mask, view, highlight=highlight, selected=selected, uirevision=revision)
     out["layout"]["hovermode"] = False
+    # raster_dict's first trace is a grid of hover cells (a tenth of the figure's bytes),
+    # there for pages whose clicks plotly reports (fspace.app.linked); not needed here.
+    out["data"] = [t for t in out["data"] if t.get("meta", {}).get("role") != "grid"]
     return out
 
 
 def marks_slot(plot: PlotFrame) -> int:
-    """Index of the highlighted run's path in :func:`figure`'s data (after the grid and
-    one span trace per group); the selected checkpoint's ring follows it."""
-    return 1 + len(plot.groups)
+    """Index of the highlighted run's path in :func:`figure`'s data (after one span
+    trace per group); the selected checkpoint's ring follows it."""
+    return len(plot.groups)
 
 
 def selection_patch(
@@ -137,8 +141,10 @@ def selection_patch(
 
 
 def nearest_key(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) -> str | None:
-    """The checkpoint under a hover or click on the grid (``point`` is one entry of
-    ``hoverData["points"]`` or ``clickData["points"]``), among the rows ``mask`` keeps."""
+    """The checkpoint under a hover or click on the grid of
+    :func:`~fspace.app.figures.raster_dict` (``point`` is one entry of
+    ``hoverData["points"]`` or ``clickData["points"]``), among the rows ``mask`` keeps;
+    for pages whose raster figures keep plotly's hover (:mod:`fspace.app.linked`)."""
     row = nearest_row(plot, point, reported, mask)
     return None if row is None else str(plot.frame["checkpoint"].iloc[row])
 
@@ -176,16 +182,6 @@ def register(callback: Any) -> None:
         Input({"type": "filter", "column": ALL}, "id"),
         Input(ids.EPOCHS, "value"),
     )
-
-
-# What hovers and clicks on a raster need: the map, the checkpoints shown, the view.
-SHOWN = (
-    State(ids.MAP_TOKEN, "data"),
-    State({"type": "filter", "column": ALL}, "value"),
-    State({"type": "filter", "column": ALL}, "id"),
-    State(ids.EPOCHS, "value"),
-    State(ids.RASTER_VIEW, "data"),
-)
 
 
 def _on_grid(point: Any) -> bool:

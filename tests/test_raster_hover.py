@@ -183,5 +183,9 @@ def test_raster_figure_leaves_hover_to_the_page(plot):
     reported = {"x": list(plot.extent[:2]), "y": list(plot.extent[2:]), "w": 90, "h": 60}
     fig = raster_view.figure(plot, mask, {**reported, "rev": "map-1"}, "map-1")
     assert fig["layout"]["hovermode"] is False
-    slot = raster_view.marks_slot(plot)
-    assert [t["meta"]["role"] for t in fig["data"][slot:]] == ["highlight", "selected"]
+    roles = [t["meta"]["role"] for t in fig["data"]]
+    assert roles == [*["span"] * len(plot.groups), "highlight", "selected"]  # no hover grid
+    assert roles[raster_view.marks_slot(plot)] == "highlight"
+    patch = raster_view.selection_patch(plot, mask, str(plot.runs[2]), 7).to_plotly_json()
+    changed = {op["location"][-1] for op in patch["operations"]}
+    assert changed == {raster_view.marks_slot(plot), raster_view.marks_slot(plot) + 1}

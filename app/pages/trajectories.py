@@ -9,7 +9,7 @@ the map in the background; the figure is redrawn only when the map's token chang
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
@@ -37,11 +37,6 @@ from fspace.app.state import current
 from fspace.app.views import View, parse_view, view_query
 from fspace.app.wiring import Callbacks, guarded, triggered
 from fspace.errors import FspaceError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from fspace.app.frames import PlotFrame
 
 callback = Callbacks()
 PAGE = "trajectories"
@@ -321,11 +316,6 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
     return trajectory_dict(plot, mask, highlight=run, selected=position, uirevision=revision)
 
 
-def shown(plot: PlotFrame, filters, keys, epochs) -> np.ndarray:
-    """The mask of the checkpoints the filters and epoch window show."""
-    return plot.mask(filters_of(filters, keys), epochs)
-
-
 # A large map's view reporter, and what its hover answers need (fspace.app.raster_view).
 raster_view.register(callback)
 
@@ -333,17 +323,14 @@ raster_view.register(callback)
 @callback(
     Output(ids.SELECTED, "data"),
     Input(ids.GRAPH, "clickData"),
-    *raster_view.SHOWN,
+    State(ids.MAP_TOKEN, "data"),
     prevent_initial_call=True,
 )
-def select(click, token, filters=(), keys=(), epochs=None, view=None):
-    """The checkpoint a click on the map chose (on a raster, the one nearest to it)."""
+def select(click, token):
+    """The checkpoint a click on a point of the map chose (a large map's clicks are
+    answered by the page's script, which sets the selection: fspace.app.raster_view)."""
     entry = entry_of(token)
     key = clicked_key(entry.plot, click) if entry is not None else None
-    if key is None and entry is not None and is_raster(entry.plot):
-        point = ((click or {}).get("points") or [None])[0]
-        mask = shown(entry.plot, filters, keys, epochs)
-        key = raster_view.nearest_key(entry.plot, point, view, mask)
     if key is None:
         raise dash.exceptions.PreventUpdate
     return key
