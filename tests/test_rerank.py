@@ -106,3 +106,33 @@ def test_too_few_distinct_candidates_name_the_row():
     cand = np.tile(np.arange(6)[:, None], (1, 3))  # each row only itself
     with pytest.raises(ConfigError, match="row 0 has fewer than k=3"):
         rerank.rerank_neighbors(matrix, cand, 3, block_rows=1)
+
+
+def test_pca_index_reranks_its_candidates_and_queries_among_components():
+    matrix = _runs()
+    k = 15
+    idx, _ = _exact(matrix, k)
+    plain = nb.PCAIndex(matrix, k, n_components=4, exact_up_to=0, random_state=0)
+    plain.build()
+    index = nb.PCAIndex(matrix, k, n_components=4, exact_up_to=0, candidates=3 * k, random_state=0)
+    got, dist = index.build()
+    assert _recall(plain.found.indices, idx) < 0.9  # four components mix the runs up
+    assert _recall(got, idx) > 0.97
+    x = matrix.astype(np.float64)
+    direct = np.linalg.norm(x[:, None] - x[got], axis=2)
+    np.testing.assert_allclose(dist, direct, rtol=1e-4, atol=1e-4)
+    assert index.data is None  # the fitted rows are not kept
+    placed, _ = index.query(matrix[:3], 5)  # new points: among the components
+    assert placed.shape == (3, 5) and (placed[:, 0] == np.arange(3)).all()
+
+
+def test_tsne_refuses_negative_candidates():
+    import pandas as pd
+
+    from fspace.embedding import embed
+    from fspace.vectors import FunctionVectors
+
+    rows = _runs(runs=2, per=10, d=20).astype(np.float32)
+    vectors = FunctionVectors(rows, pd.DataFrame({"checkpoint": range(len(rows))}), "fp")
+    with pytest.raises(ConfigError, match="pca_candidates"):
+        embed(vectors, "tsne", pca_candidates=-1)

@@ -331,7 +331,10 @@ class GramIndex(KNNIndex):
 class PCAIndex(KNNIndex):
     """openTSNE index of the neighbours among the rows' top principal components: exact
     up to ``exact_up_to`` points (default :data:`PCA_EXACT_UP_TO`), from an inverted
-    file (:mod:`fspace.embedding.ivf`) beyond."""
+    file (:mod:`fspace.embedding.ivf`) beyond. With ``candidates > k``, that many are
+    found among the components and the ``k`` nearest of them by exact distance over
+    every value are kept (:mod:`fspace.embedding.rerank`). New points are placed by
+    their neighbours among the components."""
 
     VALID_METRICS = ["euclidean"]  # noqa: RUF012 - openTSNE's class attribute
 
@@ -342,28 +345,41 @@ class PCAIndex(KNNIndex):
         *,
         n_components: int,
         exact_up_to: int | None = None,
+        candidates: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(data, k, metric="euclidean", **kwargs)
         self.n_components, self.exact_up_to = n_components, exact_up_to
+        self.candidates = candidates
         self.principal: Principal | None = None
         self.found: Neighbors | None = None
+        self.space: Neighbors | None = None  # among the components, for queries
 
     def build(self) -> tuple[np.ndarray, np.ndarray]:
         self.principal = principal_coordinates(
             self.data, self.n_components, random_state=self.random_state
         )
-        self.data = None  # queries need only the components, not the fitted rows
         coords = self.principal.coords.numpy()
+        wanted = min(len(coords) - 1, max(self.k, self.candidates))
         limit = PCA_EXACT_UP_TO if self.exact_up_to is None else self.exact_up_to
         if len(coords) <= limit:
-            self.found = exact_neighbors(coords, self.k)
+            self.space = exact_neighbors(coords, wanted)
         else:
             from fspace.embedding.ivf import ivf_neighbors
 
-            self.found = Neighbors(*ivf_neighbors(coords, self.k, random_state=self.random_state))
+            self.space = Neighbors(*ivf_neighbors(coords, wanted, random_state=self.random_state))
+        if wanted > self.k:
+            from fspace.embedding.rerank import rerank_neighbors
+
+            found = rerank_neighbors(
+                self.data, self.space.indices, self.k, mean=self.principal.mean
+            )
+            self.found = Neighbors(*found)
+        else:
+            self.found = self.space
+        self.data = None  # queries need only the components, not the fitted rows
         return self.found.indices, self.found.distances
 
     def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         coords = self.principal.coords.numpy()
-        return query_neighbors(coords, self.found, self.principal.project(query).numpy(), k)
+        return query_neighbors(coords, self.space, self.principal.project(query).numpy(), k)

@@ -28,7 +28,7 @@ import torch
 from fspace.embedding.ivf import Found
 from fspace.errors import ConfigError
 
-BLOCK_ROWS = 256
+BLOCK_ROWS = 128
 """Query rows that share one read of their candidates."""
 CHUNK_BYTES = 64 * 2**20
 """Largest float32 block of candidate rows held at once."""

@@ -44,6 +44,9 @@ FAST_FROM = 1000
 """From this many points, ``neighbors="auto"`` uses :mod:`fspace.embedding.neighbors`."""
 GRAM_UP_TO = 20_000
 """Up to this many points ``"auto"`` neighbours are exact ("gram"), beyond on PCs ("pca")."""
+PCA_CANDIDATES = 2
+"""``neighbors="pca"`` finds this many times the neighbours it needs among the principal
+components and keeps the nearest by exact distance over every value."""
 EXACT_GRADIENT_UP_TO = 5_000
 """Up to this many points (and from FAST_FROM) ``"auto"`` sums the gradient exactly."""
 
@@ -70,6 +73,14 @@ PARAMS = (
         choices=GRADIENTS,
     ),
     Param("pca_components", int, 100, "principal components for neighbors='pca'", low=2),
+    Param(
+        "pca_candidates",
+        int,
+        None,
+        "neighbors='pca': candidates found among the components, re-ranked by exact "
+        "distance (default 2 x 3 x perplexity; 0: none, the components' neighbours as found)",
+        low=0,
+    ),
 )
 
 
@@ -114,6 +125,8 @@ class TSNEMethod(EmbeddingMethod):
             check_int("n_jobs", params["n_jobs"], 1)
         check_choice("negative_gradient_method", params["negative_gradient_method"], GRADIENTS)
         check_int("pca_components", params["pca_components"], 2)
+        if params["pca_candidates"] is not None:
+            check_int("pca_candidates", params["pca_candidates"], 0)
         if params["neighbors"] in ("gram", "pca") and params["metric"] != "euclidean":
             raise ConfigError(
                 f"neighbors={params['neighbors']!r} supports metric='euclidean' only, "
@@ -208,7 +221,14 @@ def _fast_affinities(matrix: np.ndarray, params: dict[str, Any]) -> tuple[Any, A
     if params["neighbors"] == "gram":
         index = GramIndex(matrix, k, n_components=2 if pca_init else 0, random_state=seed)
     else:
-        index = PCAIndex(matrix, k, n_components=params["pca_components"], random_state=seed)
+        wanted = params.get("pca_candidates")
+        index = PCAIndex(
+            matrix,
+            k,
+            n_components=params["pca_components"],
+            candidates=PCA_CANDIDATES * k if wanted is None else wanted,
+            random_state=seed,
+        )
     # The same affinities openTSNE's TSNE.fit computes, from our neighbours.
     affinities = MultiscaleMixture(
         perplexities=params["perplexity"], knn_index=index, n_jobs=params["n_jobs"]
