@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -377,7 +377,11 @@ class PCAIndex(KNNIndex):
             self.found = Neighbors(*found)
         else:
             self.found = self.space
-        self.data = None  # queries need only the components, not the fitted rows
+        # Queries need only the components and their norms: not the fitted rows, nor the
+        # candidates (n x candidates, as large as a tenth of float16 data of 10,000 values).
+        self.data = None
+        none = np.empty((len(coords), 0))
+        self.space = replace(self.space, indices=none.astype(np.int64), distances=none)
         return self.found.indices, self.found.distances
 
     def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
