@@ -2,34 +2,45 @@
 
     python benchmarks/bench_scale.py --n 100000            # the target: 100,000 x 10,000
     python benchmarks/bench_scale.py --n 5000 20000        # smaller sizes
-    python benchmarks/bench_scale.py --n 100000 --cap 900  # competitors stopped at 15 min
+    python benchmarks/bench_scale.py --n 100000 --variants fspace --keep DIR
+    python benchmarks/bench_scale.py --n 100000 --variants opentsne umap --keep DIR
 
 For each size, the benchmark makes ``n`` synthetic function vectors of ``d`` values
 (100-checkpoint runs in 4 groups, each run moving from its own random start towards its
 group's function with a random walk on the way: softmax outputs on ``d / 10`` probes)
 and writes them as an experiment's cached function vectors, float16 (the default), one
 checkpoint file and one vector file per checkpoint, as the Recorder writes them. Then,
-each in a fresh process, timed from its first read of the experiment:
+each in a fresh process, one after the other, timed from its first read of the
+experiment:
 
 - fspace: ``evaluate(path, dtype="stored", memmap=True)`` (every cached vector read on a
   few threads straight into its row of one float16 matrix, memory-mapped on an unlinked
   temporary file) and ``embed(vectors, "tsne")`` with its defaults (above 20,000 points:
-  randomised PCA over row blocks, neighbours among 100 components from an inverted
-  file, openTSNE's FFT-interpolated gradient, 2 threads);
+  randomised PCA over row blocks, 180 candidate neighbours among 100 components from an
+  inverted file, re-ranked by exact distance over all values, openTSNE's
+  FFT-interpolated gradient, 2 threads);
 - openTSNE: ``openTSNE.TSNE(n_jobs=2)`` with its other defaults (Annoy neighbours, PCA
-  initialisation, FFT gradient) on the same float16 matrix;
-- umap-learn: ``umap.UMAP()`` with its defaults (pynndescent neighbours, all cores).
+  initialisation, FFT gradient), on the same values read into a float32 memory-mapped
+  matrix (the dtype openTSNE and umap-learn work in);
+- umap-learn: ``umap.UMAP()`` with its defaults (pynndescent neighbours, all cores), on
+  that float32 matrix.
 
-A competitor still running after ``--cap`` seconds, or holding more than ``--mem-cap``
-GB, is stopped and reported as such; its ratio to fspace is then a lower bound (``>=``).
+A variant still running after ``--cap`` seconds (default 45 minutes; fspace
+``--fspace-cap``), or holding more than ``--mem-cap`` GB resident (default 14, what a
+24 GB machine shared with other work can safely give one process), is stopped and
+reported as such, with the wall and CPU time it had used; its ratio to fspace is then
+a lower bound (``>=``). Nothing is extrapolated. ``--keep DIR`` keeps the experiment,
+the maps and each variant's numbers under DIR and reuses them: variants run at another
+time on the same data then join the comparison (marked as an earlier run).
 
-Printed: wall time; peak resident memory (``VmHWM``, the memory-mapped pages it touched
-included) above the process after its imports, over the data, which is the stored
-vectors' values: ``n * d * 2`` bytes of float16 (file headers and checksums not
-counted); the recall of fspace's 90 neighbours (the ones perplexity 30 uses) against
-exact Euclidean ones for 500 points; trustworthiness (k=10, scikit-learn) of each map
-restricted to a 5,000-point random subsample, next to openTSNE with exact neighbours
-fitted to that subsample alone.
+Printed: wall time and CPU time (user + system, all threads; the fairer comparison on a
+shared machine) and the ratios of each competitor's to fspace's; peak resident memory
+(``VmHWM``, the memory-mapped pages it touched included) above the process after its
+imports, over the data, which is the stored vectors' values: ``n * d * 2`` bytes of
+float16 (file headers and checksums not counted); the recall of fspace's 90 neighbours
+(the ones perplexity 30 uses) against exact Euclidean ones for 500 points;
+trustworthiness (k=10, scikit-learn) of each map restricted to a 5,000-point random
+subsample, next to openTSNE with exact neighbours fitted to that subsample alone.
 
 Children run with ``OMP_WAIT_POLICY=PASSIVE``: on a machine whose cores other processes
 keep busy, OpenMP threads that spin at every barrier make many small operations 4 to 6
@@ -386,7 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[20_000])
     parser.add_argument("--d", type=int, default=10_000)
-    parser.add_argument("--variants", nargs="+", default=["fspace", "opentsne", "umap"])
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["fspace", "opentsne", "umap"],
+        help="variants to run (none, with --keep: report the kept results again)",
+    )
     parser.add_argument("--cap", type=float, default=2700, help="seconds a competitor may run")
     parser.add_argument("--fspace-cap", type=float, default=3600, help="seconds fspace may run")
     parser.add_argument("--mem-cap", type=float, default=14.0, help="GB a variant may hold")
