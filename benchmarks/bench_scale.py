@@ -16,9 +16,9 @@ experiment:
 - fspace: ``evaluate(path, dtype="stored", memmap=True)`` (every cached vector read on a
   few threads straight into its row of one float16 matrix, memory-mapped on an unlinked
   temporary file) and ``embed(vectors, "tsne")`` with its defaults (above 20,000 points:
-  randomised PCA over row blocks, 180 candidate neighbours among 100 components from an
-  inverted file, re-ranked by exact distance over all values, openTSNE's
-  FFT-interpolated gradient, 2 threads);
+  randomised PCA over row blocks, neighbours among 100 components from an inverted file
+  (``--pca-candidates N``: N candidates there, re-ranked by exact distance over all
+  values), openTSNE's FFT-interpolated gradient, 2 threads);
 - openTSNE: ``openTSNE.TSNE(n_jobs=2)`` with its other defaults (Annoy neighbours, PCA
   initialisation, FFT gradient), on the same values read into a float32 memory-mapped
   matrix (the dtype openTSNE and umap-learn work in);
@@ -141,7 +141,7 @@ class Sampler(threading.Thread):
         return peak
 
 
-def child(kind: str, path: Path, out: Path) -> dict:
+def child(kind: str, path: Path, out: Path, candidates: int = 0) -> dict:
     """One variant in this fresh process: its map saved to ``out``, its numbers returned."""
     import importlib
 
@@ -160,7 +160,7 @@ def child(kind: str, path: Path, out: Path) -> dict:
     vectors = evaluate(path, progress=False, dtype=dtype, memmap=out.parent)
     read, read_peak = time.perf_counter() - start, sampler.step()
     if kind == "fspace":
-        emb = embed(vectors, "tsne", random_state=0)
+        emb = embed(vectors, "tsne", random_state=0, pca_candidates=candidates)
         coords = emb.coords
         pick = np.random.default_rng(0).choice(len(vectors), QUERIES, replace=False)
         knn = emb._state.affinities.knn_index.found.indices[pick]
@@ -195,11 +195,14 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_child(kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float) -> dict:
+def run_child(
+    kind: str, path: Path, out: Path, cap: float, mem_cap_gb: float, candidates: int = 0
+) -> dict:
     """Run one variant; its numbers, or (``stopped`` / ``failed``) why it did not finish,
     with the wall and CPU seconds it had used by then."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, __file__, "--child", kind, str(path), str(out)]
+    cmd += ["--pca-candidates", str(candidates)]
     log = out.with_suffix(".log")
     with open(log, "w") as err:
         proc = subprocess.Popen(
@@ -350,7 +353,7 @@ def measure(root: Path, n: int, d: int, args: argparse.Namespace) -> None:
         out = root / f"{kind}.npy"
         out.unlink(missing_ok=True)
         cap = args.fspace_cap if kind == "fspace" else args.cap
-        results[kind] = run_child(kind, root / "exp", out, cap, args.mem_cap)
+        results[kind] = run_child(kind, root / "exp", out, cap, args.mem_cap, args.pca_candidates)
         report(kind, results[kind], data_mb)
         if args.keep:
             saved.write_text(json.dumps(results, indent=1))
@@ -419,10 +422,17 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="measure neighbour recall and trustworthiness (--no-check: times only)",
     )
+    parser.add_argument(
+        "--pca-candidates",
+        type=int,
+        default=0,
+        help="fspace: candidates among the components re-ranked by exact distance (0: none)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), Path(args.child[2]))))
+        kind, path, out = args.child
+        print(json.dumps(child(kind, Path(path), Path(out), args.pca_candidates)))
         return 0
     print(f"load average {os.getloadavg()[0]:.1f}; cores {os.cpu_count()}", flush=True)
     for n in args.n:

@@ -13,6 +13,10 @@ the principal components come from a randomised SVD over row blocks of the matri
 which may be float16 and memory-mapped (``evaluate(..., dtype="stored", memmap=True)``)
 and is never copied whole; the neighbours among them from an inverted file
 (:mod:`fspace.embedding.ivf`); the gradient from openTSNE's FFT interpolation.
+``pca_candidates`` (more than the ``3 x perplexity`` neighbours needed) finds that many
+among the components and keeps the nearest by exact distance over every value
+(:mod:`fspace.embedding.rerank`): at 100,000 x 10,000 it raised the recall of the exact
+neighbours from 0.51 to 0.83 (180 candidates), but took about four more minutes of CPU.
 """
 
 from __future__ import annotations
@@ -44,9 +48,6 @@ FAST_FROM = 1000
 """From this many points, ``neighbors="auto"`` uses :mod:`fspace.embedding.neighbors`."""
 GRAM_UP_TO = 20_000
 """Up to this many points ``"auto"`` neighbours are exact ("gram"), beyond on PCs ("pca")."""
-PCA_CANDIDATES = 2
-"""``neighbors="pca"`` finds this many times the neighbours it needs among the principal
-components and keeps the nearest by exact distance over every value."""
 EXACT_GRADIENT_UP_TO = 5_000
 """Up to this many points (and from FAST_FROM) ``"auto"`` sums the gradient exactly."""
 
@@ -76,9 +77,9 @@ PARAMS = (
     Param(
         "pca_candidates",
         int,
-        None,
-        "neighbors='pca': candidates found among the components, re-ranked by exact "
-        "distance (default 2 x 3 x perplexity; 0: none, the components' neighbours as found)",
+        0,
+        "neighbors='pca': candidates found among the components and re-ranked by exact "
+        "distance over every value, more than 3 x perplexity (0: none; slow on many points)",
         low=0,
     ),
 )
@@ -98,7 +99,8 @@ class TSNEMethod(EmbeddingMethod):
 
     ``neighbors`` is one of openTSNE's searches (``"exact"``, ``"annoy"``, ...), or
     ``"gram"`` (exact, from matrix products; fast for long vectors) or ``"pca"``
-    (exact among the top ``pca_components`` principal components); ``"auto"`` picks
+    (among the top ``pca_components`` principal components, with ``pca_candidates``
+    re-ranked by exact distance); ``"auto"`` picks
     ``"gram"`` from 1,000 points on. ``negative_gradient_method`` is ``"bh"``,
     ``"fft"`` or ``"exact"`` (every pair; fastest up to a few thousand points);
     ``"auto"`` picks ``"exact"`` for 1,000 to 5,000 points and openTSNE's choice
@@ -125,8 +127,7 @@ class TSNEMethod(EmbeddingMethod):
             check_int("n_jobs", params["n_jobs"], 1)
         check_choice("negative_gradient_method", params["negative_gradient_method"], GRADIENTS)
         check_int("pca_components", params["pca_components"], 2)
-        if params["pca_candidates"] is not None:
-            check_int("pca_candidates", params["pca_candidates"], 0)
+        check_int("pca_candidates", params["pca_candidates"], 0)
         if params["neighbors"] in ("gram", "pca") and params["metric"] != "euclidean":
             raise ConfigError(
                 f"neighbors={params['neighbors']!r} supports metric='euclidean' only, "
@@ -221,12 +222,11 @@ def _fast_affinities(matrix: np.ndarray, params: dict[str, Any]) -> tuple[Any, A
     if params["neighbors"] == "gram":
         index = GramIndex(matrix, k, n_components=2 if pca_init else 0, random_state=seed)
     else:
-        wanted = params.get("pca_candidates")
         index = PCAIndex(
             matrix,
             k,
             n_components=params["pca_components"],
-            candidates=PCA_CANDIDATES * k if wanted is None else wanted,
+            candidates=params.get("pca_candidates", 0),
             random_state=seed,
         )
     # The same affinities openTSNE's TSNE.fit computes, from our neighbours.
