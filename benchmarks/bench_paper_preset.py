@@ -2,6 +2,7 @@
 
     python benchmarks/bench_paper_preset.py            # the paper preset
     python benchmarks/bench_paper_preset.py --preset demo
+    python benchmarks/bench_paper_preset.py --width 800  # the paper's network size
 
 Times the pieces of a preset on one torch thread (drawing a distorted digit, one
 fine-tuning update at every depth, one RBM update and one pass of a minibatch through a
@@ -22,6 +23,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper")
+    parser.add_argument("--width", type=int, help="hidden units (default: the preset's)")
     args = parser.parse_args(argv)
     import torch
 
@@ -31,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     from fspace.training.rbm import RBM
 
     torch.set_num_threads(1)
-    cfg = PretrainingConfig(**PRESETS[args.preset])
+    width = {"width": args.width} if args.width else {}
+    cfg = PretrainingConfig(**{**PRESETS[args.preset], **width})
+    print(f"preset {args.preset}, width {cfg.width}, init {cfg.init}")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     data = load_data(cfg)
     stream = Stream(data, cfg, seed=0)
