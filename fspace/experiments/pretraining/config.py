@@ -205,12 +205,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 """Named settings: ``demo`` (what ``fspace demo`` records, a few minutes on two cores)
-and ``paper`` (depths 1-5, ten seeds, 10,000 fine-tuning updates; about half an hour
-of one core). ``paper`` starts the layers that are not pre-trained with Glorot & Bengio's
+and ``paper`` (depths 1-5, ten seeds, 10,000 fine-tuning updates; under an hour of
+one core). ``paper`` starts the layers that are not pre-trained with Glorot & Bengio's
 normalized weights, in both groups so that they differ only in pre-training: with
 ``uniform`` weights, sigmoid nets of depth 5 stay at chance for thousands of updates.
 It has 100 units per layer where the paper had 800-1000; ``--width 800`` is the
-full-size run (about ten times longer, see ``benchmarks/bench_paper_preset.py``).
+full-size run (about 3 hours of one core, see ``benchmarks/bench_paper_preset.py``).
 Settings given explicitly override a preset's."""
 
 _D = PretrainingConfig()
