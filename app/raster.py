@@ -15,9 +15,7 @@ datashader (and its numba kernels, compiled on first use) is imported only here,
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import threading
 import weakref
 from collections import OrderedDict
@@ -28,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fspace.app.spatial import PointIndex
-from fspace.plot.style import group_styles
+from fspace.plot.density import group_luts, png_uri, shade
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,8 +39,6 @@ if TYPE_CHECKING:
 # small maps keep the point-by-point view for its legend toggles and plotly's own hover.
 VECTOR_LIMIT = 5_000
 MIN_PX, MAX_PX = 16, 4096  # the pixel sizes a browser may ask for
-ALPHA_MIN = 0.55  # opacity of a pixel holding one checkpoint; 1 at the densest pixel
-LUT_SIZE = 256
 KEPT_PICTURES = 4
 KEPT_MASKS = 4
 
@@ -113,7 +109,7 @@ class Layers:
             }
         )
         self.index = PointIndex(plot.x, plot.y)
-        self.luts = _luts(plot.groups)
+        self.luts = group_luts(plot.groups)
         self.epochs = plot.epoch_range
         self.pictures: OrderedDict[tuple, str] = OrderedDict()  # the last few renders
         self.masks: OrderedDict[str, np.ndarray] = OrderedDict()  # the last few shown sets
@@ -183,43 +179,6 @@ def aggregate(frame: pd.DataFrame, view: Viewport, groups: int) -> tuple[np.ndar
     return counts, sums
 
 
-def shade(counts: np.ndarray, epoch_sums: np.ndarray, luts: np.ndarray, epochs) -> np.ndarray:
-    """RGBA pixels (uint8, ``height x width x 4``) from :func:`aggregate`'s arrays.
-
-    A pixel takes the colour of its dominant group's scale at the mean epoch of its
-    checkpoints, and an opacity from :data:`ALPHA_MIN` (one checkpoint) to 1 (the
-    densest pixel) on a log scale; sparse pictures are spread by a pixel or two so
-    lone checkpoints stay visible.
-    """
-    total = counts.sum(axis=0)
-    sums = epoch_sums
-    radius = _spread_radius(total)
-    if radius:
-        counts = np.stack([_spread(c, radius) for c in counts])
-        total, sums = _spread(total, radius), _spread(sums, radius)
-    lo, hi = epochs
-    hit = total > 0.5
-    mean = np.divide(sums, total, out=np.zeros_like(total), where=hit)
-    level = np.clip((mean - lo) / max(hi - lo, 1), 0, 1)
-    index = (level * (LUT_SIZE - 1) + 0.5).astype(np.intp)
-    rgba = np.empty((*total.shape, 4), np.uint8)
-    rgba[..., :3] = luts[_dominant(counts), index]
-    peak = np.log1p(total.max()) if hit.any() else 1.0
-    alpha = ALPHA_MIN + (1 - ALPHA_MIN) * np.log1p(total) / peak
-    rgba[..., 3] = np.where(hit, alpha * 255 + 0.5, 0).astype(np.uint8)
-    return rgba
-
-
-def _dominant(counts: np.ndarray) -> np.ndarray:
-    """Per pixel, the group with the most checkpoints (the first on ties)."""
-    best, group = counts[0], np.zeros(counts.shape[1:], np.intp)
-    for code in range(1, counts.shape[0]):
-        more = counts[code] > best
-        group[more] = code
-        best = np.where(more, counts[code], best)
-    return group
-
-
 def render(plot: PlotFrame, mask: np.ndarray | None, view: Viewport) -> str:
     """The checkpoints of ``plot`` that ``mask`` keeps (all if None), in ``view``, as a
     PNG data URI. The last :data:`KEPT_PICTURES` are kept: a page drawn again with
@@ -238,45 +197,3 @@ def render(plot: PlotFrame, mask: np.ndarray | None, view: Viewport) -> str:
             while len(found.pictures) > KEPT_PICTURES:
                 found.pictures.popitem(last=False)
     return picture
-
-
-def png_uri(rgba: np.ndarray) -> str:
-    """``rgba`` (height x width x 4, uint8) as a PNG data URI."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buffer, format="png", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _luts(groups: tuple[str, ...]) -> np.ndarray:
-    """Per group, its colour scale sampled at :data:`LUT_SIZE` levels (uint8 RGB)."""
-    styles = group_styles(groups)
-    out = np.zeros((max(len(groups), 1), LUT_SIZE, 3), np.uint8)
-    levels = np.linspace(0, 1, LUT_SIZE)
-    for code, group in enumerate(groups):
-        stops = styles[group].colorscale
-        where = [float(s[0]) for s in stops]
-        rgb = np.array([_hex(s[1]) for s in stops], float)
-        for channel in range(3):
-            out[code, :, channel] = np.rint(np.interp(levels, where, rgb[:, channel]))
-    return out
-
-
-def _hex(color: str) -> tuple[int, int, int]:
-    text = color.lstrip("#")
-    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
-
-
-def _spread_radius(total: np.ndarray) -> int:
-    """Pixels to grow each checkpoint by: more the emptier the picture."""
-    filled = np.count_nonzero(total) / max(total.size, 1)
-    return 2 if filled < 0.01 else 1 if filled < 0.08 else 0
-
-
-def _spread(values: np.ndarray, radius: int) -> np.ndarray:
-    """``values`` summed over the ``(2 radius + 1)`` square around each pixel."""
-    from scipy.ndimage import uniform_filter
-
-    size = 2 * radius + 1
-    return uniform_filter(values, size=size, mode="constant") * np.float32(size * size)

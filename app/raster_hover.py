@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fspace.app.raster import LUT_SIZE, is_raster, layers, shown_mask
+from fspace.app.raster import is_raster, layers, shown_mask
 from fspace.errors import ConfigError
+from fspace.plot.density import LUT_SIZE
 
 if TYPE_CHECKING:
     from fspace.app.frames import PlotFrame

@@ -14,6 +14,7 @@ from fspace.app.frames import PlotFrame
 from fspace.app.raster import Viewport
 from fspace.app.spatial import PointIndex
 from fspace.errors import ConfigError
+from fspace.plot.density import ALPHA_MIN, group_luts, shade
 
 
 @pytest.fixture(scope="module")
@@ -116,29 +117,29 @@ def test_aggregate_matches_numpy_histogram(plot):
 
 
 def test_shade_colours_by_dominant_group_and_epoch():
-    luts = raster._luts(("pretrained", "random"))
+    luts = group_luts(("pretrained", "random"))
     counts = np.zeros((2, 4, 40), np.float32)  # wide enough that nothing is spread
     counts[:, :, 1:] = 1e-9  # no spreading: many pixels hold something
     counts[0, 0, 0], counts[1, 0, 0] = 3, 1  # group 0 dominates, 4 checkpoints
     counts[1, 1, 0] = 1  # one checkpoint of group 1
     sums = np.zeros((4, 40), np.float32)
     sums[0, 0], sums[1, 0] = 4 * 9.0, 0.0  # mean epochs 9 (latest) and 0 (first)
-    rgba = raster.shade(counts, sums, luts, (0, 9))
+    rgba = shade(counts, sums, luts, (0, 9))
     np.testing.assert_array_equal(rgba[0, 0, :3], luts[0, -1])
     np.testing.assert_array_equal(rgba[1, 0, :3], luts[1, 0])
     assert rgba[0, 0, 3] == 255  # the densest pixel is opaque
     assert rgba[1, 0, 3] == round(
-        raster.ALPHA_MIN * 255 + (1 - raster.ALPHA_MIN) * 255 * (np.log1p(1) / np.log1p(4))
+        ALPHA_MIN * 255 + (1 - ALPHA_MIN) * 255 * (np.log1p(1) / np.log1p(4))
     )
     assert rgba[2, 0, 3] == 0 and rgba[3, 0, 3] == 0  # empty pixels are transparent
 
 
 def test_shade_spreads_lone_checkpoints():
-    luts = raster._luts(("a",))
+    luts = group_luts(("a",))
     counts = np.zeros((1, 50, 50), np.float32)
     counts[0, 25, 25] = 1
     sums = np.zeros((50, 50), np.float32)
-    alpha = raster.shade(counts, sums, luts, (0, 1))[..., 3]
+    alpha = shade(counts, sums, luts, (0, 1))[..., 3]
     assert np.count_nonzero(alpha) == 25  # a 5 x 5 square in an almost empty picture
 
 
