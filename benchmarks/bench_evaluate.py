@@ -197,7 +197,6 @@ def timed_phases(timer: PhaseTimer):
         (batched_mod, "narrowed", "find dead inputs, narrow first layer (once)"),
         (batched_mod, "_forward_stack", TOTAL),
         (stacked_mod, "_product", _product_phase),
-        (stacked_mod, "_first_product", _product_phase),
         (stacked_mod, "_activate", "forward: activation (in place)"),
         (torch.nn.Linear, "forward", _linear_phase),
         (MLP, "_nonlinearity", "forward: activation"),

@@ -9,11 +9,11 @@ module computes the same outputs directly:
 
 - each layer is one ``baddbmm`` over all checkpoints: the bias is written into the
   output and the product accumulates onto it, with no separate pass for the add;
-- the first layer reads the probe inputs, which every checkpoint shares, as one wide
-  product of the probes with all checkpoints' weights side by side,
-  ``(probes, in) @ (in, checkpoints * out)``, whose result the next layer reads as a
-  strided view: 1.5x the rate of a ``baddbmm`` over a batch-stride-0 view of the
-  probes (docs/performance.md, section 1);
+- the first layer reads the probe inputs, which every checkpoint shares, through a
+  view with a batch stride of 0 (nothing copied). One wide product of the probes with
+  all checkpoints' weights side by side, ``(probes, in) @ (in, checkpoints * out)``,
+  took 1.6x the time of the next layer's ``baddbmm`` for the same FLOPs in the same
+  run (docs/performance.md, section 1);
 - activations run in place.
 
 Example::
@@ -56,11 +56,12 @@ class StackedPlan:
         """Outputs ``(checkpoints, probes, out)`` of every stacked checkpoint on ``x``
         ``(probes, features)``; ``params`` holds each weight and bias stacked along a first
         dimension of one entry per checkpoint."""
-        (first, act), *rest = self.layers
-        h = _activate(_first_product(x.reshape(len(x), -1), params, first), act)
-        for name, act in rest:
+        count = len(params[f"{self.layers[0][0]}.weight"])
+        # Every checkpoint reads the same probes: a view, with a batch stride of 0.
+        h = x.reshape(len(x), -1).expand(count, -1, -1)
+        for name, act in self.layers:
             h = _activate(_product(h, params, name), act)
-        return h.contiguous()
+        return h
 
     def widest(self, model: nn.Module) -> int:
         """The most values per probe and checkpoint any layer produces."""
@@ -74,17 +75,6 @@ def _product(h: torch.Tensor, params: Mapping[str, torch.Tensor], name: str) -> 
     if bias is None:
         return torch.bmm(h, weight.transpose(1, 2))
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-
-
-def _first_product(x: torch.Tensor, params: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
-    """``(checkpoints, probes, out)`` of the first layer: every checkpoint reads the same
-    probes ``x`` ``(probes, in)``, so all checkpoints' weights side by side make one
-    product ``(probes, in) @ (in, checkpoints * out)``, returned as a strided view."""
-    weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
-    count, out = weight.shape[:2]
-    wide = weight.reshape(count * out, -1).T
-    h = x @ wide if bias is None else torch.addmm(bias.reshape(-1), x, wide)
-    return h.view(len(x), count, out).transpose(0, 1)
 
 
 def _activate(h: torch.Tensor, act: Activation) -> torch.Tensor:
