@@ -15,6 +15,7 @@ import numpy as np
 
 from fspace.app.frames import PlotFrame
 from fspace.app.raster import Viewport, render
+from fspace.plot.density import span_traces
 from fspace.plot.trajectories import Paths, path_traces, trajectory_layout
 
 # customdata columns of marker traces (for the hover text).
@@ -171,27 +172,7 @@ def _grid(view: Viewport) -> dict[str, Any]:
 def _span(plot: PlotFrame) -> list[dict[str, Any]]:
     """Invisible markers at the corners of the whole map, one trace per group (each on
     the group's colour axis, so its colour bar is shown)."""
-    x0, x1, y0, y1 = plot.extent
-    lo, hi = plot.epoch_range
-    return [
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "x": [x0, x1],
-            "y": [y0, y1],
-            "marker": {
-                "opacity": 0,
-                "color": [lo, hi],
-                "coloraxis": "coloraxis" if code == 0 else f"coloraxis{code + 1}",
-            },
-            "hoverinfo": "skip",
-            "name": group,
-            "showlegend": False,
-            "meta": {"role": "span"},
-            "uid": f"span-g{code}",
-        }
-        for code, group in enumerate(plot.groups)
-    ]
+    return span_traces(plot.groups, plot.extent, plot.epoch_range)
 
 
 def _hover(plot: PlotFrame):

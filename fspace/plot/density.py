@@ -88,7 +88,7 @@ def density_figure(
     picture = shade(counts, sums, group_luts(paths.groups), (lo, hi))
     traces = path_traces(paths, np.zeros(0, np.int64), kind="scatter")
     traces = [t for t in traces if t["meta"]["role"] in ("legend", "scale")]
-    traces += _span(paths.groups, (x0, x1, y0, y1), (lo, hi))
+    traces += span_traces(paths.groups, (x0, x1, y0, y1), (lo, hi))
     for run in dict.fromkeys(highlight_runs):
         rows = _run_rows(frame, runs, run)
         if rows.size:
@@ -241,7 +241,7 @@ def _range(values: np.ndarray) -> tuple[float, float]:
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
 
-def _span(
+def span_traces(
     groups: Sequence[str], box: tuple[float, float, float, float], span: tuple[float, float]
 ) -> list[dict[str, Any]]:
     """Invisible markers at two corners of the map, one trace per group on its colour
@@ -259,10 +259,12 @@ def _span(
                 "coloraxis": "coloraxis" if code == 0 else f"coloraxis{code + 1}",
             },
             "hoverinfo": "skip",
+            "name": group,
             "showlegend": False,
             "meta": {"role": "span"},
+            "uid": f"span-g{code}",
         }
-        for code, _ in enumerate(groups)
+        for code, group in enumerate(groups)
     ]
 
 
