@@ -10,6 +10,10 @@ test can click one of them and open its details.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -113,3 +117,34 @@ def with_real_runs(
     coords[:n, 0] = corner[0] + spacing * np.arange(n)
     coords[:n, 1] = corner[1]
     return Embedding(coords, points, embedding.method, {}, "synthetic", "prob", 2)
+
+
+def drifting_rows(runs: int, per: int, d: int, seed: int = 0) -> np.ndarray:
+    """Probability-like float16 rows, ``per`` for each of ``runs`` runs: each run moves
+    from its own start towards one of two targets along a random walk, so that the top
+    components mix the runs up."""
+    gen = np.random.default_rng(seed)
+    targets = gen.normal(size=(2, d)) * 3
+    rows = []
+    for r in range(runs):
+        walk = np.cumsum(gen.normal(size=(per, d)) * 0.3, axis=0)
+        a = (1 - np.exp(-np.arange(per) / 15))[:, None]
+        rows.append((1 - a) * gen.normal(size=d) * 3 + a * targets[r % 2] + walk)
+    return (1 / (1 + np.exp(-np.concatenate(rows)))).astype(np.float16)
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve the Dash ``app`` on a free port of 127.0.0.1 in a background thread;
+    yields its URL, and closes the server and the app's state afterwards."""
+    from waitress.server import create_server
+
+    from fspace.app.state import EXTENSION
+
+    server = create_server(app.server, host="127.0.0.1", port=0, threads=8)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        app.server.extensions[EXTENSION].close()

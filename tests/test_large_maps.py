@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _bigmap import drifting_rows
 from conftest import record_experiment
 
 from fspace import evaluate
@@ -99,16 +100,7 @@ def test_allocate_names_a_bad_directory(tmp_path):
 
 
 def _trajectories(runs: int = 8, per: int = 60, d: int = 300, seed: int = 0) -> np.ndarray:
-    """Probability-like rows along random walks that drift towards one of two targets."""
-    gen = np.random.default_rng(seed)
-    targets = gen.normal(size=(2, d)) * 3
-    rows = []
-    for r in range(runs):
-        walk = np.cumsum(gen.normal(size=(per, d)) * 0.3, axis=0)
-        a = (1 - np.exp(-np.arange(per) / 15))[:, None]
-        rows.append((1 - a) * gen.normal(size=d) * 3 + a * targets[r % 2] + walk)
-    logits = np.concatenate(rows)
-    return (1 / (1 + np.exp(-logits))).astype(np.float16)
+    return drifting_rows(runs, per, d, seed)
 
 
 def test_row_block_pca_of_float16_equals_numpy_svd():

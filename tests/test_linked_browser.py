@@ -274,11 +274,8 @@ def big_maps(tmp_path_factory):
     """A server whose two compare maps of "exp" (PCA and MDS) hold 20,000 checkpoints
     each, the 30 recorded checkpoints among them on a line apart from the rest; yields
     the URL and, per side, each recorded checkpoint's run and place."""
-    import threading
-
     import numpy as np
-    from _bigmap import real_points, synthetic_embedding, with_real_runs
-    from waitress.server import create_server
+    from _bigmap import real_points, serving, synthetic_embedding, with_real_runs
 
     from fspace.app.compare_view import side_spec
     from fspace.app.server import create_app
@@ -302,11 +299,8 @@ def big_maps(tmp_path_factory):
             (key.split("/")[0], float(x), float(y))
             for key, (x, y) in zip(real["checkpoint"], embedding.coords[: len(real)], strict=True)
         ]
-    server = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}", placed
-    server.close()
-    state.close()
+    with serving(app) as url:
+        yield url, placed
 
 
 def click_place(browser, graph: str, x: float, y: float) -> None:

@@ -9,11 +9,9 @@ on the map keeps its place and the view stays where it was.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from _bigmap import PLACE_JS, real_points, synthetic_embedding, with_real_runs
+from _bigmap import PLACE_JS, real_points, serving, synthetic_embedding, with_real_runs
 from _models import make_mlp
 from conftest import record_experiment, train_step
 from test_app_callbacks import probe_suite
@@ -66,8 +64,6 @@ def record_more(path, run: str, epoch: int, seed: int) -> None:
 def live_map(tmp_path_factory):
     """A server showing a 20,000-checkpoint map of experiment "exp"; yields the URL,
     the store's path, the server's state and the map's first embedding."""
-    from waitress.server import create_server
-
     from fspace.app.maps import MapSpec
     from fspace.app.server import create_app
     from fspace.app.state import EXTENSION
@@ -86,11 +82,8 @@ def live_map(tmp_path_factory):
     coords[:5] = (x0, y0 - 4.0) + OFFSETS * step
     embedding = type(embedding)(coords, embedding.points, "pca", {}, "synthetic", "prob", 2)
     state.maps.adopt(handle, MapSpec.make("pca"), embedding)
-    server = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}", root / "exp", state, embedding, step
-    server.close()
-    state.close()
+    with serving(app) as url:
+        yield url, root / "exp", state, embedding, step
 
 
 def hover_tip(driver, x: float, y: float) -> str:  # noqa: F811

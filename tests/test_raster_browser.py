@@ -9,11 +9,16 @@ synthetic ones, so a click on one of them must open exactly that checkpoint.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from _bigmap import ANSWER_JS, PLACE_JS, real_points, synthetic_embedding, with_real_runs
+from _bigmap import (
+    ANSWER_JS,
+    PLACE_JS,
+    real_points,
+    serving,
+    synthetic_embedding,
+    with_real_runs,
+)
 from conftest import record_experiment
 from test_app_callbacks import probe_suite
 from test_dashboard_browser import driver, page_text, wait_for  # noqa: F401 (fixture)
@@ -43,8 +48,6 @@ return gd._fullData.filter(t => t.type === 'scattergl').length;
 def big_map(tmp_path_factory):
     """A server whose map of experiment "exp" holds 1,000,000 checkpoints, one recorded
     run's among them; yields (url, the recorded run's checkpoints as (key, x, y))."""
-    from waitress.server import create_server
-
     from fspace.app.maps import MapSpec
     from fspace.app.server import create_app
     from fspace.app.state import EXTENSION
@@ -64,11 +67,8 @@ def big_map(tmp_path_factory):
         (key, float(x), float(y))
         for key, (x, y) in zip(real["checkpoint"], embedding.coords[: len(real)], strict=True)
     ]
-    server = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}", placed
-    server.close()
-    state.close()
+    with serving(app) as url:
+        yield url, placed
 
 
 def point_at(browser, x, y, dx=0, dy=0, *, click: bool = False, away: bool = True) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _bigmap import drifting_rows
 from sklearn.neighbors import NearestNeighbors
 
 from fspace.embedding import ivf, rerank
@@ -12,16 +13,7 @@ from fspace.errors import ConfigError
 
 
 def _runs(runs: int = 12, per: int = 40, d: int = 400, seed: int = 0) -> np.ndarray:
-    """Probability-like float16 rows: runs from their own start towards one of two
-    targets, with a random walk, so that the top components mix the runs up."""
-    gen = np.random.default_rng(seed)
-    targets = gen.normal(size=(2, d)) * 3
-    rows = []
-    for r in range(runs):
-        walk = np.cumsum(gen.normal(size=(per, d)) * 0.3, axis=0)
-        a = (1 - np.exp(-np.arange(per) / 15))[:, None]
-        rows.append((1 - a) * gen.normal(size=d) * 3 + a * targets[r % 2] + walk)
-    return (1 / (1 + np.exp(-np.concatenate(rows)))).astype(np.float16)
+    return drifting_rows(runs, per, d, seed)
 
 
 def _exact(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
