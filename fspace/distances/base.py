@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from fspace.errors import ConfigError, ProbeMismatchError
 from fspace.registry import Entry, Param, Registry
 from fspace.vectors import FunctionVectors
+
+if TYPE_CHECKING:
+    import torch
 
 DISTANCES: Registry[type[Distance]] = Registry("distance", "fspace.distances")
 """Every distance by name; tags ``kinds`` (output kinds it applies to), ``metric``
@@ -81,6 +84,20 @@ class Distance(ABC):
         """
         return None
 
+    def device_block(
+        self, a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...], params: dict[str, Any],
+        budget: int,
+    ) -> torch.Tensor:  # fmt: skip
+        """:meth:`block` on torch tensors (the prepared rows, on a GPU): the distances as
+        a (len(a), len(b)) tensor on the same device, whose temporaries stay within
+        ``budget`` bytes. Distances without it are computed on the CPU."""
+        raise NotImplementedError
+
+
+def runs_on_device(impl: Distance) -> bool:
+    """Whether the distance ``impl`` has a :meth:`Distance.device_block`."""
+    return type(impl).device_block is not Distance.device_block
+
 
 def distance_entry(name: str) -> Entry[type[Distance]]:
     """The registry entry of the distance ``name`` (ConfigError listing the known ones)."""
@@ -130,6 +147,7 @@ def pairwise(
     other: FunctionVectors | None = None,
     *,
     out: np.ndarray | None = None,
+    device: Any = "auto",
     **params: Any,
 ) -> np.ndarray:
     """The matrix of distances between the checkpoints of ``vectors`` (and ``other``).
@@ -137,17 +155,22 @@ def pairwise(
     Returns ``(len(vectors), len(other or vectors))`` float64 distances, computed block
     by block (``out``, e.g. a memory map, receives them if given). Without ``other`` the
     matrix is exactly symmetric with a zero diagonal. ``params`` are the distance's own
-    (see ``DISTANCES.get(name).params``).
+    (see ``DISTANCES.get(name).params``). ``device`` is where the blocks are computed
+    (:mod:`fspace.device`: ``"auto"``, the GPU if torch sees one; ``"cpu"``; ``"cuda"``);
+    the result is on the host either way.
 
     Example::
 
         d = pairwise(vectors, "bhattacharyya")          # (n, n)
         d_new = pairwise(new, "hellinger", other=vectors)  # (len(new), n)
     """
+    from fspace.device import resolve_device
+
     if not isinstance(vectors, FunctionVectors):
         raise ConfigError(f"pairwise() needs FunctionVectors, got {type(vectors).__name__}")
     entry = distance_entry(distance)
     check_applies(entry, vectors)
+    where = resolve_device(device)
     if other is not None:
         _check_pair(entry, vectors, other)
     parsed = parse_params(entry, params)
@@ -159,8 +182,34 @@ def pairwise(
         out = np.empty(shape)
     elif out.shape != shape:
         raise ConfigError(f"out must have shape {shape}, got {out.shape}")
-    _fill(impl, a, b, parsed, out, symmetric=other is None)
+    if _use_device(entry.name, impl, where, device):
+        from fspace.device import memory_budget
+        from fspace.distances._device import fill_on_device
+
+        budget = memory_budget(where)
+        fill_on_device(
+            impl, a, b, parsed, out, symmetric=other is None, device=where, budget=budget
+        )
+    else:
+        _fill(impl, a, b, parsed, out, symmetric=other is None)
     return out
+
+
+def _use_device(name: str, impl: Distance, where: Any, asked: Any) -> bool:
+    """Whether the blocks go to the torch device ``where``: a GPU and a distance that
+    runs there; a GPU asked for by name for one that does not is an error."""
+    from fspace.device import DeviceError, on_gpu
+
+    if not on_gpu(where):
+        return False
+    if runs_on_device(impl):
+        return True
+    if asked is None or str(asked).strip().lower() == "auto":
+        return False  # its CPU blocks, as without a GPU
+    raise DeviceError(
+        f"device={asked!r}: distance {name!r} has no GPU blocks (device_block); "
+        f"use device=cpu or auto"
+    )
 
 
 def rowwise(

@@ -61,6 +61,25 @@ class Bhattacharyya(Distance):
         sums = log_bc_sums(a[0], b[0], params["floor"], upper=_same_rows(a[0], b[0]))
         return np.maximum(-sums / m, 0.0)  # a coefficient may exceed 1 by rounding
 
+    def device_block(self, a: tuple, b: tuple, params: dict[str, Any], budget: int):
+        import torch
+
+        from fspace.distances._device import chunk
+
+        x, y = a[0], b[0]
+        floor = params["floor"]
+        if floor < torch.finfo(x.dtype).tiny:  # the floor would round to 0 in float32
+            x, y = x.double(), y.double()
+        (na, m, _), nb = x.shape, len(y)
+        sums = torch.zeros((na, nb), dtype=torch.float64, device=x.device)
+        # (probes, na, nb) coefficients at a time: one batched product per chunk of probes
+        step = chunk(m, 2 * na * nb * x.element_size(), budget)
+        for i0 in range(0, m, step):
+            xs, ys = x[:, i0 : i0 + step].transpose(0, 1), y[:, i0 : i0 + step].permute(1, 2, 0)
+            bc = torch.bmm(xs, ys).clamp_(min=floor).log_()
+            sums += bc.sum(0, dtype=torch.float64)
+        return sums.div_(-m).clamp_(min=0.0)  # a coefficient may exceed 1 by rounding
+
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         bc = np.einsum("nic,nic->ni", a[0], b[0], dtype=np.float64)
         return -np.log(np.clip(bc, params["floor"], 1.0)).mean(axis=1)

@@ -37,5 +37,10 @@ class Disagreement(Distance):
         agree = (a[0] @ b[0].T).astype(np.float64)
         return 1.0 - agree / m
 
+    def device_block(self, a: tuple, b: tuple, params: dict[str, Any], budget: int):
+        m = a[1].shape[1]
+        agree = (a[0] @ b[0].T).double()  # whole numbers, exact in float32
+        return 1.0 - agree / m
+
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         return (a[1] != b[1]).mean(axis=1)

@@ -3,12 +3,15 @@ or logits, whichever form the experiment records); the one distance for regressi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fspace.distances.base import ALL_KINDS, DISTANCES, PRECISION, Distance, Prepared, dtype_of
 from fspace.vectors import FunctionVectors
+
+if TYPE_CHECKING:
+    import torch
 
 
 def gram_distances(a: Prepared, b: Prepared) -> np.ndarray:
@@ -17,6 +20,15 @@ def gram_distances(a: Prepared, b: Prepared) -> np.ndarray:
     y, y2 = b
     squared = x2[:, None] + y2[None, :] - 2.0 * (x @ y.T)
     return np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+
+
+def gram_distances_on_device(a: tuple, b: tuple) -> torch.Tensor:
+    """:func:`gram_distances` of torch tensors, on their device: the squared norms are
+    float64, the product in the rows' dtype (float32 or float64), as on the CPU."""
+    x, x2 = a
+    y, y2 = b
+    squared = (x2[:, None] + y2[None, :]).sub_(x @ y.T, alpha=2.0)
+    return squared.clamp_(min=0.0).sqrt_()
 
 
 def with_norms(x: np.ndarray) -> Prepared:
@@ -43,6 +55,9 @@ class Euclidean(Distance):
 
     def block(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         return gram_distances(a, b)
+
+    def device_block(self, a: tuple, b: tuple, params: dict[str, Any], budget: int):
+        return gram_distances_on_device(a, b)
 
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         diff = a[0].astype(np.float64) - b[0]

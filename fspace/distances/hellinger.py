@@ -15,7 +15,7 @@ from fspace.distances.base import (
     dtype_of,
     probabilities,
 )
-from fspace.distances.euclidean import gram_distances, with_norms
+from fspace.distances.euclidean import gram_distances, gram_distances_on_device, with_norms
 from fspace.vectors import FunctionVectors
 
 
@@ -52,6 +52,9 @@ class Hellinger(Distance):
 
     def block(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         return gram_distances(a, b)
+
+    def device_block(self, a: tuple, b: tuple, params: dict[str, Any], budget: int):
+        return gram_distances_on_device(a, b)
 
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         diff = a[0].astype(np.float64) - b[0]

@@ -52,6 +52,23 @@ class JensenShannon(Distance):
         total = 0.5 * (a[1][:, None] + b[1][None, :]) - mixture_entropy_sums(a[0], b[0])
         return np.sqrt(np.maximum(total / m, 0.0))
 
+    def device_block(self, a: tuple, b: tuple, params: dict[str, Any], budget: int):
+        import torch
+
+        from fspace.distances._device import chunk
+
+        (pa, ea), (pb, eb) = a, b
+        (na, m, c), nb = pa.shape, len(pb)
+        x, y = pa.reshape(na, -1), pb.reshape(nb, -1)
+        mixture = torch.empty((na, nb), dtype=torch.float64, device=pa.device)
+        # (rows, nb, m c) mixtures at a time; xlogy(0, 0) = 0 as in the CPU kernel
+        step = chunk(na, 2 * nb * m * c * x.element_size(), budget)
+        for r0 in range(0, na, step):
+            t = (x[r0 : r0 + step, None, :] + y[None, :, :]).mul_(0.5)
+            mixture[r0 : r0 + step] = torch.special.xlogy(t, t).sum(-1)
+        total = (ea[:, None] + eb[None, :]).mul_(0.5).sub_(mixture)
+        return total.div_(m).clamp_(min=0.0).sqrt_()
+
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         mix = (a[0] + b[0]) / 2
         jsd = 0.5 * (neg_entropy(a[0]) + neg_entropy(b[0])) - neg_entropy(mix)

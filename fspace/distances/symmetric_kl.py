@@ -61,6 +61,14 @@ class SymmetricKL(Distance):
         total = ta[:, None] + tb[None, :] - cross
         return np.maximum(total / m, 0.0)
 
+    def device_block(self, a: tuple, b: tuple, params: dict[str, Any], budget: int):
+        (pa, la, ta), (pb, lb, tb) = a, b
+        n, m = len(pa), pa.shape[1]
+        cross = pa.reshape(n, -1) @ lb.reshape(len(lb), -1).T
+        cross += la.reshape(n, -1) @ pb.reshape(len(pb), -1).T
+        total = (ta[:, None] + tb[None, :]).sub_(cross)
+        return total.div_(m).clamp_(min=0.0)
+
     def rowwise(self, a: Prepared, b: Prepared, params: dict[str, Any]) -> np.ndarray:
         terms = (a[0].astype(np.float64) - b[0]) * (a[1].astype(np.float64) - b[1])
         return terms.sum(axis=(1, 2)) / a[0].shape[1]
