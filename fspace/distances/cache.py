@@ -39,22 +39,23 @@ def cached_pairwise(
     distance: str = "euclidean",
     *,
     cache: bool = True,
+    device: Any = "auto",
     **params: Any,
 ) -> np.ndarray:
     """:func:`pairwise` of ``vectors``, read from or written to the experiment's cache.
 
     The cache (``experiment.cache``, memory-mapped) is keyed by the distance, its
     parameters, the probe suite and the exact set of checkpoints, so any change to
-    these computes a new matrix. Without an experiment, or with ``cache=False``, this
-    is plain :func:`pairwise`.
+    these computes a new matrix (not ``device``, where it is computed). Without an
+    experiment, or with ``cache=False``, this is plain :func:`pairwise`.
     """
     store = getattr(experiment, "cache", None) if cache else None
     if store is None:
-        return pairwise(vectors, distance, **params)
+        return pairwise(vectors, distance, device=device, **params)
     key = cache_key(vectors, distance, params)
     hit = store.get(KIND, key)
     if hit is not None and hit[0].shape == (len(vectors), len(vectors)):
         return hit[0]
-    matrix = pairwise(vectors, distance, **params)
+    matrix = pairwise(vectors, distance, device=device, **params)
     store.put(KIND, key, matrix, {"distance": key["distance"]})
     return matrix
