@@ -143,6 +143,51 @@ def test_shade_spreads_lone_checkpoints():
     assert np.count_nonzero(alpha) == 25  # a 5 x 5 square in an almost empty picture
 
 
+@pytest.mark.parametrize("radius", [0, 1, 2], ids=["dense", "spread-1", "spread-2"])
+def test_shade_matches_a_reference_of_every_pixel(radius):
+    rng = np.random.default_rng(radius)
+    groups = ("pretrained", "random", "third")
+    luts = group_luts(groups)
+    fill = {0: 0.3, 1: 0.05, 2: 0.005}[radius]  # how full the picture is picks the spread
+    counts = (rng.random((3, 60, 90)) < fill / 3) * rng.integers(1, 5, (3, 60, 90))
+    counts = counts.astype(np.float32)
+    sums = (counts.sum(0) * rng.uniform(0, 9, (60, 90))).astype(np.float32)
+    if radius:  # the reference sums each pixel's square from a zero-padded copy
+        size = 2 * radius + 1
+
+        def box(v):
+            padded = np.pad(v.astype(np.float64), radius)
+            return sum(padded[i : i + 60, j : j + 90] for i in range(size) for j in range(size))
+
+        spread = np.stack([box(c) for c in counts]), box(sums)
+    else:
+        spread = counts, sums
+    total = spread[0].sum(0)
+    hit = total > 0.5
+    level = np.clip(np.divide(spread[1], total, where=hit, out=np.zeros_like(total)) / 9, 0, 1)
+    rgb = luts[spread[0].argmax(0), (level * 255 + 0.5).astype(int)]
+    alpha = ALPHA_MIN + (1 - ALPHA_MIN) * np.log1p(total) / np.log1p(total.max())
+    rgba = shade(counts, sums, luts, (0, 9))
+    assert (rgba[..., 3] > 0).tolist() == hit.tolist()
+    assert not rgba[~hit].any()  # empty pixels: transparent black
+    np.testing.assert_allclose(rgba[hit][:, :3], rgb[hit], atol=1)  # float rounding
+    np.testing.assert_allclose(rgba[hit][:, 3], (alpha * 255 + 0.5).astype(int)[hit], atol=1)
+
+
+def test_png_bytes_decode_to_the_pixels():
+    import io
+
+    from PIL import Image
+
+    from fspace.plot.density import png_bytes
+
+    rgba = np.random.default_rng(0).integers(0, 256, (7, 13, 4), dtype=np.uint8)
+    rgba[2:4] = 0
+    got = Image.open(io.BytesIO(png_bytes(rgba)))
+    assert got.mode == "RGBA" and got.size == (13, 7)
+    np.testing.assert_array_equal(np.asarray(got), rgba)
+
+
 def test_threshold():
     small = PlotFrame.build(synthetic_embedding(2, 4).frame)
     assert not raster.is_raster(small)
