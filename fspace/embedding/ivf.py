@@ -8,7 +8,8 @@ to that list's centre (Jégou et al. 2011, with probing per list rather than per
 so that each list is one matrix product). The work is about ``n^1.5 * n_probe``
 distances, in torch, in blocks of bounded size; the result is reproducible per
 ``random_state``. ``benchmarks/bench_scale.py`` measures its recall against exact
-neighbours.
+neighbours. On a GPU (``device``, :mod:`fspace.device`) the same steps run there, with
+blocks of a share of its free memory; k-means starts from the same rows on any device.
 
 Example::
 
@@ -23,11 +24,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from fspace.device import memory_budget, on_gpu, resolve_device
+
 N_PROBE = 12
 """Lists searched for the neighbours of the points in one list (that one included)."""
 KMEANS_ITERATIONS = 10
 BLOCK_BYTES = 128 * 2**20
-"""Largest block of candidate distances held at once."""
+"""Largest block of candidate distances held at once (on the CPU)."""
 
 
 class Found(NamedTuple):
@@ -47,40 +50,44 @@ def ivf_neighbors(
     n_probe: int = N_PROBE,
     iterations: int = KMEANS_ITERATIONS,
     random_state: int = 0,
+    device: str | torch.device | None = None,
 ) -> Found:
     """The ``k`` nearest rows of every row of ``points`` (itself excluded), searched in
-    the ``n_probe`` k-means lists nearest to the row's own list.
+    the ``n_probe`` k-means lists nearest to the row's own list, on ``device``.
 
     With ``n_probe >= n_lists`` every row is a candidate and the result is exact.
     """
     n = points.shape[0]
     if not 0 < k < n:
         raise ValueError(f"k={k} neighbours need between 1 and {n - 1}")
-    x = torch.from_numpy(np.array(points, dtype=np.float32))
+    where = resolve_device(device)
+    block = memory_budget(where) if on_gpu(where) else BLOCK_BYTES
+    x = torch.from_numpy(np.array(points, dtype=np.float32)).to(where)
     mean = x.mean(0)
     x -= mean
     sq = (x * x).sum(1)
     lists = min(n, n_lists or max(1, round(math.sqrt(n))))
-    centres, assign = kmeans(x, sq, lists, iterations, random_state)
+    centres, assign = kmeans(x, sq, lists, iterations, random_state, block_bytes=block)
     order = torch.argsort(assign, stable=True)
     counts = torch.bincount(assign, minlength=lists)
     ends = torch.cumsum(counts, 0)
     members = [order[e - c : e] for c, e in zip(counts.tolist(), ends.tolist(), strict=True)]
     near = _squared(centres, (centres * centres).sum(1), centres).argsort(dim=1, stable=True)
-    dist = torch.empty(n, k)
-    index = torch.empty(n, k, dtype=torch.int64)
+    dist = torch.empty(n, k, device=where)
+    index = torch.empty(n, k, dtype=torch.int64, device=where)
     for c in range(lists):
         if len(members[c]) == 0:
             continue
         cand = _candidates(members, counts, near[c], n_probe, k)
-        rows = max(1, BLOCK_BYTES // (4 * len(cand)))
+        rows = max(1, block // (4 * len(cand)))
         for a in range(0, len(members[c]), rows):
             q = members[c][a : a + rows]
             d = _squared(x[q], sq[q], x[cand], sq[cand])
             d[q[:, None] == cand[None]] = float("inf")
             top_d, top_i = torch.topk(d, k, dim=1, largest=False, sorted=True)
             dist[q], index[q] = top_d, cand[top_i]
-    return Found(index.numpy(), dist.clamp_(min=0).sqrt().double().numpy(), mean, sq)
+    distances = dist.clamp_(min=0).sqrt().double().cpu().numpy()
+    return Found(index.cpu().numpy(), distances, mean.cpu(), sq.cpu())
 
 
 def _squared(
@@ -101,24 +108,33 @@ def _candidates(
 
 
 def kmeans(
-    x: torch.Tensor, sq: torch.Tensor, lists: int, iterations: int, random_state: int
+    x: torch.Tensor,
+    sq: torch.Tensor,
+    lists: int,
+    iterations: int,
+    random_state: int,
+    *,
+    block_bytes: int = BLOCK_BYTES,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means from ``lists`` distinct rows drawn with ``random_state``: the
-    centres and each row's list."""
-    gen = torch.Generator().manual_seed(int(random_state))
-    centres = x[torch.randperm(len(x), generator=gen)[:lists]].clone()
+    centres and each row's list, on ``x``'s device."""
+    gen = torch.Generator().manual_seed(int(random_state))  # on the CPU: the same anywhere
+    start = torch.randperm(len(x), generator=gen)[:lists].to(x.device)
+    centres = x[start].clone()
     for _ in range(iterations):
-        assign = _nearest_centre(x, sq, centres)
+        assign = _nearest_centre(x, sq, centres, block_bytes)
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=lists)
         filled = counts > 0  # an emptied list keeps its centre
         centres[filled] = sums[filled] / counts[filled, None].to(x.dtype)
-    return centres, _nearest_centre(x, sq, centres)
+    return centres, _nearest_centre(x, sq, centres, block_bytes)
 
 
-def _nearest_centre(x: torch.Tensor, sq: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+def _nearest_centre(
+    x: torch.Tensor, sq: torch.Tensor, centres: torch.Tensor, block_bytes: int = BLOCK_BYTES
+) -> torch.Tensor:
     csq = (centres * centres).sum(1)
-    rows = max(1, BLOCK_BYTES // (4 * len(centres)))
+    rows = max(1, block_bytes // (4 * len(centres)))
     return torch.cat(
         [
             _squared(x[a : a + rows], sq[a : a + rows], centres, csq).argmin(1)

@@ -16,6 +16,11 @@ memory is the data plus one chunk plus the Gram matrix's upper triangle.
 indexes, so that new points can be queried against the fitted ones
 (``TSNEEmbedding.transform``). This module imports openTSNE; import it only on use.
 
+Every function takes ``device`` (:mod:`fspace.device`; ``None`` or ``"auto"``: the GPU
+if torch sees one): the data goes there chunk by chunk and the products run there; the
+results come back to the host. On a GPU the Gram matrix may take a share of its free
+memory and strips are wider; on the CPU the sizes are those below.
+
 Example::
 
     found = exact_neighbors(matrix, k=90)   # found.indices, found.distances: (n, 90)
@@ -26,10 +31,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 from openTSNE.nearest_neighbors import KNNIndex
+
+from fspace.device import memory_budget, on_gpu, resolve_device
 
 CHUNK_BYTES = 64 * 2**20
 """Size of one column chunk of the data, converted to float32 and centred."""
@@ -41,6 +49,8 @@ GRAM_SHARE = 0.25
 """...and at most this fraction of the data's float32 size, so that the search adds
 little to the memory the matrix itself takes (another pass re-reads the matrix, which
 costs far less than the products)."""
+GPU_STRIP_ROWS = 2048
+"""Rows per strip on a GPU: wider products keep it busy."""
 POWER_ITERATIONS = 8
 PCA_EXACT_UP_TO = 5_000
 """Up to this many points the neighbours among principal components are exact; beyond,
@@ -48,12 +58,17 @@ an inverted file searches a few k-means lists per point (n^2 distances take minu
 
 
 def column_chunks(
-    matrix: np.ndarray, mean: torch.Tensor | None = None, chunk_bytes: int = CHUNK_BYTES
+    matrix: np.ndarray,
+    mean: torch.Tensor | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    device: torch.device | None = None,
 ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
-    """Yield ``(columns, chunk, chunk_mean)``: those columns of all rows, centred, float32.
+    """Yield ``(columns, chunk, chunk_mean)``: those columns of all rows, centred, float32,
+    on ``device`` (default the CPU).
 
-    ``mean`` is the column mean to subtract; without it each chunk is centred on its
-    own column means, which are the global ones since a chunk holds every row.
+    ``mean`` is the column mean to subtract (on ``device``); without it each chunk is
+    centred on its own column means, which are the global ones since a chunk holds
+    every row.
     """
     n, d = matrix.shape
     width = max(1, chunk_bytes // (4 * max(n, 1)))
@@ -61,6 +76,7 @@ def column_chunks(
         cols = slice(start, min(start + width, d))
         # Always a copy: the chunk is centred in place, the caller's matrix never is.
         chunk = torch.from_numpy(np.array(matrix[:, cols], dtype=np.float32, order="C"))
+        chunk = chunk.to(device) if device is not None else chunk
         mu = chunk.mean(0) if mean is None else mean[cols]
         yield cols, chunk.sub_(mu), mu
 
@@ -93,13 +109,14 @@ def _groups(n: int, rows: int, budget: int) -> list[list[tuple[int, int]]]:
 class _Nearest:
     """The k smallest candidates seen so far for every row."""
 
-    def __init__(self, n: int, k: int) -> None:
+    def __init__(self, n: int, k: int, device: torch.device | None = None) -> None:
         self.k = k
-        self.dist = torch.full((n, k), float("inf"))
-        self.index = torch.zeros((n, k), dtype=torch.int64)
+        self.dist = torch.full((n, k), float("inf"), device=device)
+        self.index = torch.zeros((n, k), dtype=torch.int64, device=device)
 
     def offer(self, rows: slice, dist: torch.Tensor, first_column: int) -> None:
-        cand = torch.arange(first_column, first_column + dist.shape[1]).expand(dist.shape[0], -1)
+        cand = torch.arange(first_column, first_column + dist.shape[1], device=dist.device)
+        cand = cand.expand(dist.shape[0], -1)
         d = torch.cat([self.dist[rows], dist], 1)
         i = torch.cat([self.index[rows], cand], 1)
         self.dist[rows], pos = torch.topk(d, self.k, dim=1, largest=False, sorted=True)
@@ -120,29 +137,36 @@ def exact_neighbors(
     *,
     n_components: int = 0,
     random_state: int = 0,
-    strip_rows: int = STRIP_ROWS,
+    strip_rows: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     gram_bytes: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Neighbors:
     """The ``k`` nearest rows of every row of ``matrix`` (itself excluded), exactly.
 
     Inner products of the centred rows are computed once per pair, in float32, from
-    column chunks; with ``n_components`` the top principal coordinates come from the
-    same Gram matrix (or, when it does not fit in ``gram_bytes``, by default the smaller
-    of :data:`GRAM_BYTES` and :data:`GRAM_SHARE` of the data, from
-    :func:`principal_coordinates`).
+    column chunks, on ``device``; with ``n_components`` the top principal coordinates
+    come from the same Gram matrix (or, when it does not fit in ``gram_bytes``, by
+    default the smaller of :data:`GRAM_BYTES` and :data:`GRAM_SHARE` of the data on the
+    CPU, the device's budget on a GPU, from :func:`principal_coordinates`). Strips have
+    ``strip_rows`` rows (default :data:`STRIP_ROWS`, :data:`GPU_STRIP_ROWS` on a GPU).
     """
     n = matrix.shape[0]
     if not 0 < k < n:
         raise ValueError(f"k={k} neighbours need between 1 and {n - 1}")
-    nearest, sq, means, components = _Nearest(n, k), torch.zeros(n), [], None
-    if gram_bytes is None:
+    where = resolve_device(device)
+    gpu = on_gpu(where)
+    strip_rows = strip_rows or (GPU_STRIP_ROWS if gpu else STRIP_ROWS)
+    nearest, sq, means, components = _Nearest(n, k, where), torch.zeros(n, device=where), [], None
+    if gram_bytes is None and gpu:
+        gram_bytes = max(memory_budget(where), 4 * strip_rows * n)
+    elif gram_bytes is None:
         share = int(GRAM_SHARE * 4 * n * matrix.shape[1])
         gram_bytes = min(GRAM_BYTES, max(share, 4 * strip_rows * n))
     groups = _groups(n, strip_rows, gram_bytes)
     for g, group in enumerate(groups):
-        gram = {s: torch.zeros(s[1] - s[0], n - s[0]) for s in group}
-        for _, chunk, mu in column_chunks(matrix, chunk_bytes=chunk_bytes):
+        gram = {s: torch.zeros(s[1] - s[0], n - s[0], device=where) for s in group}
+        for _, chunk, mu in column_chunks(matrix, chunk_bytes=chunk_bytes, device=where):
             if g == 0:
                 sq += (chunk * chunk).sum(1)
                 means.append(mu)
@@ -153,14 +177,21 @@ def exact_neighbors(
         for a, b in group:
             nearest.add_strip(a, b, sq, gram.pop((a, b)))
     if n_components and components is None:
-        components = principal_coordinates(matrix, n_components, random_state=random_state).coords
-    distances = nearest.dist.sqrt().double().numpy()
-    return Neighbors(nearest.index.numpy(), distances, torch.cat(means), sq, components)
+        found = principal_coordinates(matrix, n_components, random_state=random_state, device=where)
+        components = found.coords
+    distances = nearest.dist.sqrt().double().cpu().numpy()
+    return Neighbors(
+        nearest.index.cpu().numpy(),
+        distances,
+        torch.cat(means).cpu(),
+        sq.cpu(),
+        None if components is None else components.cpu(),
+    )
 
 
 def _gram_times(gram: dict, n: int, q: torch.Tensor) -> torch.Tensor:
     # G @ q from the upper strips of the symmetric G.
-    out = torch.zeros(n, q.shape[1], dtype=q.dtype)
+    out = torch.zeros(n, q.shape[1], dtype=q.dtype, device=q.device)
     for (a, b), strip in gram.items():
         strip = strip.to(q.dtype)
         out[a:b] += strip @ q[a:]
@@ -170,8 +201,9 @@ def _gram_times(gram: dict, n: int, q: torch.Tensor) -> torch.Tensor:
 
 def _gram_components(gram: dict, n: int, r: int, random_state: int) -> torch.Tensor:
     """Top ``r`` principal coordinates from the centred Gram matrix (subspace iteration)."""
-    gen = torch.Generator().manual_seed(int(random_state))
-    q = torch.linalg.qr(torch.randn(n, min(r + 10, n), generator=gen, dtype=torch.float64)).Q
+    gen = torch.Generator().manual_seed(int(random_state))  # on the CPU: the same anywhere
+    start = torch.randn(n, min(r + 10, n), generator=gen, dtype=torch.float64)
+    q = torch.linalg.qr(start.to(next(iter(gram.values())).device)).Q
     for _ in range(POWER_ITERATIONS):
         q = torch.linalg.qr(_gram_times(gram, n, q)).Q
     values, vectors = torch.linalg.eigh(q.T @ _gram_times(gram, n, q))
@@ -193,23 +225,26 @@ def query_neighbors(
     k: int,
     *,
     chunk_bytes: int = CHUNK_BYTES,
+    device: str | torch.device | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``reference`` (whose neighbours are ``found``) to each
-    row of ``queries``, exactly."""
+    row of ``queries``, exactly, computed on ``device``."""
     n = reference.shape[0]
-    qry = torch.from_numpy(np.array(queries, dtype=np.float32, order="C")).sub_(found.mean)
-    ref = _as_tensor(reference)
+    where = resolve_device(device)
+    mean, sqnorms = found.mean.to(where), found.sqnorms.to(where)
+    qry = torch.from_numpy(np.array(queries, dtype=np.float32, order="C")).to(where).sub_(mean)
+    ref = None if on_gpu(where) else _as_tensor(reference)  # a GPU takes it in chunks
     if ref is not None:
         # One product with the stored rows, no copy of them: (q - m).(r - m) is
         # (q - m).r - (q - m).m, and (q - m) is small, so little precision is lost.
-        gram = (qry @ ref.T).sub_((qry @ found.mean)[:, None])
+        gram = (qry @ ref.T).sub_((qry @ mean)[:, None])
     else:
-        gram = torch.zeros(qry.shape[0], n)
-        for cols, chunk, _ in column_chunks(reference, found.mean, chunk_bytes):
+        gram = torch.zeros(qry.shape[0], n, device=where)
+        for cols, chunk, _ in column_chunks(reference, mean, chunk_bytes, where):
             gram.addmm_(qry[:, cols], chunk.T)
-    dist = ((qry * qry).sum(1)[:, None] + found.sqnorms[None]).sub_(gram, alpha=2).clamp_(min=0)
+    dist = ((qry * qry).sum(1)[:, None] + sqnorms[None]).sub_(gram, alpha=2).clamp_(min=0)
     top_d, top_i = torch.topk(dist, min(k, n), dim=1, largest=False, sorted=True)
-    return top_i.numpy(), top_d.sqrt().double().numpy()
+    return top_i.cpu().numpy(), top_d.sqrt().double().cpu().numpy()
 
 
 def _as_tensor(matrix: np.ndarray) -> torch.Tensor | None:
@@ -230,26 +265,38 @@ class Principal:
     mean: torch.Tensor  # (d,)
     basis: torch.Tensor  # (d, r)
 
-    def project(self, rows: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
-        """Coordinates of new ``rows`` (m, d) on the same components."""
-        out = torch.zeros(rows.shape[0], self.basis.shape[1])
-        for cols, chunk, _ in column_chunks(rows, self.mean, chunk_bytes):
-            out.addmm_(chunk, self.basis[cols])
-        return out
+    def project(
+        self,
+        rows: np.ndarray,
+        chunk_bytes: int = CHUNK_BYTES,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
+        """Coordinates of new ``rows`` (m, d) on the same components, computed on
+        ``device``; returned on the CPU."""
+        where = resolve_device(device)
+        mean, basis = self.mean.to(where), self.basis.to(where)
+        out = torch.zeros(rows.shape[0], self.basis.shape[1], device=where)
+        for cols, chunk, _ in column_chunks(rows, mean, chunk_bytes, where):
+            out.addmm_(chunk, basis[cols])
+        return out.cpu()
 
 
 def row_blocks(
-    matrix: np.ndarray, mean: torch.Tensor | None = None, block_bytes: int = CHUNK_BYTES
+    matrix: np.ndarray,
+    mean: torch.Tensor | None = None,
+    block_bytes: int = CHUNK_BYTES,
+    device: torch.device | None = None,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield ``(rows, block)``: consecutive rows of ``matrix`` as a float32 copy, minus
-    ``mean`` if given. Rows are contiguous in memory (and in a memory-mapped file), so a
-    pass reads the matrix once, in order, whatever its dtype; only one block is ever
-    converted to float32."""
+    """Yield ``(rows, block)``: consecutive rows of ``matrix`` as a float32 copy on
+    ``device`` (default the CPU), minus ``mean`` if given. Rows are contiguous in memory
+    (and in a memory-mapped file), so a pass reads the matrix once, in order, whatever
+    its dtype; only one block is ever converted to float32."""
     n, d = matrix.shape
     rows = max(1, block_bytes // (4 * max(d, 1)))
     for start in range(0, n, rows):
         part = slice(start, min(start + rows, n))
         block = torch.from_numpy(np.array(matrix[part], dtype=np.float32, order="C"))
+        block = block.to(device) if device is not None else block
         yield part, block if mean is None else block.sub_(mean)
 
 
@@ -261,6 +308,7 @@ def principal_coordinates(
     oversample: int = 10,
     power_iterations: int = 1,
     chunk_bytes: int = CHUNK_BYTES,
+    device: str | torch.device | None = None,
 ) -> Principal:
     """The top ``n_components`` principal components of ``matrix``'s rows (randomised SVD).
 
@@ -268,14 +316,16 @@ def principal_coordinates(
     (as float32): ``2 + 2 * power_iterations`` passes over the data, the column mean
     taken in the first. ``matrix`` may be float16 and memory-mapped; it is never copied
     whole. Each component's largest coordinate is positive; the same ``random_state``
-    gives the same result.
+    gives the same result. The products run on ``device``; the result is on the CPU.
     """
     n, d = matrix.shape
+    where = resolve_device(device)
     width = min(n_components + oversample, n, d)
-    gen = torch.Generator().manual_seed(int(random_state))
-    omega = torch.randn(d, width, generator=gen)
-    sketch, total = torch.empty(n, width), torch.zeros(d, dtype=torch.float64)
-    for rows, block in row_blocks(matrix, block_bytes=chunk_bytes):
+    gen = torch.Generator().manual_seed(int(random_state))  # on the CPU: the same anywhere
+    omega = torch.randn(d, width, generator=gen).to(where)
+    sketch = torch.empty(n, width, device=where)
+    total = torch.zeros(d, dtype=torch.float64, device=where)
+    for rows, block in row_blocks(matrix, block_bytes=chunk_bytes, device=where):
         torch.mm(block, omega, out=sketch[rows])
         total += block.sum(0, dtype=torch.float64)
     mean = (total / n).float()
@@ -284,7 +334,7 @@ def principal_coordinates(
     q = torch.linalg.qr(sketch).Q
     for _ in range(power_iterations):
         z = _transposed_times(matrix, mean, q, chunk_bytes)
-        for rows, block in row_blocks(matrix, mean, chunk_bytes):
+        for rows, block in row_blocks(matrix, mean, chunk_bytes, where):
             torch.mm(block, z, out=sketch[rows])
         q = torch.linalg.qr(sketch).Q
     bt = _transposed_times(matrix, mean, q, chunk_bytes)
@@ -293,15 +343,15 @@ def principal_coordinates(
     values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
     coords, signs = _fix_signs((q.double() @ vectors) * values.sqrt())
     basis = (bt.double() @ vectors) / values.sqrt().clamp(min=1e-30) * signs
-    return Principal(coords.float(), mean, basis.float())
+    return Principal(coords.float().cpu(), mean.cpu(), basis.float().cpu())
 
 
 def _transposed_times(
     matrix: np.ndarray, mean: torch.Tensor, q: torch.Tensor, block_bytes: int
 ) -> torch.Tensor:
-    # (X - 1 m^T)^T q, one pass over row blocks.
-    out = torch.zeros(matrix.shape[1], q.shape[1])
-    for rows, block in row_blocks(matrix, mean, block_bytes):
+    # (X - 1 m^T)^T q, one pass over row blocks, on q's device.
+    out = torch.zeros(matrix.shape[1], q.shape[1], device=q.device)
+    for rows, block in row_blocks(matrix, mean, block_bytes, q.device):
         out.addmm_(block.T, q[rows])
     return out
 
@@ -313,19 +363,25 @@ class GramIndex(KNNIndex):
 
     VALID_METRICS = ["euclidean"]  # noqa: RUF012 - openTSNE's class attribute
 
-    def __init__(self, data: np.ndarray, k: int, *, n_components: int = 0, **kwargs) -> None:
+    def __init__(
+        self, data: np.ndarray, k: int, *, n_components: int = 0, device: Any = None, **kwargs
+    ) -> None:
         super().__init__(data, k, metric="euclidean", **kwargs)
-        self.n_components = n_components
+        self.n_components, self.device = n_components, device
         self.found: Neighbors | None = None
 
     def build(self) -> tuple[np.ndarray, np.ndarray]:
         self.found = exact_neighbors(
-            self.data, self.k, n_components=self.n_components, random_state=self.random_state
+            self.data,
+            self.k,
+            n_components=self.n_components,
+            random_state=self.random_state,
+            device=self.device,
         )
         return self.found.indices, self.found.distances
 
     def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return query_neighbors(self.data, self.found, query, k)
+        return query_neighbors(self.data, self.found, query, k, device=self.device)
 
 
 class PCAIndex(KNNIndex):
@@ -346,33 +402,41 @@ class PCAIndex(KNNIndex):
         n_components: int,
         exact_up_to: int | None = None,
         candidates: int = 0,
+        device: Any = None,
         **kwargs,
     ) -> None:
         super().__init__(data, k, metric="euclidean", **kwargs)
         self.n_components, self.exact_up_to = n_components, exact_up_to
-        self.candidates = candidates
+        self.candidates, self.device = candidates, device
         self.principal: Principal | None = None
         self.found: Neighbors | None = None
         self.space: Neighbors | None = None  # among the components, for queries
 
     def build(self) -> tuple[np.ndarray, np.ndarray]:
         self.principal = principal_coordinates(
-            self.data, self.n_components, random_state=self.random_state
+            self.data, self.n_components, random_state=self.random_state, device=self.device
         )
         coords = self.principal.coords.numpy()
         wanted = min(len(coords) - 1, max(self.k, self.candidates))
         limit = PCA_EXACT_UP_TO if self.exact_up_to is None else self.exact_up_to
         if len(coords) <= limit:
-            self.space = exact_neighbors(coords, wanted)
+            self.space = exact_neighbors(coords, wanted, device=self.device)
         else:
             from fspace.embedding.ivf import ivf_neighbors
 
-            self.space = Neighbors(*ivf_neighbors(coords, wanted, random_state=self.random_state))
+            found = ivf_neighbors(
+                coords, wanted, random_state=self.random_state, device=self.device
+            )
+            self.space = Neighbors(*found)
         if wanted > self.k:
             from fspace.embedding.rerank import rerank_neighbors
 
             found = rerank_neighbors(
-                self.data, self.space.indices, self.k, mean=self.principal.mean
+                self.data,
+                self.space.indices,
+                self.k,
+                mean=self.principal.mean,
+                device=self.device,
             )
             self.found = Neighbors(*found)
         else:
@@ -386,4 +450,5 @@ class PCAIndex(KNNIndex):
 
     def query(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         coords = self.principal.coords.numpy()
-        return query_neighbors(coords, self.space, self.principal.project(query).numpy(), k)
+        placed = self.principal.project(query, device=self.device).numpy()
+        return query_neighbors(coords, self.space, placed, k, device=self.device)

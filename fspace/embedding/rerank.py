@@ -12,7 +12,9 @@ increasing row order, converted to float32 and centred, and the block's distance
 of them come from one matrix product with float32 accumulation. Each row's neighbours
 are chosen among the candidates of its whole block, a superset of its own: consecutive
 rows are usually checkpoints of one run, whose candidates overlap. The result is exact
-wherever the true neighbours are among those candidates.
+wherever the true neighbours are among those candidates. On a GPU (``device``,
+:mod:`fspace.device`) the products run there, with chunks of candidates sized to a
+share of its free memory; the blocks of query rows, and so the result, are the same.
 
 Example::
 
@@ -25,13 +27,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fspace.device import memory_budget, on_gpu, resolve_device
 from fspace.embedding.ivf import Found
 from fspace.errors import ConfigError
 
 BLOCK_ROWS = 128
 """Query rows that share one read of their candidates."""
 CHUNK_BYTES = 64 * 2**20
-"""Largest float32 block of candidate rows held at once."""
+"""Largest float32 block of candidate rows held at once (on the CPU)."""
 
 
 def rerank_neighbors(
@@ -41,39 +44,48 @@ def rerank_neighbors(
     *,
     mean: torch.Tensor | np.ndarray | None = None,
     block_rows: int = BLOCK_ROWS,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Found:
     """The ``k`` nearest rows of every row of ``matrix`` (itself excluded) among the
     ``candidates`` (``(n, c)`` row indices, ``c >= k``) of the rows in its block of
     ``block_rows`` consecutive rows, by exact Euclidean distance.
 
     ``mean`` is subtracted from every row before the products (the column mean, if
-    known, keeps the float32 products accurate); the distances do not depend on it.
+    known, keeps the float32 products accurate); the distances do not depend on it. The
+    products run on ``device``; ``chunk_bytes`` bounds the candidate rows held at once
+    (default :data:`CHUNK_BYTES`, on a GPU a share of its free memory).
     """
     n, d = _check(matrix, candidates, k, block_rows)
+    where = resolve_device(device)
+    if chunk_bytes is None:
+        chunk_bytes = memory_budget(where) // 4 if on_gpu(where) else CHUNK_BYTES
     centre = torch.zeros(d) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
     if centre.shape != (d,):
         raise ConfigError(f"mean has shape {tuple(centre.shape)}; expected ({d},)")
-    dist = torch.empty(n, k)
-    index = torch.empty(n, k, dtype=torch.int64)
-    sqnorms = torch.empty(n)
+    centre = centre.to(where)
+    dist = torch.empty(n, k, device=where)
+    index = torch.empty(n, k, dtype=torch.int64, device=where)
+    sqnorms = torch.empty(n, device=where)
     for a in range(0, n, block_rows):
         rows = np.arange(a, min(a + block_rows, n))
         union = np.unique(np.concatenate([candidates[rows].ravel(), rows]))
         query = _rows(matrix, rows, centre)
         sq_q = (query * query).sum(1)
         sqnorms[rows] = sq_q
-        best_d = torch.full((len(rows), k), float("inf"))
-        best_i = torch.zeros((len(rows), k), dtype=torch.int64)
+        best_d = torch.full((len(rows), k), float("inf"), device=where)
+        best_i = torch.zeros((len(rows), k), dtype=torch.int64, device=where)
         step = max(k, chunk_bytes // (4 * max(d, 1)))
         for b in range(0, len(union), step):
             part = union[b : b + step]
             block = _rows(matrix, part, centre)
             sq = (sq_q[:, None] + (block * block).sum(1)[None]).sub_(query @ block.T, alpha=2)
             sq.clamp_(min=0)
-            sq[torch.from_numpy(rows[:, None] == part[None])] = float("inf")  # never itself
+            itself = torch.from_numpy(rows[:, None] == part[None]).to(where)
+            sq[itself] = float("inf")  # never itself
+            cols = torch.from_numpy(part).to(where).expand(len(rows), -1)
             merged_d = torch.cat([best_d, sq], 1)
-            merged_i = torch.cat([best_i, torch.from_numpy(part).expand(len(rows), -1)], 1)
+            merged_i = torch.cat([best_i, cols], 1)
             best_d, pos = torch.topk(merged_d, k, dim=1, largest=False, sorted=True)
             best_i = torch.gather(merged_i, 1, pos)
         if torch.isinf(best_d[:, -1]).any():
@@ -83,13 +95,15 @@ def rerank_neighbors(
                 f"its block; pass more candidates per row"
             )
         dist[rows], index[rows] = best_d, best_i
-    return Found(index.numpy(), dist.sqrt_().double().numpy(), centre, sqnorms)
+    distances = dist.sqrt_().double().cpu().numpy()
+    return Found(index.cpu().numpy(), distances, centre.cpu(), sqnorms.cpu())
 
 
 def _rows(matrix: np.ndarray, rows: np.ndarray, centre: torch.Tensor) -> torch.Tensor:
     # Rows (increasing indices: a forward read of a memory map) as centred float32.
     picked = matrix[rows[0] : rows[-1] + 1] if _consecutive(rows) else matrix[rows]
-    return torch.from_numpy(np.array(picked, dtype=np.float32, order="C")).sub_(centre)
+    block = torch.from_numpy(np.array(picked, dtype=np.float32, order="C"))
+    return block.to(centre.device).sub_(centre)
 
 
 def _consecutive(rows: np.ndarray) -> bool:
