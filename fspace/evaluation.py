@@ -24,6 +24,7 @@ from torch import nn
 
 from fspace import factories
 from fspace.batched import compute_vectors, signature
+from fspace.device import resolve_device
 from fspace.errors import ConfigError, EmptyExperimentError, ModelOutputError, ProbeMismatchError
 from fspace.outputs import OutputSpec, as_spec, as_stored
 from fspace.outputs.apply import function_vector
@@ -210,7 +211,8 @@ def evaluate(
     Vectors already cached (recorded online, or by an earlier call) are read back; the
     others are computed from stored weights with the run's model factory (or
     ``model_factory``), many checkpoints of one architecture at a time
-    (:mod:`fspace.batched`; on ``device``, by default the GPU if there is one), and
+    (:mod:`fspace.batched`; on ``device``: ``"auto"``, the default, is the GPU if torch
+    sees one; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, see :mod:`fspace.device`), and
     cached. The output kind and vector form are those the experiment was recorded with,
     unless ``output`` (and ``kind``, ``output_params``, ``output_key``, ``extract``,
     ``forward``, as for the :class:`~fspace.Recorder`) say otherwise. Checkpoints whose
@@ -239,7 +241,7 @@ def evaluate(
         model_factory=model_factory,
         runs=runs,
         progress=progress,
-        device=device,
+        device=resolve_device(device),  # "auto" (or None): the GPU if torch sees one
         dtype=dtype,
         memmap=memmap,
     )

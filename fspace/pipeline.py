@@ -124,7 +124,13 @@ def _embedding_from(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Embe
 
 
 def _distances(
-    exp: Experiment, vectors: FunctionVectors, method: str, distance: str, params: dict, cache: bool
+    exp: Experiment,
+    vectors: FunctionVectors,
+    method: str,
+    distance: str,
+    params: dict,
+    cache: bool,
+    device: Any = "auto",
 ) -> np.ndarray | None:
     """The distance matrix a method fitted to distances needs, through the store's cache."""
     from fspace.distances import cached_pairwise, distance_entry
@@ -134,7 +140,7 @@ def _distances(
     entry = distance_entry(distance)
     if input_mode(get_method(method), entry) != "distances":
         return None
-    return cached_pairwise(exp, vectors, distance, cache=cache, **params)
+    return cached_pairwise(exp, vectors, distance, cache=cache, device=device, **params)
 
 
 def _null(_: str) -> None:
@@ -187,6 +193,7 @@ def embed_experiment(
         model_factory=model_factory,
         progress=progress,
         runs=chosen,
+        device=(params or {}).get("device"),  # the map's device evaluates too
     )
     vectors = select_runs(vectors, runs=runs, groups=groups)
     return embed_vectors(
@@ -221,7 +228,8 @@ def embed_vectors(
     exp = experiment
     params = dict(params or {})
     distance_params = dict(distance_params or {})
-    keyed = {**params, "random_state": random_state}
+    # where it is computed does not change the map: the device is no part of its key
+    keyed = {**{k: v for k, v in params.items() if k != "device"}, "random_state": random_state}
     if distance != "euclidean":
         keyed = {**keyed, "distance": distance, "distance_params": distance_params}
     keys = vectors.points["checkpoint"]
@@ -240,7 +248,9 @@ def embed_vectors(
         progress=False,
         distance=distance,
         distance_params=distance_params,
-        precomputed=_distances(exp, vectors, method, distance, distance_params, cache),
+        precomputed=_distances(
+            exp, vectors, method, distance, distance_params, cache, params.get("device", "auto")
+        ),
         **params,
     )
     if cache:

@@ -245,7 +245,7 @@ def test_pca_equals_svd_projection_up_to_sign(vectors):
     expected = centred @ vt[:2].T
     signs = np.sign((emb.coords * expected).sum(axis=0))
     np.testing.assert_allclose(emb.coords, expected * signs, rtol=1e-4, atol=1e-4)
-    assert emb.params == {"svd_solver": "auto", "random_state": 0}
+    assert emb.params == {"svd_solver": "auto", "device": "auto", "random_state": 0}
 
 
 def test_pca_pads_vectors_of_length_one():

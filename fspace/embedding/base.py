@@ -294,7 +294,8 @@ class Embedding:
         impl = get_method(self.method)
         distance, dparams = inputs.distance_of(self.distance, new, self.distance_params)
         mode = inputs.input_mode(impl, distance)
-        matrix = inputs.place_input(mode, new, self._reference, distance, dparams)
+        device = self.params.get("device", "auto")
+        matrix = inputs.place_input(mode, new, self._reference, distance, dparams, device=device)
         if mode == "distances":
             return impl.transform_distances(self._state, matrix, self.params)
         return impl.transform(self._state, matrix, self.params)
@@ -429,7 +430,9 @@ def embed(
     params = inputs.with_precomputed_metric(mode, impl, params)
     n = len(vectors)
     resolved = {**impl.resolve(params, n), "random_state": int(random_state)}
-    matrix = inputs.fit_input(mode, vectors, dist, dparams, precomputed)
+    # A method that declares a device computes its distances there too
+    device = resolved.get("device", "auto")
+    matrix = inputs.fit_input(mode, vectors, dist, dparams, precomputed, device=device)
     try:
         if mode == "distances":
             coords, state = impl.fit_distances(matrix, resolved, progress=progress)

@@ -94,8 +94,11 @@ def fit_input(
     distance: Entry,
     params: dict[str, Any],
     precomputed: np.ndarray | None,
+    *,
+    device: Any = "auto",
 ) -> np.ndarray:
-    """The matrix the method is fitted to: vectors, features or (n, n) distances."""
+    """The matrix the method is fitted to: vectors, features or (n, n) distances (these
+    computed on ``device``)."""
     if mode == "vectors":
         return vectors.matrix
     if mode == "features":
@@ -103,7 +106,7 @@ def fit_input(
     if precomputed is None:
         from fspace.distances import pairwise
 
-        precomputed = pairwise(vectors, distance.name, **params)
+        precomputed = pairwise(vectors, distance.name, device=device, **params)
     elif np.shape(precomputed) != (len(vectors), len(vectors)):
         raise EmbeddingError(
             f"precomputed distances have shape {np.shape(precomputed)}; expected "
@@ -118,6 +121,8 @@ def place_input(
     reference: FunctionVectors | None,
     distance: Entry,
     params: dict[str, Any],
+    *,
+    device: Any = "auto",
 ) -> np.ndarray:
     """What the method's transform needs to place ``new`` checkpoints into the map."""
     if mode == "vectors":
@@ -131,7 +136,8 @@ def place_input(
         )
     from fspace.distances import pairwise
 
-    return as_distance(pairwise(new, distance.name, other=reference, **params), distance)
+    found = pairwise(new, distance.name, other=reference, device=device, **params)
+    return as_distance(found, distance)
 
 
 def high_distances(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from fspace.device import DEVICE, check_device
 from fspace.embedding.base import (
     EmbeddingMethod,
     check_choice,
@@ -82,6 +83,12 @@ PARAMS = (
         "distance over every value, more than 3 x perplexity (0: none; slow on many points)",
         low=0,
     ),
+    Param(
+        DEVICE.name,
+        str,
+        DEVICE.default,
+        DEVICE.help + "; for neighbors='gram' or 'pca' (the automatic choice from 1,000 points)",
+    ),
 )
 
 
@@ -104,7 +111,8 @@ class TSNEMethod(EmbeddingMethod):
     ``"gram"`` from 1,000 points on. ``negative_gradient_method`` is ``"bh"``,
     ``"fft"`` or ``"exact"`` (every pair; fastest up to a few thousand points);
     ``"auto"`` picks ``"exact"`` for 1,000 to 5,000 points and openTSNE's choice
-    otherwise. ``learning_rate`` left unset (or ``"auto"``) is openTSNE's ``"auto"``.
+    otherwise. ``device`` is where the ``"gram"`` and ``"pca"`` searches run
+    (:mod:`fspace.device`). ``learning_rate`` left unset (or ``"auto"``) is openTSNE's ``"auto"``.
     """
 
     min_points = 4
@@ -128,6 +136,7 @@ class TSNEMethod(EmbeddingMethod):
         check_choice("negative_gradient_method", params["negative_gradient_method"], GRADIENTS)
         check_int("pca_components", params["pca_components"], 2)
         check_int("pca_candidates", params["pca_candidates"], 0)
+        check_device(params["device"])
         if params["neighbors"] in ("gram", "pca") and params["metric"] != "euclidean":
             raise ConfigError(
                 f"neighbors={params['neighbors']!r} supports metric='euclidean' only, "
@@ -217,10 +226,11 @@ def _fast_affinities(matrix: np.ndarray, params: dict[str, Any]) -> tuple[Any, A
     from fspace.embedding.neighbors import GramIndex, PCAIndex
 
     k = min(matrix.shape[0] - 1, int(3 * params["perplexity"]))
-    seed = params["random_state"]
+    seed, device = params["random_state"], params.get("device", "auto")
     pca_init = params["initialization"] == "pca"
     if params["neighbors"] == "gram":
-        index = GramIndex(matrix, k, n_components=2 if pca_init else 0, random_state=seed)
+        components = 2 if pca_init else 0
+        index = GramIndex(matrix, k, n_components=components, random_state=seed, device=device)
     else:
         index = PCAIndex(
             matrix,
@@ -228,6 +238,7 @@ def _fast_affinities(matrix: np.ndarray, params: dict[str, Any]) -> tuple[Any, A
             n_components=params["pca_components"],
             candidates=params.get("pca_candidates", 0),
             random_state=seed,
+            device=device,
         )
     # The same affinities openTSNE's TSNE.fit computes, from our neighbours.
     affinities = MultiscaleMixture(
