@@ -26,8 +26,8 @@ DEVICE = Param(
     "device",
     str,
     "auto",
-    "where the matrix products run: auto (the GPU if torch sees one, else the CPU), "
-    "cpu, cuda or cuda:N",
+    "where evaluation, distances, neighbours and principal components run: auto (the GPU "
+    "if torch sees one, else the CPU), cpu, cuda or cuda:N",
 )
 """The parameter every registry entry that computes on a device declares."""
 

@@ -66,6 +66,15 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-train", type=positive_int, help="limit the training digits")
 
 
+def add_device(group: Any) -> None:
+    """``--device``: where the heavy products run (:data:`fspace.device.DEVICE`)."""
+    from fspace.device import DEVICE
+
+    group.add_argument(
+        DEVICE.flag, default=DEVICE.default, metavar="NAME", help=f"{DEVICE.help} (default: auto)"
+    )
+
+
 def add_experiment(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", metavar="EXP", help="experiment directory")
 

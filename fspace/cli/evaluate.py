@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import add_experiment, add_vectors, open_experiment
+from fspace.cli._args import add_device, add_experiment, add_vectors, open_experiment
 
 
 def register(sub) -> None:
@@ -17,6 +17,7 @@ def register(sub) -> None:
     add_experiment(p)
     add_vectors(p)
     p.add_argument("--runs", nargs="+", metavar="RUN", help="only these runs")
+    add_device(p)
     add_ray_option(p, "compute the missing function vectors on a Ray cluster")
     p.set_defaults(func=run)
 
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             model_factory=args.model_factory,
             runs=args.runs,
             progress=not args.quiet,
+            device=args.device,
         )
     n, d = vectors.matrix.shape
     runs = vectors.points["run"].nunique()

@@ -6,7 +6,14 @@ import argparse
 import math
 from typing import TYPE_CHECKING, Any
 
-from fspace.cli._args import add_choice, add_entry_params, add_vectors, chosen_params, positive_int
+from fspace.cli._args import (
+    add_choice,
+    add_device,
+    add_entry_params,
+    add_vectors,
+    chosen_params,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +64,7 @@ def register(sub) -> None:
         "--level", type=float, default=0.95, metavar="X", help="interval level (0.95)"
     )
     group.add_argument("--random-state", type=int, default=0, metavar="SEED", help="default: 0")
+    add_device(group)
     group.add_argument("--csv", metavar="FILE", help="write the per-run table")
     group.add_argument(
         "--figure", metavar="FILE", help="distance from start and between runs against epoch"
@@ -88,6 +96,7 @@ def load(args: argparse.Namespace):
 
     exps = [open_experiment(path) for path in args.experiments]
     options: dict[str, Any] = {"probes": args.probes, "progress": not args.quiet}
+    options["device"] = args.device
     if args.output is not None:
         options["output"] = args.output
     if args.model_factory is not None:
@@ -99,13 +108,15 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from fspace.device import check_device
     from fspace.distances import DISTANCES, cached_pairwise
     from fspace.stats import summarize
 
     epoch = parse_epoch(args.epoch)
+    check_device(args.device, option="--device")
     params = chosen_params(args, DISTANCES, args.distance, prefix=PARAM_PREFIX, option="--distance")
     vectors, targets, cache = load(args)
-    distances = cached_pairwise(cache, vectors, args.distance, **params)
+    distances = cached_pairwise(cache, vectors, args.distance, device=args.device, **params)
     result = summarize(
         vectors,
         distances,

@@ -83,12 +83,7 @@ PARAMS = (
         "distance over every value, more than 3 x perplexity (0: none; slow on many points)",
         low=0,
     ),
-    Param(
-        DEVICE.name,
-        str,
-        DEVICE.default,
-        DEVICE.help + "; for neighbors='gram' or 'pca' (the automatic choice from 1,000 points)",
-    ),
+    DEVICE,
 )
 
 
@@ -112,7 +107,8 @@ class TSNEMethod(EmbeddingMethod):
     ``"fft"`` or ``"exact"`` (every pair; fastest up to a few thousand points);
     ``"auto"`` picks ``"exact"`` for 1,000 to 5,000 points and openTSNE's choice
     otherwise. ``device`` is where the ``"gram"`` and ``"pca"`` searches run
-    (:mod:`fspace.device`). ``learning_rate`` left unset (or ``"auto"``) is openTSNE's ``"auto"``.
+    (:mod:`fspace.device`); openTSNE's own searches and optimiser stay on the CPU.
+    ``learning_rate`` left unset (or ``"auto"``) is openTSNE's ``"auto"``.
     """
 
     min_points = 4
