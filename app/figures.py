@@ -104,23 +104,27 @@ def raster_dict(
     layout["yaxis"] = {**layout["yaxis"], "range": [view.y0, view.y1], "ticks": ""}
     layout["uirevision"] = uirevision
     layout["dragmode"] = "pan"
-    layout["images"] = [
-        {
-            "source": render(plot, mask, view),
-            "xref": "x",
-            "yref": "y",
-            "x": view.x0,
-            "y": view.y1,
-            "sizex": view.x1 - view.x0,
-            "sizey": view.y1 - view.y0,
-            "sizing": "stretch",
-            "xanchor": "left",
-            "yanchor": "top",
-            "layer": "below",
-        }
-    ]
+    layout["images"] = [picture_image(plot, mask, view)]
     traces = [_grid(view), *_span(plot), *raster_marks(plot, mask, highlight, selected)]
     return {"data": traces, "layout": layout}
+
+
+def picture_image(plot: PlotFrame, mask: np.ndarray | None, view: Viewport) -> dict[str, Any]:
+    """The layout image of :func:`raster_dict`: the picture of the rows of ``plot`` that
+    ``mask`` keeps, rendered for ``view`` and placed on it."""
+    return {
+        "source": render(plot, mask, view),
+        "xref": "x",
+        "yref": "y",
+        "x": view.x0,
+        "y": view.y1,
+        "sizex": view.x1 - view.x0,
+        "sizey": view.y1 - view.y0,
+        "sizing": "stretch",
+        "xanchor": "left",
+        "yanchor": "top",
+        "layer": "below",
+    }
 
 
 def raster_marks(

@@ -1,14 +1,18 @@
 """The trajectories page's view of a large map: a picture rendered on the server.
 
 Above :data:`fspace.app.raster.VECTOR_LIMIT` checkpoints the page draws
-:func:`fspace.app.figures.raster_dict`. The browser reports the part of the map it shows
-and the plot area's size in pixels (:data:`REPORT_VIEW_JS`, into the ``RASTER_VIEW``
-store) whenever the graph is first drawn, zoomed, panned or resized; the figure is
-rendered again for that view. Hover and click do not go through Dash: the page's script
-(``assets/raster_answer.js``) asks :mod:`fspace.app.raster_hover` for the checkpoint
-under the pointer and draws the answer itself (a tooltip and the hovered run's path, on
-a layer above the figure), so nothing is re-rendered; a click sets the selected
-checkpoint, which opens its details and draws its run as any selection does.
+:func:`fspace.app.figures.raster_dict`. The figure says what its picture shows
+(``layout.meta``, :func:`fspace.app.raster_picture.meta`); after every zoom, pan or
+resize the page's script (``assets/raster_picture.js``) asks
+:mod:`fspace.app.raster_picture` for the picture of the new view and swaps only the
+layout image, outside Dash's callbacks. The browser also reports the part of the map it
+shows and the plot area's size in pixels (:data:`REPORT_VIEW_JS`, into the
+``RASTER_VIEW`` store), so that a figure Dash draws (new filters, a new map version, a
+new selection) shows the same view. Hover and click do not go through Dash either: the
+page's script (``assets/raster_answer.js``) asks :mod:`fspace.app.raster_hover` for the
+checkpoint under the pointer and draws the answer itself (a tooltip and the hovered
+run's path, on a layer above the figure), so nothing is re-rendered; a click sets the
+selected checkpoint, which opens its details and draws its run as any selection does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 from dash import ALL, ClientsideFunction, Input, Output, Patch, State, dcc, html
 
-from fspace.app import ids
+from fspace.app import ids, raster_picture
 from fspace.app.figures import GRID_PX, raster_dict, raster_marks
 from fspace.app.frames import PlotFrame
 from fspace.app.raster import Viewport, layers
@@ -77,21 +81,31 @@ def components(reported: dict[str, Any] | None = None) -> list[Any]:
     ]
 
 
-def first_figure(plot: PlotFrame, revision: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def first_figure(
+    plot: PlotFrame, revision: str, token: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The picture of the whole map for a new page, on the plot area the last browser
     reported, and the view it shows as the browser will report it (so that, when the
-    area is the same, the report changes nothing and nothing is drawn twice)."""
+    area is the same, the report changes nothing and nothing is drawn twice); ``token``
+    names the map for the page's script (see the module)."""
     area = dict(_last_area)
     view = Viewport.parse(area, Viewport.of_extent(plot))
     reported = {**area, "x": [view.x0, view.x1], "y": [view.y0, view.y1], "rev": revision}
     mask = np.ones(len(plot), dtype=bool)
-    return figure(plot, mask, reported, revision), reported
+    return figure(plot, mask, reported, revision, token=token), reported
+
+
+def remember_area(view: Viewport) -> None:
+    """Note the plot area of a view a browser asked for: a new page's first picture is
+    rendered for it (:func:`first_figure`)."""
+    _last_area.update(w=view.width, h=view.height)
 
 
 def viewport(plot: PlotFrame, reported: Any, revision: str) -> Viewport:
     """The view to render: what the browser reported for the figure of ``revision``, or
-    the whole map on the reported plot area."""
-    whole = Viewport.parse(reported, Viewport.of_extent(plot))
+    the whole map on the reported plot area (the last one reported, if none is)."""
+    area = Viewport.of_extent(plot, int(_last_area["w"]), int(_last_area["h"]))
+    whole = Viewport.parse(reported, area)
     same_map = isinstance(reported, dict) and reported.get("rev") == revision
     if same_map:
         return whole
@@ -106,15 +120,20 @@ def figure(
     *,
     highlight: str | None = None,
     selected: int | None = None,
+    token: str | None = None,
+    filters: dict[str, Any] | None = None,
+    epochs: Any = None,
 ) -> dict[str, Any]:
     """The raster figure of ``plot`` for the view the browser reported. Plotly's own
     hover is off and the figure has no hover grid: the page's script answers hovers and
-    clicks (see the module)."""
+    clicks, and renders the picture again on zoom and pan for the map ``token``, the
+    ``filters`` and the ``epochs`` window that ``mask`` was made from (see the module)."""
     view = viewport(plot, reported, revision)
     if isinstance(reported, dict) and view.width == reported.get("w"):
         _last_area.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
     out = raster_dict(plot, mask, view, highlight=highlight, selected=selected, uirevision=revision)
     out["layout"]["hovermode"] = False
+    out["layout"]["meta"] = raster_picture.meta(token, view, filters, epochs)
     # raster_dict's first trace is a grid of hover cells (a tenth of the figure's bytes),
     # there for pages whose clicks plotly reports (fspace.app.linked); not needed here.
     out["data"] = [t for t in out["data"] if t.get("meta", {}).get("role") != "grid"]
@@ -131,7 +150,9 @@ def selection_patch(
     plot: PlotFrame, mask: np.ndarray, highlight: str | None, selected: int | None
 ) -> Patch:
     """A patch of :func:`figure` showing a new selection: only the highlighted run's
-    path and the selected ring change, the picture stays."""
+    path and the selected ring change, the picture stays (Dash's copy of the figure
+    follows the picture and axes the page's script set: ``dcc.Graph`` copies every
+    relayout into its ``figure``)."""
     patch = Patch()
     path, ring = raster_marks(plot, mask, highlight, selected)
     slot = marks_slot(plot)

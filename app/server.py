@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dash import Input, Output, State
 
-from fspace.app import ids, raster_hover
+from fspace.app import ids, raster_hover, raster_picture
 from fspace.app.components import page_href
 from fspace.app.security import HostPolicy, host_policy, is_loopback, protect
 from fspace.app.state import EXTENSION, ServerState
@@ -100,6 +100,7 @@ def create_app(
             module.callback.attach(app)
     shell.attach(app)
     raster_hover.add_route(app)  # a large map's hover and click answers, outside Dash
+    raster_picture.add_route(app)  # a large map's picture of a new view, outside Dash
     protect(app, hosts or host_policy())
     return app
 

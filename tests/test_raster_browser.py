@@ -9,6 +9,8 @@ synthetic ones, so a click on one of them must open exactly that checkpoint.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from _bigmap import (
@@ -161,3 +163,77 @@ def test_hover_answers_among_the_checkpoints_shown(driver, big_map):  # noqa: F8
     point_at(driver, *placed[1][1:], away=False)
     wait_for(driver, lambda d: d.execute_script(ANSWER_JS) is None, what="no answer")
     assert driver.execute_script("return document.getElementById('map-answer').hidden")
+
+
+# Record the outputs of Dash's callback requests (window.fsDashOutputs).
+DASH_REQUESTS_JS = """
+window.fsDashOutputs = [];
+if (!window.fsFetchHooked) {
+    window.fsFetchHooked = true;
+    const fetch0 = window.fetch;
+    window.fetch = function (url, options) {
+        const body = options && typeof options.body === 'string' ? options.body : '';
+        if (String(url).includes('_dash-update-component')) {
+            window.fsDashOutputs.push((body.match(/"output":"([^"]*)"/) || [])[1]);
+        }
+        return fetch0.apply(this, arguments);
+    };
+}
+"""
+# Zoom or pan the map to [x0, x1] x [y0, y1] by relayout, as a drag does.
+ZOOM_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+Plotly.relayout(gd, {'xaxis.range': [arguments[0], arguments[1]],
+                     'yaxis.range': [arguments[2], arguments[3]]});
+"""
+# Where the picture lies, its source, and the page script's picture requests and drawings.
+PICTURE_JS = """
+const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
+const i = gd.layout.images[0];
+return [[i.x, i.x + i.sizex, i.y - i.sizey, i.y], i.source,
+        Number(gd.dataset.pictureAsked || 0), Number(gd.dataset.pictureDrawn || 0)];
+"""
+
+
+def test_zoom_renders_the_view_through_the_picture_endpoint(driver, big_map):  # noqa: F811
+    url, placed = big_map
+    open_page(driver, url)
+    driver.execute_script(DASH_REQUESTS_JS)
+    box, source, asked, drawn = driver.execute_script(PICTURE_JS)
+    key, x, y = placed[3]
+    half = [(box[1] - box[0]) / 20, (box[3] - box[2]) / 20]  # a tenth of the map
+    view = [x - half[0], x + half[0], y - half[1], y + half[1]]
+    driver.execute_script(ZOOM_JS, *view)
+    got = wait_for(
+        driver, lambda d: (p := d.execute_script(PICTURE_JS)) and p[3] > drawn and p, what="zoom"
+    )
+    np.testing.assert_allclose(got[0], view)  # the picture of the new view, placed on it
+    assert got[1] != source and got[1].startswith("data:image/png;base64,")
+    assert got[2] == asked + 1  # one request to the picture endpoint
+    assert "trajectory-graph.figure" not in driver.execute_script("return window.fsDashOutputs")
+    # the recorded run's checkpoints, 6 pixels apart on the whole map, are 60 apart now
+    px = driver.execute_script(PLACE_JS, x, y)[0]
+    assert 50 <= driver.execute_script(PLACE_JS, *placed[4][1:])[0] - px <= 70
+    # a click in the zoomed view opens its checkpoint; the picture and view stay
+    point_at(driver, x, y, 3, -3, click=True)
+    assert answer(driver, "selected", "the click's answer")[0] == key
+    wait_for(
+        driver,
+        lambda d: d.find_elements("css selector", f"#checkpoint-details [data-checkpoint='{key}']"),
+        what="the details",
+    )
+    wait_for(
+        driver,
+        lambda d: "trajectory-graph.figure" in d.execute_script("return window.fsDashOutputs"),
+        what="the selection drawn",
+    )
+    time.sleep(0.5)  # the selection's patch has been drawn
+    after = driver.execute_script(PICTURE_JS)
+    np.testing.assert_allclose(after[0], view)
+    assert after[1] == got[1] and after[2] == got[2]  # no picture asked again
+    # a pan back to the view of the first picture asks for it again
+    driver.execute_script(ZOOM_JS, *box)
+    back = wait_for(
+        driver, lambda d: (p := d.execute_script(PICTURE_JS)) and p[3] > after[3] and p, what="pan"
+    )
+    np.testing.assert_allclose(back[0], box)

@@ -75,7 +75,7 @@ def layout(**query: Any) -> html.Div:
     figure, reported = message_dict(WAITING), None
     if plot is not None and is_raster(plot) and not (view.filters or view.epochs or selected):
         # A large map's picture comes with the page (see fspace.app.raster_view).
-        figure, reported = raster_view.first_figure(plot, f"map-{entry.uid}")
+        figure, reported = raster_view.first_figure(plot, f"map-{entry.uid}", status.token)
     main = [
         html.Div(
             [
@@ -280,7 +280,8 @@ callback.clientside(
     Input(ids.SELECTED, "data"),
     Input(ids.GRAPH_READY, "data"),
     FILTER_KEYS,
-    Input(ids.RASTER_VIEW, "data"),
+    # Zoom and pan re-render a large map's picture outside Dash (fspace.app.raster_view).
+    State(ids.RASTER_VIEW, "data"),
     # Nothing to draw before the graph is ready (or a large map's picture came with the page).
     prevent_initial_call=True,
 )
@@ -295,13 +296,10 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
         return message_dict(WAITING)
     plot = entry.plot
     raster, trigger = is_raster(plot), triggered()
-    if raster and (view is None or (trigger in (None, ids.GRAPH_READY) and "rev" in view)):
-        # The page brought its first picture (the view reported names it), or the
-        # browser reports what to render; a page opened with filters brought none.
-        raise dash.exceptions.PreventUpdate
-    if trigger == ids.RASTER_VIEW and not raster:
-        raise dash.exceptions.PreventUpdate
-    mask = plot.mask(filters_of(filters, filter_keys), epochs)
+    if raster and trigger in (None, ids.GRAPH_READY) and view and "rev" in view:
+        raise dash.exceptions.PreventUpdate  # the page brought its first picture
+    chosen = filters_of(filters, filter_keys)
+    mask = plot.mask(chosen, epochs)
     if not mask.any():
         return message_dict("no checkpoint matches the filters and epoch window")
     key = str(selected) if selected else None
@@ -312,7 +310,17 @@ def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=No
     if raster and trigger == ids.SELECTED:  # the picture stays
         return raster_view.selection_patch(plot, mask, run, position)
     if raster:
-        return raster_view.figure(plot, mask, view, revision, highlight=run, selected=position)
+        return raster_view.figure(
+            plot,
+            mask,
+            view,
+            revision,
+            highlight=run,
+            selected=position,
+            token=token,
+            filters=chosen,
+            epochs=epochs,
+        )
     return trajectory_dict(plot, mask, highlight=run, selected=position, uirevision=revision)
 
 
