@@ -17,6 +17,10 @@ suite of 1,000 MNIST digits. Then, each round, side by side on the same machine:
 The vector cache is deleted before each measurement. Timings on a shared machine are
 noisy: compare the ratios within one round, not absolute times across runs.
 ``--sweep`` also times the batched forward alone for several batch lengths.
+``--device cuda`` (the default is ``cpu``) times instead ``evaluate()`` on the GPU, each
+round against the device's peak FP32 rate (``benchmarks/_gpu.py``: a table of common
+GPUs, else a measured large matmul), an 8192^3 matmul and a matmul of the model's layer
+shapes measured there; the plain loop, sweep and profile stay on the CPU path.
 ``--profile`` then, in one more round next to its own matmul reference, splits
 ``evaluate()``'s wall time by phase (reads and checksums, gathering the first layer's
 live input columns, each layer's product with its bias, activations, softmax and
@@ -81,15 +85,19 @@ def record(path: Path, n_ckpts: int, n_runs: int = 10) -> ProbeSuite:
     return suite
 
 
-def matmul_gflops(repeats: int = 20) -> float:
-    """GFLOP/s of torch.matmul on the model's two large layer shapes."""
-    x, h = torch.rand(1000, 784), torch.rand(1000, 500)
-    w1, w2 = torch.rand(784, 500), torch.rand(500, 500)
+def matmul_gflops(repeats: int = 20, device: str = "cpu") -> float:
+    """GFLOP/s of torch.matmul on the model's two large layer shapes (on ``device``)."""
+    x, h = torch.rand(1000, 784, device=device), torch.rand(1000, 500, device=device)
+    w1, w2 = torch.rand(784, 500, device=device), torch.rand(500, 500, device=device)
     torch.matmul(x, w1)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         torch.matmul(x, w1)
         torch.matmul(h, w2)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
     took = time.perf_counter() - start
     return repeats * 2 * 1000 * (784 * 500 + 500 * 500) / took / 1e9
 
@@ -114,10 +122,29 @@ def plain_loop(path: Path, suite: ProbeSuite) -> tuple[float, np.ndarray]:
     return took, np.stack([as_stored(v, OutputSpec(form="prob")).float().numpy() for v in rows])
 
 
-def batched(path: Path) -> tuple[float, np.ndarray]:
+def batched(path: Path, device: str = "cpu") -> tuple[float, np.ndarray]:
     start = time.perf_counter()
-    vectors = evaluate(path, progress=False)
+    vectors = evaluate(path, progress=False, device=device)  # the matrix is on the host
     return time.perf_counter() - start, vectors.matrix
+
+
+def gpu_rounds(path: Path, n: int, rounds: int, device: torch.device) -> None:
+    """Batched evaluate() on the GPU ``device``, each round against its peak."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
+    from _gpu import describe, rate_line
+
+    print(describe(device))
+    batched(path, device)  # warm up: CUDA context, kernels
+    for r in range(rounds):
+        clear_vectors(path)
+        took, _ = batched(path, device)
+        layers = matmul_gflops(200, device)
+        print(
+            f"round {r + 1}: batched {n / took:.1f} ckpt/s on {device} | matmul of the "
+            f"layer shapes {layers:.0f} GFLOP/s | evaluate()/that "
+            f"{n * FLOPS / took / 1e9 / layers:.3f}"
+        )
+        print(rate_line(f"round {r + 1}: evaluate()", n * FLOPS, took, device, torch.float32))
 
 
 def sweep(path: Path, suite: ProbeSuite, lengths=(1, 4, 8, 16, 32, 64)) -> None:
@@ -337,7 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="then profile evaluate() by phase and operator"
     )
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     args = parser.parse_args(argv)
+    from fspace.device import resolve_device
+
+    device = resolve_device(args.device, option="--device")
     root = Path(tempfile.mkdtemp(prefix="fspace-bench-evaluate-"))
     try:
         path = root / "exp"
@@ -348,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
             f"recorded {n} checkpoints of MLP 784-500-500-10 in {time.perf_counter() - start:.0f} s"
         )
         print(f"torch threads: {torch.get_num_threads()}; {FLOPS / 1e9:.2f} GFLOP per checkpoint")
+        if device.type == "cuda":
+            gpu_rounds(path, n, args.rounds, device)
+            return 0
         if args.sweep:
             sweep(path, suite)
         for r in range(args.rounds):
