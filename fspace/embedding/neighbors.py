@@ -9,8 +9,9 @@ memory is the data plus one chunk plus the Gram matrix's upper triangle.
 
 - :func:`exact_neighbors`: the exact Euclidean neighbours (each inner product computed
   once), and optionally the top principal components from the same Gram matrix.
-- :func:`principal_coordinates`: the top principal components by randomised SVD, a few
-  passes over the data; neighbours in that space approximate the exact ones.
+- :func:`principal_coordinates` (:mod:`fspace.embedding.principal`): the top principal
+  components by randomised SVD, a few passes over the data; neighbours in that space
+  approximate the exact ones.
 
 :class:`GramIndex` and :class:`PCAIndex` wrap both as openTSNE nearest-neighbour
 indexes, so that new points can be queried against the fitted ones
@@ -29,7 +30,6 @@ Example::
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,9 +38,15 @@ import torch
 from openTSNE.nearest_neighbors import KNNIndex
 
 from fspace.device import memory_budget, on_gpu, resolve_device
+from fspace.embedding.principal import (  # noqa: F401 - principal components, here too
+    CHUNK_BYTES,
+    Principal,
+    column_chunks,
+    fix_signs,
+    principal_coordinates,
+    row_blocks,
+)
 
-CHUNK_BYTES = 64 * 2**20
-"""Size of one column chunk of the data, converted to float32 and centred."""
 STRIP_ROWS = 256
 """Rows per strip of the Gram matrix; a strip is multiplied with its own and later rows."""
 GRAM_BYTES = 512 * 2**20
@@ -55,30 +61,6 @@ POWER_ITERATIONS = 8
 PCA_EXACT_UP_TO = 5_000
 """Up to this many points the neighbours among principal components are exact; beyond,
 an inverted file searches a few k-means lists per point (n^2 distances take minutes)."""
-
-
-def column_chunks(
-    matrix: np.ndarray,
-    mean: torch.Tensor | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
-    device: torch.device | None = None,
-) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
-    """Yield ``(columns, chunk, chunk_mean)``: those columns of all rows, centred, float32,
-    on ``device`` (default the CPU).
-
-    ``mean`` is the column mean to subtract (on ``device``); without it each chunk is
-    centred on its own column means, which are the global ones since a chunk holds
-    every row.
-    """
-    n, d = matrix.shape
-    width = max(1, chunk_bytes // (4 * max(n, 1)))
-    for start in range(0, d, width):
-        cols = slice(start, min(start + width, d))
-        # Always a copy: the chunk is centred in place, the caller's matrix never is.
-        chunk = torch.from_numpy(np.array(matrix[:, cols], dtype=np.float32, order="C"))
-        chunk = chunk.to(device) if device is not None else chunk
-        mu = chunk.mean(0) if mean is None else mean[cols]
-        yield cols, chunk.sub_(mu), mu
 
 
 @dataclass(frozen=True)
@@ -208,14 +190,7 @@ def _gram_components(gram: dict, n: int, r: int, random_state: int) -> torch.Ten
         q = torch.linalg.qr(_gram_times(gram, n, q)).Q
     values, vectors = torch.linalg.eigh(q.T @ _gram_times(gram, n, q))
     values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
-    return _fix_signs((q @ vectors) * values.sqrt())[0].float()
-
-
-def _fix_signs(coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    # A component's sign is arbitrary: make each one's largest coordinate positive.
-    signs = torch.sign(coords.gather(0, coords.abs().argmax(0, keepdim=True)))[0]
-    signs[signs == 0] = 1
-    return coords * signs, signs
+    return fix_signs((q @ vectors) * values.sqrt())[0].float()
 
 
 def query_neighbors(
@@ -255,105 +230,6 @@ def _as_tensor(matrix: np.ndarray) -> torch.Tensor | None:
         # Read-only (memory-mapped) arrays are only ever read here.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(np.asarray(matrix))
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Top principal components of a matrix: ``coords = (matrix - mean) @ basis``."""
-
-    coords: torch.Tensor  # (n, r)
-    mean: torch.Tensor  # (d,)
-    basis: torch.Tensor  # (d, r)
-
-    def project(
-        self,
-        rows: np.ndarray,
-        chunk_bytes: int = CHUNK_BYTES,
-        device: str | torch.device | None = None,
-    ) -> torch.Tensor:
-        """Coordinates of new ``rows`` (m, d) on the same components, computed on
-        ``device``; returned on the CPU."""
-        where = resolve_device(device)
-        mean, basis = self.mean.to(where), self.basis.to(where)
-        out = torch.zeros(rows.shape[0], self.basis.shape[1], device=where)
-        for cols, chunk, _ in column_chunks(rows, mean, chunk_bytes, where):
-            out.addmm_(chunk, basis[cols])
-        return out.cpu()
-
-
-def row_blocks(
-    matrix: np.ndarray,
-    mean: torch.Tensor | None = None,
-    block_bytes: int = CHUNK_BYTES,
-    device: torch.device | None = None,
-) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield ``(rows, block)``: consecutive rows of ``matrix`` as a float32 copy on
-    ``device`` (default the CPU), minus ``mean`` if given. Rows are contiguous in memory
-    (and in a memory-mapped file), so a pass reads the matrix once, in order, whatever
-    its dtype; only one block is ever converted to float32."""
-    n, d = matrix.shape
-    rows = max(1, block_bytes // (4 * max(d, 1)))
-    for start in range(0, n, rows):
-        part = slice(start, min(start + rows, n))
-        block = torch.from_numpy(np.array(matrix[part], dtype=np.float32, order="C"))
-        block = block.to(device) if device is not None else block
-        yield part, block if mean is None else block.sub_(mean)
-
-
-def principal_coordinates(
-    matrix: np.ndarray,
-    n_components: int,
-    *,
-    random_state: int = 0,
-    oversample: int = 10,
-    power_iterations: int = 1,
-    chunk_bytes: int = CHUNK_BYTES,
-    device: str | torch.device | None = None,
-) -> Principal:
-    """The top ``n_components`` principal components of ``matrix``'s rows (randomised SVD).
-
-    Halko, Martinsson & Tropp (2011), algorithm 4.4, over row blocks of ``chunk_bytes``
-    (as float32): ``2 + 2 * power_iterations`` passes over the data, the column mean
-    taken in the first. ``matrix`` may be float16 and memory-mapped; it is never copied
-    whole. Each component's largest coordinate is positive; the same ``random_state``
-    gives the same result. The products run on ``device``; the result is on the CPU.
-    """
-    n, d = matrix.shape
-    where = resolve_device(device)
-    width = min(n_components + oversample, n, d)
-    gen = torch.Generator().manual_seed(int(random_state))  # on the CPU: the same anywhere
-    omega = torch.randn(d, width, generator=gen).to(where)
-    sketch = torch.empty(n, width, device=where)
-    total = torch.zeros(d, dtype=torch.float64, device=where)
-    for rows, block in row_blocks(matrix, block_bytes=chunk_bytes, device=where):
-        torch.mm(block, omega, out=sketch[rows])
-        total += block.sum(0, dtype=torch.float64)
-    mean = (total / n).float()
-    sketch -= mean @ omega  # (X - 1 m^T) omega, the centring applied after the pass
-    del omega
-    q = torch.linalg.qr(sketch).Q
-    for _ in range(power_iterations):
-        z = _transposed_times(matrix, mean, q, chunk_bytes)
-        for rows, block in row_blocks(matrix, mean, chunk_bytes, where):
-            torch.mm(block, z, out=sketch[rows])
-        q = torch.linalg.qr(sketch).Q
-    bt = _transposed_times(matrix, mean, q, chunk_bytes)
-    values, vectors = torch.linalg.eigh((bt.T @ bt).double())
-    r = min(n_components, width)
-    values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
-    coords, signs = _fix_signs((q.double() @ vectors) * values.sqrt())
-    basis = (bt.double() @ vectors) / values.sqrt().clamp(min=1e-30) * signs
-    return Principal(coords.float().cpu(), mean.cpu(), basis.float().cpu())
-
-
-def _transposed_times(
-    matrix: np.ndarray, mean: torch.Tensor, q: torch.Tensor, block_bytes: int
-) -> torch.Tensor:
-    # (X - 1 m^T)^T q, one pass over row blocks, on q's device.
-    out = torch.zeros(matrix.shape[1], q.shape[1], device=q.device)
-    for rows, block in row_blocks(matrix, mean, block_bytes, q.device):
-        out.addmm_(block.T, q[rows])
-    return out
 
 
 class GramIndex(KNNIndex):
