@@ -12,13 +12,14 @@ back into ``out``. The budget is a share of the GPU's free memory
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from fspace.distances.base import Distance, Prepared
+Prepared = tuple[np.ndarray, ...]
+"""Per-row features (:data:`fspace.distances.base.Prepared`; not imported from there,
+which imports this module)."""
 
 MAX_BLOCK_ROWS = 8192
 """Rows per block at most: one block of the result is then 512 MiB of float64, enough
@@ -38,7 +39,7 @@ def block_rows(a: Prepared, b: Prepared, budget: int) -> int:
 
 
 def fill_on_device(
-    impl: Distance,
+    impl: Any,
     a: Prepared,
     b: Prepared,
     params: dict[str, Any],
