@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _answers import answer_times, quantiles
 from _bigmap import ANSWER_JS, PLACE_JS, real_points, synthetic_embedding, with_real_runs
+from _picture import picture_times
 
 TARGETS = {"drawn_20k": 1000.0, "drawn_1m": 2000.0, "zoom": 500.0, "answer": 100.0}
 EPOCHS = 19
@@ -30,14 +31,25 @@ const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
 if (!gd || !gd._fullLayout || !document.querySelector('#trajectory-graph image')) return null;
 return [gd.layout.images[0].source.length, performance.now()];
 """
-# Zoom (scale < 1) or pan the map by relayout, as a drag does; remember the picture.
+# Zoom (scale < 1) or pan the map by relayout, as a drag does; remember the picture,
+# and note the frame after the picture shown changes (window.fsPainted).
 MOVE_JS = """
 const gd = document.querySelector('#trajectory-graph .js-plotly-plot');
 const [x0, x1] = gd._fullLayout.xaxis.range, [y0, y1] = gd._fullLayout.yaxis.range;
 const [scale, shift] = arguments, cx = (x0 + x1) / 2 + shift * (x1 - x0), cy = (y0 + y1) / 2;
 const hx = (x1 - x0) * scale / 2, hy = (y1 - y0) * scale / 2;
 const shown = i => [i.source, i.x, i.y, i.sizex, i.sizey].join(' ');
+const href = () => (gd.querySelector('image') || {getAttribute: () => null}).getAttribute('href');
 window.fsBefore = shown(gd.layout.images[0]);
+window.fsPainted = null;
+const first = href(), watch = new MutationObserver(() => {
+    if (href() === first) return;
+    watch.disconnect();
+    requestAnimationFrame(() => setTimeout(() => {
+        window.fsPainted = performance.now() - window.fsStart;
+    }, 0));
+});
+watch.observe(gd, {attributes: true, childList: true, subtree: true});
 window.fsStart = performance.now();
 Plotly.relayout(gd, {'xaxis.range': [cx - hx, cx + hx], 'yaxis.range': [cy - hy, cy + hy]});
 """
@@ -47,6 +59,16 @@ const image = document.querySelector('#trajectory-graph image');
 const i = gd.layout.images[0];
 if ([i.source, i.x, i.y, i.sizex, i.sizey].join(' ') === window.fsBefore || !image) return null;
 return performance.now() - window.fsStart;
+"""
+# After a move: [painted, picture request sent, its answer received, answer's bytes] in
+# ms since the move (the last request of the picture endpoint; null if none was sent).
+PARTS_JS = """
+if (window.fsPainted === null) return null;
+const asked = performance.getEntriesByType('resource')
+    .filter(e => e.name.endsWith('/_fspace/picture') && e.startTime >= window.fsStart);
+const last = asked[asked.length - 1];
+return [window.fsPainted, last ? last.startTime - window.fsStart : null,
+        last ? last.responseEnd - window.fsStart : null, last ? last.encodedBodySize : null];
 """
 # The answer tooltip shows checkpoint arguments[0] as a hover ("hover") or a click
 # ("selected") answer.
@@ -132,7 +154,7 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
     actions (``wd_*``: action sent to the answer seen by polling, round trips included)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    out: dict[str, list[float]] = {"drawn": [], "zoom": [], "pan": []}
+    out: dict[str, list] = {"drawn": [], "zoom": [], "pan": [], "parts": []}
     out.update({"wd_hover": [], "wd_click": [], "wd_details": []})
     for _ in range(loads):
         driver.get(url)
@@ -141,6 +163,7 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
     for scale, shift, name in ((0.5, 0.0, "zoom"), (0.5, 0.0, "zoom"), (1.0, 0.2, "pan")) * 2:
         driver.execute_script(MOVE_JS, scale, shift)
         out[name].append(_until(driver, MOVED_JS))
+        out["parts"].append(_until(driver, PARTS_JS))
         time.sleep(0.3)
     driver.get(url)
     _until(driver, IMAGE_JS)
@@ -189,7 +212,8 @@ def vector_drawn(driver, url: str, expected: int, loads: int = 2) -> list[float]
 
 def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
     """(name, median ms, max ms) of the raster view's requests through Flask's test
-    client: a draw for a new view, a draw with the picture kept, the nearest checkpoint
+    client: the picture of a new view (the zoom and pan endpoint) and its parts, a Dash
+    draw for a new view (new filters) and with the picture kept, the nearest checkpoint
     (the hover and click endpoint) and the details a click opens."""
     from dashboard import _key, post
 
@@ -216,8 +240,8 @@ def server_times(app, placed, repeat: int) -> list[tuple[str, float, float]]:
     client = app.server.test_client()
     client.get("/")
     draw = _key(app, "trajectory-graph.figure")
-    rows = []
-    for name, shift in (("draw: new view (zoom/pan)", 1e-3), ("draw: same view, kept", 0.0)):
+    rows = picture_times(client, entry, repeat)  # what a zoom or pan asks for
+    for name, shift in (("Dash draw: new view", 1e-3), ("Dash draw: same view, kept", 0.0)):
         times = []
         for i in range(repeat):
             dx = (x1 - x0) * shift * (i + 1)
@@ -280,6 +304,23 @@ def _print_answers(got: dict[str, list[float]]) -> None:
     for name, label in (("wd_hover", "hover"), ("wd_click", "click -> answer")):
         print(f"    {label:<22} {_summary(got[name])}")
     print(f"    {'click -> details':<22} {_summary(got['wd_details'])}")
+
+
+def _print_moves(parts: list[list]) -> None:
+    """Print where the zoom and pan re-renders' time went, median over the moves."""
+    painted = [p[0] for p in parts]
+    sent = [p for p in parts if p[1] is not None]
+    print(f"    picture painted (next frame): {_summary(painted)}")
+    if not sent:
+        print("    no picture request was sent")
+        return
+    median = statistics.median
+    print(
+        f"    picture endpoint ({len(sent)} of {len(parts)} moves), median: asked at "
+        f"{median(p[1] for p in sent):.0f} ms, answered at {median(p[2] for p in sent):.0f} ms "
+        f"({median(p[2] - p[1] for p in sent):.0f} ms round trip, "
+        f"{median(p[3] for p in sent) / 1e3:,.0f} kB), painted at {median(painted):.0f} ms"
+    )
 
 
 def _verdict(value: float, target: float) -> str:
@@ -347,7 +388,9 @@ def _measure(root: Path, size: int, repeat: int, driver) -> None:
                 f"  {name} re-render: {_summary(got[name])}; "
                 f"worst {_verdict(max(got[name]), TARGETS['zoom'])}"
             )
+        _print_moves(got["parts"])
         _print_answers(got)
     print(f"  server callbacks, {repeat} requests each (median / max):")
     for name, median, worst in server_times(app, placed, repeat):
-        print(f"    {name:<30} {median:6.1f} / {worst:6.1f} ms")
+        unit = "kB" if name.endswith("(kB)") else "ms"
+        print(f"    {name:<30} {median:6.1f} / {worst:6.1f} {unit}")
