@@ -56,18 +56,43 @@ DTYPES = {
 def checksum(tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> str:
     """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order, then
     over ``meta`` (as sorted JSON, leaving out its own ``"checksum"``) if given."""
-    h = hashlib.sha256()
+    h = Checksum()
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.tensor(name, t)
         # reshape(-1) first: a 0-dim tensor (BatchNorm's num_batches_tracked) has no byte view
         raw = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b""
         for i in range(0, len(raw), _CHUNK):  # in slices: no copy of a mapped tensor
             h.update(raw[i : i + _CHUNK])
-    if meta is not None:
-        body = {k: v for k, v in meta.items() if k != "checksum"}
-        h.update(b"meta|" + json.dumps(body, sort_keys=True).encode())
-    return h.hexdigest()
+    return h.finish(meta)
+
+
+class Checksum:
+    """The running SHA-256 of :func:`checksum`, fed by a reader as the bytes arrive:
+    :meth:`tensor` for each tensor in name order, then its bytes through :meth:`update`,
+    then :meth:`finish` (or :meth:`check`) with the metadata."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def tensor(self, name: str, t: torch.Tensor) -> None:
+        """Start tensor ``name``: its name, dtype and shape."""
+        self._h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+
+    def update(self, data) -> None:
+        """The next bytes of the current tensor (any buffer)."""
+        self._h.update(data)
+
+    def finish(self, meta: dict[str, Any] | None = None) -> str:
+        """The hex digest, after ``meta`` (without its ``"checksum"``) if given."""
+        if meta is not None:
+            body = {k: v for k, v in meta.items() if k != "checksum"}
+            self._h.update(b"meta|" + json.dumps(body, sort_keys=True).encode())
+        return self._h.hexdigest()
+
+    def check(self, path: Path, meta: dict) -> None:
+        """Raise CheckpointError unless the bytes fed match ``meta``'s stored checksum."""
+        _compare(path, meta, self.finish(_covered(meta)))
 
 
 def dumps(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> bytes:
@@ -266,9 +291,16 @@ def _check_layout(path: Path, header: dict[str, Any], data_size: int) -> None:
 
 def verify(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Raise CheckpointError unless ``tensors`` and ``meta`` match the stored checksum."""
+    _compare(path, meta, checksum(tensors, _covered(meta)))
+
+
+def _covered(meta: dict) -> dict | None:
     # Version 1 files were checksummed without their metadata.
-    covered = None if meta["format_version"] == 1 else meta
-    if meta.get("checksum") != checksum(tensors, covered):
+    return None if meta["format_version"] == 1 else meta
+
+
+def _compare(path: Path, meta: dict, digest: str) -> None:
+    if meta.get("checksum") != digest:
         raise CheckpointError(
             f"{path}: checksum mismatch; the file was corrupted after it was written"
         )
