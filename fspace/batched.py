@@ -5,14 +5,16 @@ forward can start, and writes its vector (with an fsync) before the next one. He
 weights of up to :data:`MAX_BATCH` checkpoints are stacked, so each layer is one batched
 matrix product: a plain MLP runs as a chain of ``baddbmm`` calls with in-place
 activations (:mod:`fspace.stacked`), any other model by mapping its own forward with
-``torch.func.vmap``. The next batch of checkpoints is read straight into its stack (one
-copy from the page cache) and its checksums verified on background threads while the
-current batch computes, and the vectors are written on background threads too. Input
+``torch.func.vmap``. The next batch of checkpoints is read straight into its stack on
+background threads (one copy from the page cache, each piece hashed for the checksum as
+it arrives), and the vectors are written on background threads too. Input
 features that are zero on every probe input (a third of MNIST's pixels) are left out of
 the first layer's products when the model is an :class:`~fspace.models.mlp.MLP` or a
 plain ``nn.Sequential`` (:mod:`fspace.live_inputs`): found once per architecture, the
-live columns copied by the read threads. Everything runs on the GPU when there is one,
-where batching also turns many small products into a few large ones.
+live columns copied by the read threads. On the CPU the next batch is read between the
+products, on every core (:func:`reads_overlap` says why); on the GPU while the current
+batch computes. Everything runs on the GPU when there is one, where batching also turns
+many small products into a few large ones.
 
 Models whose state is not only parameters (batch-norm statistics and other buffers),
 and forwards ``vmap`` cannot map, are evaluated one at a time (:func:`batch_problem`
@@ -220,13 +222,30 @@ def compute_vectors(
     for c in ckpts:
         groups.setdefault(group_key(runs[c.run]), []).append(c)
     calls = {"extract": extract, "forward": forward}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fspace-read") as pool:
+    workers = read_threads(device)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fspace-read") as pool:
         for group in groups.values():
             model = build(runs[group[0].run]).to(device)
             for ckpt, vector in _evaluate_group(model, group, suite, spec, device, pool, calls):
                 if on_done is not None:
                     on_done(1)
                 yield ckpt, vector
+
+
+def reads_overlap(device: torch.device) -> bool:
+    """Whether the next batch is read while the current one computes: on a GPU, where
+    the CPU is free meanwhile, but not on the CPU. There the products run on a team of
+    torch threads that waits for its slowest member, so a read thread taking a core
+    from one member stalls the whole product: the reads would not be hidden but paid
+    for twice (``benchmarks/bench_evaluate.py --profile``). Between the products they
+    have every core to themselves."""
+    return device.type != "cpu"
+
+
+def read_threads(device: torch.device) -> int:
+    """Threads that read checkpoints: on the CPU as many as torch computes with, since
+    the reads run between the products and should use every core then."""
+    return max(2, torch.get_num_threads()) if device.type == "cpu" else 2
 
 
 def _batch_length(model: nn.Module) -> int:
@@ -246,12 +265,14 @@ def _evaluate_group(model, ckpts, suite, spec, device, pool, calls):
     # Two stacks: one is read into on the pool while the other is computed on.
     stacks = [_Stack(model, size, narrow), _Stack(model, size, narrow)]
     batches = [ckpts[i : i + size] for i in range(0, len(ckpts), size)]
+    overlap = reads_overlap(device)
     reads = stacks[0].read(pool, batches[0])
     batchable = True
     for k, batch in enumerate(batches):
         fits = [r.result() for r in reads]
-        if k + 1 < len(batches):
-            reads = stacks[(k + 1) % 2].read(pool, batches[k + 1])
+        following = batches[k + 1] if k + 1 < len(batches) else None
+        if overlap and following:
+            reads = stacks[(k + 1) % 2].read(pool, following)
         stack = stacks[k % 2]
         for i, (ckpt, fit) in enumerate(zip(batch, fits, strict=True)):
             if not fit:  # other names, shapes or dtypes: load_state_dict decides
@@ -270,6 +291,10 @@ def _evaluate_group(model, ckpts, suite, spec, device, pool, calls):
         if rows is None:
             states = [stack.state(i) for i in range(len(batch))]
             rows = _one_by_one(model, list(zip(batch, states, strict=True)), suite, spec, calls)
+        if not overlap and following:
+            # Between the products: the caller's writes of these rows share the cores
+            # with the reads, not with the next products.
+            reads = stacks[(k + 1) % 2].read(pool, following)
         yield from zip(batch, rows, strict=True)
 
 
