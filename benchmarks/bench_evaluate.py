@@ -169,16 +169,20 @@ def sweep(path: Path, suite: ProbeSuite, lengths=(1, 4, 8, 16, 32, 64)) -> None:
 
 
 class PhaseTimer:
-    """Seconds per phase, summed over the threads that ran it."""
+    """Seconds per phase, summed over the threads that ran it: wall seconds, and the
+    CPU seconds of the thread that ran each call (for phases on background threads,
+    what they took of the cores; the wall seconds include time descheduled)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
-    def add(self, phase: str, seconds: float) -> None:
+    def add(self, phase: str, seconds: float, cpu: float = 0.0) -> None:
         with self._lock:
             self.seconds[phase] += seconds
+            self.cpu[phase] += cpu
             self.calls[phase] += 1
 
     def wrap(self, phase: str | Callable[..., str], fn: Callable) -> Callable:
@@ -186,12 +190,12 @@ class PhaseTimer:
 
         @functools.wraps(fn)
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 name = phase(*args) if callable(phase) else phase
-                self.add(name, time.perf_counter() - start)
+                self.add(name, time.perf_counter() - start, time.thread_time() - cpu)
 
         return timed
 
@@ -277,9 +281,10 @@ def profile_round(path: Path, n: int) -> None:
         wall, _ = batched(path)
     mm = (mm + matmul_gflops()) / 2
     print(f"profile: evaluate() of {n} checkpoints: {wall:.2f} s wall ({n / wall:.1f} ckpt/s)")
-    print(f"{'phase':48s} {'seconds':>8s} {'of wall':>8s} {'calls':>6s}")
+    print(f"{'phase':48s} {'seconds':>8s} {'of wall':>8s} {'calls':>6s} {'thread CPU s':>12s}")
     for phase, s in sorted(timer.seconds.items(), key=lambda kv: -kv[1]):
-        print(f"{phase:48s} {s:8.2f} {s / wall:8.1%} {timer.calls[phase]:6d}")
+        cpu = f"{timer.cpu[phase]:12.2f}" if phase.endswith("[threads]") else ""
+        print(f"{phase:48s} {s:8.2f} {s / wall:8.1%} {timer.calls[phase]:6d} {cpu}")
     inside = sum(s for p, s in timer.seconds.items() if p.startswith(("forward", "softmax")))
     vmap_rest = timer.seconds[TOTAL] - inside
     outside = (
@@ -306,6 +311,12 @@ def profile_round(path: Path, n: int) -> None:
         f"profile: products/matmul {n * flops / linear / 1e9 / mm:.2f}; "
         f"whole evaluate()/matmul {n * FLOPS / wall / 1e9 / mm:.2f} (target >= 0.8)"
     )
+    first, second = (timer.seconds[f"forward: {a}->500 product + bias"] for a in (alive, 500))
+    if first and second:
+        print(
+            f"profile: first layer's products {n * 2000 * alive * 500 / first / 1e9:.1f} "
+            f"GFLOP/s, second layer's {n * 2000 * 500 * 500 / second / 1e9:.1f} GFLOP/s"
+        )
     for label, took in (
         ("keeping every input feature", keeping_every_input(path)),
         ("through vmap (no stacked plan)", through_vmap(path)),
@@ -316,6 +327,12 @@ def profile_round(path: Path, n: int) -> None:
             f"of matmul (as shipped: {n / wall:.1f} ckpt/s, profiled)"
         )
     torch_profile(path)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
+    import _evaluate_cpu
+
+    used = _evaluate_cpu.variants(path, SHAPE, clear_vectors)
+    mm = (mm + matmul_gflops()) / 2
+    _evaluate_cpu.report(used, n, FLOPS, mm, torch.get_num_threads())
 
 
 def keeping_every_input(path: Path) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,45 @@ def test_timed_phases_cover_the_pipeline_and_change_nothing(tmp_path):
     for phase in (bench.TOTAL, "softmax + format"):
         assert timer.seconds[phase] > 0, phase
     assert timer.seconds[bench.TOTAL] >= timer.seconds["forward: 8->8 product + bias"]
+
+
+def _cpu_module():
+    spec = importlib.util.spec_from_file_location(
+        "_evaluate_cpu", BENCH.with_name("_evaluate_cpu.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+SHAPE = {"n_in": 12, "hidden": [8], "n_classes": 3}
+
+
+def test_weights_read_beforehand_give_the_same_vectors(tmp_path):
+    from unittest import mock
+
+    import fspace.batched as batched
+
+    bench, cpu = _bench(), _cpu_module()
+    path = tmp_path / "exp"
+    _experiment(path)
+    reference = evaluate(path, progress=False).matrix
+    preloaded = cpu.Batches(path, SHAPE).preload()
+    bench.clear_vectors(path)
+    with mock.patch.object(batched._Stack, "read", cpu._from_memory(preloaded)):
+        np.testing.assert_array_equal(evaluate(path, progress=False).matrix, reference)
+
+
+def test_cpu_variants_measure_every_part_and_report(tmp_path, capsys):
+    bench, cpu = _bench(), _cpu_module()
+    path = tmp_path / "exp"
+    _experiment(path)
+    used = cpu.variants(path, SHAPE, bench.clear_vectors)
+    assert len(used) == 10
+    for name, use in used.items():
+        assert use.wall > 0 and use.cpu >= 0, name
+    cpu.report(used, 5, bench.FLOPS, 100.0, 2)
+    out = capsys.readouterr().out
+    assert "reading costs" in out and "SHA-256 is" in out
+    assert out.count("s per CPU-second") == 2
