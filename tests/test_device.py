@@ -265,6 +265,16 @@ def test_pca_axes_on_the_device_path_equal_scikit_learn(shape):
         np.testing.assert_allclose(axes.components_, ref.components_, atol=1e-4)
 
 
+def test_pca_axes_of_large_matrices_are_randomised_and_close(monkeypatch):
+    x = _clusters(300, 80, seed=2)
+    monkeypatch.setattr(pca_mod, "EXACT_UP_TO", 50)
+    monkeypatch.setattr(pca_mod, "BLOCK_BYTES", 8 * 80 * 7)  # transform in blocks of 7 rows
+    axes = pca_mod.principal_axes(x, 2, torch.device("cpu"), random_state=1)
+    ref = PCA(n_components=2, svd_solver="full").fit(x)
+    np.testing.assert_allclose(axes.components_, ref.components_, atol=1e-3)
+    np.testing.assert_allclose(axes.transform(x), ref.transform(x), atol=1e-2)
+
+
 def test_pca_method_on_the_device_path(cpu_as_gpu):
     x = _clusters(50, 20)
     points = pd.DataFrame({"run": "r", "checkpoint": [f"r/{i}" for i in range(len(x))]})

@@ -14,6 +14,9 @@ from fspace.registry import Param
 SVD_SOLVERS = ("auto", "full", "covariance_eigh", "arpack", "randomized")
 BLOCK_BYTES = 256 * 2**20
 """Rows (as float32) moved to the GPU at a time."""
+EXACT_UP_TO = 10_000
+"""On a GPU, the axes are exact while the smaller of the covariance and Gram matrices
+has at most this many rows (800 MB of float64); beyond, randomised as on the CPU."""
 
 
 @register(
@@ -57,7 +60,7 @@ class PCAMethod(EmbeddingMethod):
         k = min(2, *matrix.shape)
         where = resolve_device(params["device"])
         if on_gpu(where):
-            model = principal_axes(matrix, k, where)
+            model = principal_axes(matrix, k, where, params["random_state"])
             return _pad(model.transform(matrix)), model
         from sklearn.decomposition import PCA
 
@@ -77,20 +80,35 @@ class Axes:
         self.mean_, self.components_ = mean, components
 
     def transform(self, matrix: np.ndarray) -> np.ndarray:
-        """``(matrix - mean) @ components.T``, (m, k) float64."""
-        return (np.asarray(matrix, dtype=np.float64) - self.mean_) @ self.components_.T
+        """``(matrix - mean) @ components.T``, (m, k) float64, in blocks of rows (the
+        matrix may be float16 and memory-mapped; it is never converted whole)."""
+        out = np.empty((len(matrix), len(self.components_)))
+        rows = max(1, BLOCK_BYTES // (8 * max(1, len(self.mean_))))
+        for a in range(0, len(matrix), rows):
+            block = np.asarray(matrix[a : a + rows], dtype=np.float64) - self.mean_
+            out[a : a + rows] = block @ self.components_.T
+        return out
 
 
-def principal_axes(matrix: np.ndarray, k: int, device: Any) -> Axes:
+def principal_axes(matrix: np.ndarray, k: int, device: Any, random_state: int = 0) -> Axes:
     """The top ``k`` principal axes of ``matrix``'s rows, computed on ``device`` in
     float64: the eigenvectors of the covariance (d <= n, summed over blocks of rows) or
-    of the Gram matrix (n < d, summed over blocks of columns). Each axis's largest entry
-    is positive, as scikit-learn's ``svd_flip(..., u_based_decision=False)`` makes it."""
+    of the Gram matrix (n < d, summed over blocks of columns); when both exceed
+    :data:`EXACT_UP_TO`, a randomised SVD (seeded by ``random_state``). Each axis's
+    largest entry is positive, as scikit-learn's ``svd_flip(..., u_based_decision=False)``
+    makes it."""
     import torch
 
     n, d = matrix.shape
     f64 = {"dtype": torch.float64, "device": device}
-    if d <= n:
+    if min(n, d) > EXACT_UP_TO:
+        from fspace.embedding.principal import principal_coordinates
+
+        found = principal_coordinates(
+            matrix, k, random_state=random_state, power_iterations=4, device=device
+        )
+        mean, axes = found.mean.double(), found.basis.double()
+    elif d <= n:
         mean = torch.zeros(d, **f64)
         for block in _blocks(matrix, device, rows=True):
             mean += block.sum(0) / n
