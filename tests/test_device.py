@@ -131,6 +131,19 @@ def test_cli_device_error_is_one_line(no_gpu, tmp_path, capsys):
     assert len(err) == 1 and "--device='cuda'" in err[0] and "no CUDA GPU" in err[0]
 
 
+def test_cli_embed_and_stats_on_the_cpu(recorded, capsys):
+    from fspace.pipeline import embed_experiment
+
+    assert main(["embed", str(recorded), "--method", "pca", "--device", "cpu", "-q"]) == 0
+    assert "'device': 'cpu'" in capsys.readouterr().out
+    # the device is no part of the cached map's key: the same map, read back
+    cached = embed_experiment(recorded, method="pca", params={"device": "auto"}, progress=False)
+    assert cached.params["device"] == "cpu"
+    assert main(["stats", str(recorded), "--device", "cpu", "--n-boot", "9", "--n-perm", "9"]) == 0
+    assert main(["embed", str(recorded), "--method", "mds", "--device", "cpu", "-q"]) == 2
+    assert "--device applies to --method pca or tsne only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["embed", "stats", "evaluate"])
 def test_cli_help_shows_the_device_option(command, capsys):
     with pytest.raises(SystemExit):
