@@ -85,9 +85,12 @@ class Distance(ABC):
         return None
 
     def device_block(
-        self, a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...], params: dict[str, Any],
+        self,
+        a: tuple[torch.Tensor, ...],
+        b: tuple[torch.Tensor, ...],
+        params: dict[str, Any],
         budget: int,
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         """:meth:`block` on torch tensors (the prepared rows, on a GPU): the distances as
         a (len(a), len(b)) tensor on the same device, whose temporaries stay within
         ``budget`` bytes. Distances without it are computed on the CPU."""
@@ -175,14 +178,15 @@ def pairwise(
         _check_pair(entry, vectors, other)
     parsed = parse_params(entry, params)
     impl = entry.obj()
-    a = impl.prepare(vectors, parsed)
-    b = a if other is None else impl.prepare(other, parsed)
+    gpu = _use_device(entry.name, impl, where, device)
     shape = (len(vectors), len(vectors) if other is None else len(other))
     if out is None:
         out = np.empty(shape)
     elif out.shape != shape:
         raise ConfigError(f"out must have shape {shape}, got {out.shape}")
-    if _use_device(entry.name, impl, where, device):
+    a = impl.prepare(vectors, parsed)
+    b = a if other is None else impl.prepare(other, parsed)
+    if gpu:
         from fspace.device import memory_budget
         from fspace.distances._device import fill_on_device
 
