@@ -19,7 +19,7 @@ from fspace.cli import main
 from fspace.device import DeviceError, check_device, resolve_device
 from fspace.distances import DISTANCES, _device, base, pairwise
 from fspace.distances._device import block_rows
-from fspace.embedding import embed, ivf, rerank
+from fspace.embedding import embed, ivf, principal, rerank
 from fspace.embedding import neighbors as nb
 from fspace.embedding import pca as pca_mod
 from fspace.vectors import FunctionVectors
@@ -46,9 +46,9 @@ def cpu_as_gpu(monkeypatch):
     budget = lambda device, share=0.5: 60_000  # noqa: E731
     monkeypatch.setattr(device_mod, "on_gpu", lambda device: True)
     monkeypatch.setattr(device_mod, "memory_budget", budget)
-    for module in (nb, ivf, rerank, pca_mod):
+    for module in (nb, ivf, rerank, pca_mod, principal):
         monkeypatch.setattr(module, "on_gpu", lambda device: True)
-    for module in (nb, ivf, rerank):
+    for module in (nb, ivf, rerank, principal):
         monkeypatch.setattr(module, "memory_budget", budget)
 
 
@@ -242,23 +242,29 @@ def test_exact_and_queried_neighbours_on_the_device_path(cpu_as_gpu):
     np.testing.assert_array_equal(qi, idx)
 
 
-def test_principal_coordinates_ivf_and_rerank_equal_on_both_paths(monkeypatch):
+@pytest.mark.parametrize("budget", [60_000, 10**9], ids=["streamed", "kept-on-device"])
+def test_principal_coordinates_ivf_and_rerank_equal_on_both_paths(monkeypatch, budget):
     x = _clusters(300, 80, seed=1)
 
     def run():
-        pc = nb.principal_coordinates(x, 6, random_state=3, device="cpu")
+        pc = nb.principal_coordinates(x, 6, random_state=3, device="cpu", chunk_bytes=9000)
         coarse = ivf.ivf_neighbors(pc.coords.numpy(), 12, random_state=1, device="cpu")
         fine = rerank.rerank_neighbors(x, coarse.indices, 6, mean=pc.mean, device="cpu")
-        return pc, coarse, fine, pc.project(x[:10], device="cpu")
+        exact = nb.exact_neighbors(x, 7, n_components=2, device="cpu", chunk_bytes=9000)
+        return pc, coarse, fine, pc.project(x[:10], device="cpu"), exact
 
-    pc, coarse, fine, proj = run()
+    pc, coarse, fine, proj, exact = run()
     with monkeypatch.context() as m:
-        budget = lambda device, share=0.5: 60_000  # noqa: E731
-        for module in (nb, ivf, rerank):
+        for module in (nb, ivf, rerank, principal):
             m.setattr(module, "on_gpu", lambda device: True)
-            m.setattr(module, "memory_budget", budget)
-        pc2, coarse2, fine2, proj2 = run()
-    torch.testing.assert_close(pc2.coords, pc.coords)
+            m.setattr(module, "memory_budget", lambda device, share=0.5: budget)
+        pc2, coarse2, fine2, proj2, exact2 = run()
+    np.testing.assert_allclose(exact2.distances, exact.distances, rtol=1e-4, atol=1e-4)
+    assert np.mean(exact2.indices == exact.indices) > 0.99
+    pca = PCA(n_components=2, svd_solver="full").fit_transform(x)  # the Gram's, exactly
+    signs = np.sign((exact2.components.numpy() * pca).sum(0))
+    np.testing.assert_allclose(exact2.components.numpy(), pca * signs, atol=1e-3)
+    torch.testing.assert_close(pc2.coords, pc.coords, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(proj2, proj)
     np.testing.assert_array_equal(coarse2.indices, coarse.indices)
     np.testing.assert_array_equal(fine2.indices, fine.indices)

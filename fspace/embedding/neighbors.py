@@ -38,7 +38,7 @@ import torch
 from openTSNE.nearest_neighbors import KNNIndex
 
 from fspace.device import memory_budget, on_gpu, resolve_device
-from fspace.embedding.principal import (  # noqa: F401 - principal components, here too
+from fspace.embedding.principal import (  # principal components, here too
     CHUNK_BYTES,
     Principal,
     column_chunks,
@@ -141,14 +141,15 @@ def exact_neighbors(
     strip_rows = strip_rows or (GPU_STRIP_ROWS if gpu else STRIP_ROWS)
     nearest, sq, means, components = _Nearest(n, k, where), torch.zeros(n, device=where), [], None
     if gram_bytes is None and gpu:
-        gram_bytes = max(memory_budget(where), 4 * strip_rows * n)
+        gram_bytes = max(memory_budget(where) // 2, 4 * strip_rows * n)
     elif gram_bytes is None:
         share = int(GRAM_SHARE * 4 * n * matrix.shape[1])
         gram_bytes = min(GRAM_BYTES, max(share, 4 * strip_rows * n))
     groups = _groups(n, strip_rows, gram_bytes)
+    chunks = _gram_chunks(matrix, chunk_bytes, where)
     for g, group in enumerate(groups):
         gram = {s: torch.zeros(s[1] - s[0], n - s[0], device=where) for s in group}
-        for _, chunk, mu in column_chunks(matrix, chunk_bytes=chunk_bytes, device=where):
+        for _, chunk, mu in chunks():
             if g == 0:
                 sq += (chunk * chunk).sum(1)
                 means.append(mu)
@@ -169,6 +170,21 @@ def exact_neighbors(
         sq.cpu(),
         None if components is None else components.cpu(),
     )
+
+
+def _gram_chunks(matrix: np.ndarray, chunk_bytes: int, where: torch.device):
+    """What gives one pass of centred column chunks for the Gram strips: on a GPU with
+    room for the matrix as float32 (a quarter of the budget), the whole matrix as one
+    chunk, read once in row blocks and kept there; else :func:`column_chunks` anew."""
+    n, d = matrix.shape
+    if not (on_gpu(where) and 4 * n * d <= memory_budget(where) // 4):
+        return lambda: column_chunks(matrix, chunk_bytes=chunk_bytes, device=where)
+    whole = torch.empty((n, d), device=where)
+    for rows, block in row_blocks(matrix, block_bytes=chunk_bytes, device=where):
+        whole[rows] = block
+    mu = whole.mean(0)
+    whole.sub_(mu)
+    return lambda: iter([(slice(0, d), whole, mu)])
 
 
 def _gram_times(gram: dict, n: int, q: torch.Tensor) -> torch.Tensor:

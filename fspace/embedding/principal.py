@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fspace.device import resolve_device
+from fspace.device import memory_budget, on_gpu, resolve_device
 
 CHUNK_BYTES = 64 * 2**20
 """Size of one block of the data, converted to float32 (and centred)."""
@@ -102,6 +102,36 @@ def row_blocks(
         yield part, block if mean is None else block.sub_(mean)
 
 
+class RowPasses:
+    """Passes over the row blocks of ``matrix`` on ``device`` (:func:`row_blocks`).
+
+    On a GPU, when the matrix fits as float32 in a quarter of its budget
+    (:func:`fspace.device.memory_budget`), the first pass's blocks stay there and later
+    passes read them instead of the host's memory; elsewhere every pass reads anew.
+    Calling it gives one pass, minus ``mean`` if given; blocks are not to be modified.
+    """
+
+    def __init__(self, matrix: np.ndarray, block_bytes: int, device: torch.device) -> None:
+        self.matrix, self.block_bytes, self.device = matrix, block_bytes, device
+        fits = on_gpu(device) and 4 * matrix.size <= memory_budget(device) // 4
+        self.kept: list[tuple[slice, torch.Tensor]] | None = [] if fits else None
+        self.complete = False
+
+    def __call__(self, mean: torch.Tensor | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
+        if self.kept is None:
+            yield from row_blocks(self.matrix, mean, self.block_bytes, self.device)
+            return
+        if not self.complete:
+            self.kept = []
+            for rows, block in row_blocks(self.matrix, None, self.block_bytes, self.device):
+                self.kept.append((rows, block))
+                yield rows, block if mean is None else block - mean
+            self.complete = True
+            return
+        for rows, block in self.kept:
+            yield rows, block if mean is None else block - mean
+
+
 def principal_coordinates(
     matrix: np.ndarray,
     n_components: int,
@@ -118,16 +148,18 @@ def principal_coordinates(
     (as float32): ``2 + 2 * power_iterations`` passes over the data, the column mean
     taken in the first. ``matrix`` may be float16 and memory-mapped; it is never copied
     whole. Each component's largest coordinate is positive; the same ``random_state``
-    gives the same result. The products run on ``device``; the result is on the CPU.
+    gives the same result. The products run on ``device`` (where the matrix stays
+    between passes if it fits, :class:`RowPasses`); the result is on the CPU.
     """
     n, d = matrix.shape
     where = resolve_device(device)
+    passes = RowPasses(matrix, chunk_bytes, where)
     width = min(n_components + oversample, n, d)
     gen = torch.Generator().manual_seed(int(random_state))  # on the CPU: the same anywhere
     omega = torch.randn(d, width, generator=gen).to(where)
     sketch = torch.empty(n, width, device=where)
     total = torch.zeros(d, dtype=torch.float64, device=where)
-    for rows, block in row_blocks(matrix, block_bytes=chunk_bytes, device=where):
+    for rows, block in passes():
         torch.mm(block, omega, out=sketch[rows])
         total += block.sum(0, dtype=torch.float64)
     mean = (total / n).float()
@@ -135,11 +167,11 @@ def principal_coordinates(
     del omega
     q = torch.linalg.qr(sketch).Q
     for _ in range(power_iterations):
-        z = _transposed_times(matrix, mean, q, chunk_bytes)
-        for rows, block in row_blocks(matrix, mean, chunk_bytes, where):
+        z = _transposed_times(passes, mean, q)
+        for rows, block in passes(mean):
             torch.mm(block, z, out=sketch[rows])
         q = torch.linalg.qr(sketch).Q
-    bt = _transposed_times(matrix, mean, q, chunk_bytes)
+    bt = _transposed_times(passes, mean, q)
     values, vectors = torch.linalg.eigh((bt.T @ bt).double())
     r = min(n_components, width)
     values, vectors = values.flip(0)[:r].clamp(min=0), vectors.flip(1)[:, :r]
@@ -148,11 +180,9 @@ def principal_coordinates(
     return Principal(coords.float().cpu(), mean.cpu(), basis.float().cpu())
 
 
-def _transposed_times(
-    matrix: np.ndarray, mean: torch.Tensor, q: torch.Tensor, block_bytes: int
-) -> torch.Tensor:
+def _transposed_times(passes: RowPasses, mean: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     # (X - 1 m^T)^T q, one pass over row blocks, on q's device.
-    out = torch.zeros(matrix.shape[1], q.shape[1], device=q.device)
-    for rows, block in row_blocks(matrix, mean, block_bytes, q.device):
+    out = torch.zeros(passes.matrix.shape[1], q.shape[1], device=q.device)
+    for rows, block in passes(mean):
         out.addmm_(block.T, q[rows])
     return out
