@@ -137,14 +137,10 @@ def exact_neighbors(
     if not 0 < k < n:
         raise ValueError(f"k={k} neighbours need between 1 and {n - 1}")
     where = resolve_device(device)
-    gpu = on_gpu(where)
-    strip_rows = strip_rows or (GPU_STRIP_ROWS if gpu else STRIP_ROWS)
+    strip_rows = strip_rows or (GPU_STRIP_ROWS if on_gpu(where) else STRIP_ROWS)
     nearest, sq, means, components = _Nearest(n, k, where), torch.zeros(n, device=where), [], None
-    if gram_bytes is None and gpu:
-        gram_bytes = max(memory_budget(where) // 2, 4 * strip_rows * n)
-    elif gram_bytes is None:
-        share = int(GRAM_SHARE * 4 * n * matrix.shape[1])
-        gram_bytes = min(GRAM_BYTES, max(share, 4 * strip_rows * n))
+    if gram_bytes is None:
+        gram_bytes = _gram_bytes(matrix, strip_rows, where)
     groups = _groups(n, strip_rows, gram_bytes)
     chunks = _gram_chunks(matrix, chunk_bytes, where)
     for g, group in enumerate(groups):
@@ -170,6 +166,15 @@ def exact_neighbors(
         sq.cpu(),
         None if components is None else components.cpu(),
     )
+
+
+def _gram_bytes(matrix: np.ndarray, strip_rows: int, where: torch.device) -> int:
+    """Gram strips held at once by default: a share of the data (and at most
+    :data:`GRAM_BYTES`) on the CPU, half the budget on a GPU; one strip at least."""
+    n, d = matrix.shape
+    if on_gpu(where):
+        return max(memory_budget(where) // 2, 4 * strip_rows * n)
+    return min(GRAM_BYTES, max(int(GRAM_SHARE * 4 * n * d), 4 * strip_rows * n))
 
 
 def _gram_chunks(matrix: np.ndarray, chunk_bytes: int, where: torch.device):
