@@ -73,11 +73,6 @@ def trajectory_dict(
     return {"data": traces, "layout": layout}
 
 
-# Cells of the raster view's invisible hover grid, in screen pixels: a hover or click
-# reports its cell's centre, and the server finds the checkpoint nearest to it.
-GRID_PX = 3
-
-
 def raster_dict(
     plot: PlotFrame,
     mask: np.ndarray,
@@ -92,12 +87,11 @@ def raster_dict(
     rendered on the server for ``view`` (:func:`fspace.app.raster.render`) and shown as
     the picture under an empty axis frame.
 
-    On top lie an invisible grid that reports hovers and clicks anywhere (the server
-    answers them, :mod:`fspace.app.spatial`), the ``highlight`` run's path and the
-    ``selected`` checkpoint (a drawing-order row) as vector shapes, and an invisible
-    trace spanning the whole map, so that resetting the axes shows all of it. Nothing is
-    drawn with WebGL.
-    """
+    On top lie the ``highlight`` run's path and the ``selected`` checkpoint (a
+    drawing-order row) as vector shapes, and an invisible trace spanning the whole map,
+    so that resetting the axes shows all of it. Nothing is drawn with WebGL; hovers and
+    clicks are answered by the pages' scripts and the server
+    (:mod:`fspace.app.raster_hover`)."""
     lo, hi = plot.epoch_range
     layout = trajectory_layout(title, groups=plot.groups, lo=float(lo), hi=float(hi))
     layout["xaxis"] = {**layout["xaxis"], "range": [view.x0, view.x1], "ticks": ""}
@@ -105,7 +99,7 @@ def raster_dict(
     layout["uirevision"] = uirevision
     layout["dragmode"] = "pan"
     layout["images"] = [picture_image(plot, mask, view)]
-    traces = [_grid(view), *_span(plot), *raster_marks(plot, mask, highlight, selected)]
+    traces = [*_span(plot), *raster_marks(plot, mask, highlight, selected)]
     return {"data": traces, "layout": layout}
 
 
@@ -149,28 +143,6 @@ def raster_marks(
     if selected is None:
         ring["x"], ring["y"] = [], []
     return [path, ring]
-
-
-def _grid(view: Viewport) -> dict[str, Any]:
-    """A transparent heatmap over the whole view, so that every place reports hovers
-    and clicks (with its cell's centre as ``x``, ``y``)."""
-    columns = max(1, view.width // GRID_PX)
-    rows = max(1, view.height // GRID_PX)
-    step_x, step_y = (view.x1 - view.x0) / columns, (view.y1 - view.y0) / rows
-    return {
-        "type": "heatmap",
-        "x0": view.x0 + step_x / 2,
-        "dx": step_x,
-        "y0": view.y0 + step_y / 2,
-        "dy": step_y,
-        "z": typed(np.zeros((rows, columns)), "u1"),
-        "opacity": 0,
-        "showscale": False,
-        "hoverinfo": "none",
-        "name": "map",
-        "meta": {"role": "grid"},
-        "uid": "grid",
-    }
 
 
 def _span(plot: PlotFrame) -> list[dict[str, Any]]:

@@ -7,10 +7,12 @@ function-space distance at every epoch both recorded (:func:`distance_curve`, wi
 
 A map above the raster threshold (:func:`fspace.app.raster.is_raster`) is drawn as the
 trajectories page draws it: a picture rendered on the server for the part of the map the
-browser shows. The browser then holds no checkpoints, so the server answers for them: a
-click selects the run of the checkpoint nearest to it (:func:`runs_of_click`, with
-:func:`fspace.app.raster_view.nearest_key`), a lasso or box the runs with checkpoints
-inside it (:func:`runs_in_region`).
+browser shows, rendered again by the page's script after every zoom or pan
+(:mod:`fspace.app.raster_picture`). The browser then holds no checkpoints, so the server
+answers for them: a click is sent by the page's script (``assets/raster_click.js``) to the
+nearest-checkpoint endpoint (:mod:`fspace.app.raster_hover`), which finds the checkpoint
+under it, and the script hands its run to the page (:func:`picked_runs`); a lasso or box
+selects the runs with checkpoints inside it (:func:`runs_in_region`).
 """
 
 from __future__ import annotations
@@ -76,17 +78,18 @@ def runs_of_selection(selected: dict[str, Any] | None) -> list[str]:
     return list(runs)
 
 
-def runs_of_click(plot: PlotFrame, click: dict[str, Any] | None, view: Any = None) -> list[str]:
-    """The run of the checkpoint a click chose (empty if it chose none); on a raster map,
-    of the checkpoint nearest to the click within a few pixels of the ``view`` the
-    browser reported."""
+def runs_of_click(plot: PlotFrame, click: dict[str, Any] | None) -> list[str]:
+    """The run of the checkpoint a click on a map drawn point by point chose (empty if it
+    chose none; a raster map's clicks come through :func:`picked_runs`)."""
     key = clicked_key(plot, click)
-    if key is None and is_raster(plot):
-        from fspace.app.raster_view import nearest_key
-
-        point = ((click or {}).get("points") or [None])[0]
-        key = nearest_key(plot, point, view, np.ones(len(plot), dtype=bool))
     return [] if key is None else [key.partition("/")[0]]
+
+
+def picked_runs(picked: Any) -> list[str]:
+    """The run a click on a raster map chose, as the page's script reports it
+    (``{"run": ..., "key": ..., "at": ms}``); empty for anything else."""
+    run = picked.get("run") if isinstance(picked, dict) else None
+    return [run] if isinstance(run, str) and 0 < len(run) <= 1000 else []
 
 
 def runs_in_region(plot: PlotFrame, selected: dict[str, Any] | None) -> list[str]:
@@ -161,17 +164,23 @@ def linked_map(
     title: str | None = None,
     uirevision: str = "linked",
     view: Any = None,
+    token: str | None = None,
+    clicks: str | None = None,
 ) -> dict[str, Any]:
     """The map ``plot`` with the paths of ``runs`` drawn on top, one colour each (the
     order of ``runs``); while some are selected the other checkpoints are dimmed. A map
     above the raster threshold is the picture of the part ``view`` the browser reported
-    (:func:`fspace.app.raster_view.viewport`; the whole map for None)."""
+    (:func:`fspace.app.raster_view.viewport`; the whole map for None), which the page's
+    script renders again for the map ``token`` on zoom and pan; its clicks are written
+    into the store ``clicks`` (see the module)."""
     raster = is_raster(plot)
     if raster:
+        from fspace.app.raster_picture import meta
         from fspace.app.raster_view import viewport
 
         shown = viewport(plot, view, uirevision)
         figure = raster_dict(plot, np.ones(len(plot), bool), shown, uirevision=uirevision)
+        figure["layout"]["meta"] = meta(token, shown, clicks=clicks)
     else:
         figure = trajectory_dict(plot, np.ones(len(plot), bool), uirevision=uirevision)
     layout = figure["layout"]

@@ -44,21 +44,29 @@ KEY = "fspace_picture"
 
 
 def meta(
-    token: str | None, view: Viewport, filters: Mapping[str, Any] | None = None, epochs: Any = None
+    token: str | None,
+    view: Viewport,
+    filters: Mapping[str, Any] | None = None,
+    epochs: Any = None,
+    *,
+    clicks: str | None = None,
 ) -> dict[str, Any]:
     """What a figure's picture shows, for ``layout.meta``: the map (``token``), the
     ``filters`` and ``epochs`` window its checkpoints were chosen by, and the ``view``
-    it was rendered for (in the words of a request, see the module)."""
+    it was rendered for (in the words of a request, see the module). ``clicks`` names
+    the store a page's script writes the run of a clicked checkpoint into
+    (``assets/raster_click.js``, for pages that choose runs by clicks)."""
     window = [float(v) for v in epochs] if epochs is not None else None
-    return {
-        KEY: {
-            "token": token,
-            # only the filters with a choice: none chosen shows every value
-            "filters": {str(k): [str(v) for v in vs] for k, vs in (filters or {}).items() if vs},
-            "epochs": window,
-            "view": view_words(view),
-        }
+    words = {
+        "token": token,
+        # only the filters with a choice: none chosen shows every value
+        "filters": {str(k): [str(v) for v in vs] for k, vs in (filters or {}).items() if vs},
+        "epochs": window,
+        "view": view_words(view),
     }
+    if clicks is not None:
+        words["clicks"] = clicks
+    return {KEY: words}
 
 
 def view_words(view: Viewport) -> dict[str, Any]:

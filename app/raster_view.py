@@ -23,11 +23,10 @@ import numpy as np
 from dash import ALL, ClientsideFunction, Input, Output, Patch, State, dcc, html
 
 from fspace.app import ids, raster_picture
-from fspace.app.figures import GRID_PX, raster_dict, raster_marks
+from fspace.app.figures import raster_dict, raster_marks
 from fspace.app.frames import PlotFrame
-from fspace.app.raster import Viewport, layers
+from fspace.app.raster import Viewport
 from fspace.app.raster_hover import ENDPOINT
-from fspace.app.spatial import TOLERANCE_PX
 
 # The view the browser shows, reported when the graph is ready and, for a raster
 # figure, after every zoom, pan or resize: the plot area's size and margins in pixels,
@@ -125,18 +124,15 @@ def figure(
     epochs: Any = None,
 ) -> dict[str, Any]:
     """The raster figure of ``plot`` for the view the browser reported. Plotly's own
-    hover is off and the figure has no hover grid: the page's script answers hovers and
-    clicks, and renders the picture again on zoom and pan for the map ``token``, the
-    ``filters`` and the ``epochs`` window that ``mask`` was made from (see the module)."""
+    hover is off: the page's script answers hovers and clicks, and renders the picture
+    again on zoom and pan for the map ``token``, the ``filters`` and the ``epochs``
+    window that ``mask`` was made from (see the module)."""
     view = viewport(plot, reported, revision)
     if isinstance(reported, dict) and view.width == reported.get("w"):
         _last_area.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
     out = raster_dict(plot, mask, view, highlight=highlight, selected=selected, uirevision=revision)
     out["layout"]["hovermode"] = False
     out["layout"]["meta"] = raster_picture.meta(token, view, filters, epochs)
-    # raster_dict's first trace is a grid of hover cells (a tenth of the figure's bytes),
-    # there for pages whose clicks plotly reports (fspace.app.linked); not needed here.
-    out["data"] = [t for t in out["data"] if t.get("meta", {}).get("role") != "grid"]
     return out
 
 
@@ -161,29 +157,6 @@ def selection_patch(
     return patch
 
 
-def nearest_key(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) -> str | None:
-    """The checkpoint under a hover or click on the grid of
-    :func:`~fspace.app.figures.raster_dict` (``point`` is one entry of
-    ``hoverData["points"]`` or ``clickData["points"]``), among the rows ``mask`` keeps;
-    for pages whose raster figures keep plotly's hover (:mod:`fspace.app.linked`)."""
-    row = nearest_row(plot, point, reported, mask)
-    return None if row is None else str(plot.frame["checkpoint"].iloc[row])
-
-
-def nearest_row(plot: PlotFrame, point: Any, reported: Any, mask: np.ndarray) -> int | None:
-    """Drawing-order row of the checkpoint under ``point`` (see :func:`nearest_key`)."""
-    if not _on_grid(point):
-        return None  # not the grid: a vector trace answers for itself
-    try:
-        x, y = float(point["x"]), float(point["y"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    view = Viewport.parse(reported, Viewport.of_extent(plot))
-    return layers(plot).index.nearest(
-        x, y, units_per_pixel=view.units_per_pixel, mask=mask, tolerance_px=TOLERANCE_PX + GRID_PX
-    )
-
-
 def register(callback: Any) -> None:
     """Declare the raster view's callbacks with the page's collector ``callback``: the
     view reporter, and the one that hands the page's script what the page shows (map
@@ -203,7 +176,3 @@ def register(callback: Any) -> None:
         Input({"type": "filter", "column": ALL}, "id"),
         Input(ids.EPOCHS, "value"),
     )
-
-
-def _on_grid(point: Any) -> bool:
-    return isinstance(point, dict) and point.get("curveNumber") == 0

@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 
-PARTS = (("aggregate", "aggregate (datashader)"), ("shade", "shade"), ("png_uri", "PNG + base64"))
+PARTS = (("aggregate", "aggregate"), ("shade", "shade"), ("png_uri", "PNG + base64"))
 
 
 @contextlib.contextmanager

@@ -316,7 +316,9 @@ def test_a_large_map_is_a_picture_with_the_selected_runs_on_top(monkeypatch):
     (image,) = figure["layout"]["images"]
     assert image["source"].startswith("data:image/png;base64,") and "opacity" not in image
     roles = [t["meta"]["role"] for t in figure["data"]]
-    assert "checkpoints" not in roles and roles[0] == "grid"  # clicks reach the server
+    assert "checkpoints" not in roles and "grid" not in roles  # clicks go to the server
+    picture = figure["layout"]["meta"]["fspace_picture"]
+    assert picture["token"] is None and "clicks" not in picture  # none named here
     assert figure["layout"]["title"]["text"] == "t-SNE"
     figure = linked.linked_map(plot, ["r3", "r7"], uirevision="compare-a-1")
     assert figure["layout"]["images"][0]["opacity"] == linked.DIMMED
@@ -329,19 +331,32 @@ def test_a_large_map_is_a_picture_with_the_selected_runs_on_top(monkeypatch):
     assert zoomed["xaxis"]["range"] == [0, 10]
     other = linked.linked_map(plot, [], uirevision="compare-a-2", view=view)["layout"]
     assert other["xaxis"]["range"] == list(plot.extent[:2])
+    # what the page's script needs to render a zoom and answer a click
+    named = linked.linked_map(
+        plot, [], uirevision="compare-a-1", view=view, token="3.1", clicks="c"
+    )
+    assert named["layout"]["meta"]["fspace_picture"] == {
+        "token": "3.1",
+        "filters": {},
+        "epochs": None,
+        "view": {"x": [0, 10], "y": [-1, 1], "w": 300, "h": 200},
+        "clicks": "c",
+    }
 
 
-def test_a_click_on_a_raster_map_selects_the_nearest_run(monkeypatch):
-    plot = PlotFrame.build(sweep_frame({"optimizer": ["adam", "sgd"] * 10}, epochs=5))
-    monkeypatch.setattr("fspace.app.raster.VECTOR_LIMIT", 32)
-    row = 37
-    x, y = float(plot.x[row]), float(plot.y[row])
-    view = {"x": list(plot.extent[:2]), "y": list(plot.extent[2:]), "w": 1000, "h": 500}
-    click = {"points": [{"curveNumber": 0, "x": x + 0.2, "y": y}]}  # a little off
-    run = str(plot.runs[plot.run_code[row]])
-    assert linked.runs_of_click(plot, click, view) == [run]
-    far = {"points": [{"curveNumber": 0, "x": x, "y": y + 50}]}
-    assert linked.runs_of_click(plot, far, view) == []
+@pytest.mark.parametrize(
+    "picked, runs",
+    [
+        ({"run": "r3", "key": "r3/e000001-s0000000000", "at": 1}, ["r3"]),
+        ({"run": ""}, []),
+        ({"run": 7}, []),
+        (["r3"], []),
+        (None, []),
+    ],
+    ids=["picked", "empty", "number", "list", "none"],
+)
+def test_a_click_on_a_raster_map_picks_the_run_the_page_reports(picked, runs):
+    assert linked.picked_runs(picked) == runs
 
 
 def test_points_in_polygon_match_the_winding_number():

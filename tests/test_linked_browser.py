@@ -263,6 +263,11 @@ const dx = (x1 - x0) / 4, dy = (y1 - y0) / 4, image = gd.layout.images[0];
 Plotly.relayout(gd, {'xaxis.range': [x0 + dx, x1 - dx], 'yaxis.range': [y0 + dy, y1 - dy]});
 return [image.x, image.sizex, image.source.length, x0 + dx];
 """
+# How many pictures the page's script asked for and drew (assets/raster_picture.js).
+DRAWN_JS = """
+const d = document.querySelector('#' + arguments[0] + ' .js-plotly-plot').dataset;
+return [Number(d.pictureAsked || 0), Number(d.pictureDrawn || 0)];
+"""
 PICTURE_JS = """
 const image = document.querySelector('#' + arguments[0] + ' .js-plotly-plot').layout.images[0];
 return [image.x, image.sizex, image.source.length];
@@ -342,6 +347,7 @@ def test_linked_selection_on_maps_above_the_raster_threshold(driver, big_maps): 
     wait_for(driver, lambda d: linked_runs(d, "compare-a-graph") == [third], what="the lasso")
     assert driver.execute_script(GL_JS, "compare-a-graph") == 0
     # a zoom renders the picture again for the part shown, the selection kept
+    before = [driver.execute_script(DRAWN_JS, g) for g in ("compare-a-graph", "compare-b-graph")]
     _, width, _, left = driver.execute_script(ZOOM_JS, "compare-a-graph")
     wait_for(
         driver,
@@ -350,3 +356,7 @@ def test_linked_selection_on_maps_above_the_raster_threshold(driver, big_maps): 
     )
     assert driver.execute_script(PICTURE_JS, "compare-a-graph")[1] < 0.6 * width
     assert linked_runs(driver, "compare-a-graph") == [third]
+    # by the page's script, from the picture endpoint: one picture, for map A only
+    asked, drawn = before[0]
+    assert driver.execute_script(DRAWN_JS, "compare-a-graph") == [asked + 1, drawn + 1]
+    assert driver.execute_script(DRAWN_JS, "compare-b-graph") == before[1]

@@ -9,7 +9,7 @@ import pytest
 from _bigmap import synthetic_embedding
 
 from fspace.app import raster, raster_view
-from fspace.app.figures import GRID_PX, raster_dict
+from fspace.app.figures import raster_dict
 from fspace.app.frames import PlotFrame
 from fspace.app.raster import Viewport
 from fspace.app.spatial import PointIndex
@@ -204,11 +204,9 @@ def test_raster_figure_and_picture_cache(plot):
     assert image["source"].startswith("data:image/png;base64,")
     assert (image["x"], image["y"], image["sizex"]) == (view.x0, view.y1, view.x1 - view.x0)
     assert fig["layout"]["xaxis"]["range"] == [view.x0, view.x1]
-    grid = fig["data"][0]
-    assert grid["type"] == "heatmap" and grid["z"]["shape"] == f"{80 // GRID_PX},{120 // GRID_PX}"
-    assert not any(t["type"] == "scattergl" for t in fig["data"])
+    assert not any(t["type"] in ("scattergl", "heatmap") for t in fig["data"])
     roles = [t["meta"]["role"] for t in fig["data"]]
-    assert roles == ["grid", *["span"] * len(plot.groups), "highlight", "selected"]
+    assert roles == [*["span"] * len(plot.groups), "highlight", "selected"]
     assert fig["data"][-2]["meta"]["run"] == run
     assert fig["data"][-1]["x"] == [float(plot.x[5])]
     plain = raster_dict(plot, mask, view)  # the same places, empty
@@ -217,20 +215,6 @@ def test_raster_figure_and_picture_cache(plot):
     assert raster.render(plot, mask, view) is image["source"]  # kept, not rendered again
     window = plot.mask(None, (0, 3))
     assert raster.render(plot, window, view) != image["source"]
-
-
-def test_grid_click_finds_the_nearest_shown_checkpoint(plot):
-    row = 17
-    reported = {"x": list(plot.extent[:2]), "y": list(plot.extent[2:]), "w": 900, "h": 600}
-    point = {"curveNumber": 0, "x": float(plot.x[row]) + 1e-4, "y": float(plot.y[row])}
-    everything = np.ones(len(plot), bool)
-    expected = str(plot.frame["checkpoint"].iloc[row])
-    assert raster_view.nearest_key(plot, point, reported, everything) == expected
-    hidden = everything.copy()
-    hidden[row] = False
-    assert raster_view.nearest_key(plot, point, reported, hidden) != expected
-    assert raster_view.nearest_key(plot, {**point, "curveNumber": 2}, reported, everything) is None
-    assert raster_view.nearest_key(plot, {"curveNumber": 0}, reported, everything) is None
 
 
 def _alpha(uri: str) -> np.ndarray:

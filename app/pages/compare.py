@@ -7,10 +7,9 @@ on top of both, their metric curves below, and for exactly two runs their distan
 epochs under each side's distance. The builders are in :mod:`fspace.app.linked`, the
 URL's words in :mod:`fspace.app.compare_view`.
 
-A map above the raster threshold is a picture rendered on the server: each side's browser
-reports the part of the map it shows (:data:`REPORT_VIEW_JS`, into the side's ``view``
-store) after every zoom, pan or resize, and the picture is rendered again for it; clicks
-and lassos on it are answered on the server (:func:`fspace.app.linked.runs_of_click`,
+A map above the raster threshold is a picture rendered on the server, rendered again by
+the page's script after every zoom or pan; its clicks and lassos are answered on the
+server (:mod:`fspace.app.compare_raster`, :func:`fspace.app.linked.picked_runs`,
 :func:`~fspace.app.linked.runs_in_region`).
 """
 
@@ -23,7 +22,7 @@ from urllib.parse import urlencode
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from fspace.app import linked
+from fspace.app import compare_raster, linked
 from fspace.app.compare_view import (
     SIDES,
     selected_runs,
@@ -65,25 +64,6 @@ def cid(side: str, what: str) -> str:
     """Component id of ``what`` (method, distance, params, status, quality, token,
     graph, view) on ``side``."""
     return f"compare-{side}-{what}"
-
-
-# The part of a raster map the browser shows, as the trajectories page reports it
-# (fspace.app.raster_view): the plot area's size and margins in pixels, the axis ranges
-# and the figure's uirevision. Checked on every zoom, pan or resize and on the page's
-# poll (a new figure is drawn without a relayout event); a vector map reports nothing.
-REPORT_VIEW_JS = """
-function(relayout, polls, reported) {
-    const nu = window.dash_clientside.no_update;
-    const gd = document.querySelector('#GRAPH .js-plotly-plot');
-    if (!gd || !gd._fullLayout || !gd._fullLayout._size) { return nu; }
-    if (!(gd.layout.images && gd.layout.images.length)) { return nu; }
-    const L = gd._fullLayout, size = L._size;
-    const view = {w: Math.round(size.w), h: Math.round(size.h), l: size.l, t: size.t,
-                  x: L.xaxis.range.slice(), y: L.yaxis.range.slice(),
-                  rev: gd.layout.uirevision};
-    return JSON.stringify(view) === JSON.stringify(reported) ? nu : view;
-}
-"""
 
 
 def param_id(side: str, name: str) -> dict[str, str]:
@@ -134,7 +114,7 @@ def layout(exp: str | None = None, **query: Any) -> html.Div:
         html.Div(id=URL_SINK, hidden=True),
         dcc.Interval(id=POLL, interval=state.poll_ms),
         *[dcc.Store(id=cid(s, "token"), data=statuses[s].token) for s in SIDES],
-        *[dcc.Store(id=cid(s, "view")) for s in SIDES],
+        *[dcc.Store(id=cid(s, what)) for s in SIDES for what in ("view", "click")],
     ]
     hint = html.P(
         "Lasso or box-select checkpoints on either map to select their runs; a click adds "
@@ -264,19 +244,13 @@ def _wire(side: str) -> None:
         new = status.token if status.token != token else no_update
         return new, status_line(status), quality_table(entry) if new is not no_update else no_update
 
-    callback.clientside(
-        REPORT_VIEW_JS.replace("GRAPH", cid(side, "graph")),
-        Output(cid(side, "view"), "data"),
-        Input(cid(side, "graph"), "relayoutData"),
-        Input(POLL, "n_intervals"),
-        State(cid(side, "view"), "data"),
-    )
+    compare_raster.report_view(callback, cid(side, "graph"), cid(side, "view"), POLL)
 
     @callback(
         Output(cid(side, "graph"), "figure"),
         Input(cid(side, "token"), "data"),
         Input(RUNS, "data"),
-        Input(cid(side, "view"), "data"),
+        State(cid(side, "view"), "data"),  # zoom and pan: the page's script renders them
     )
     @guarded(message_dict)
     def draw(token, runs, view=None):
@@ -285,11 +259,14 @@ def _wire(side: str) -> None:
         entry = current().maps.find(token)
         if entry is None or entry.plot is None:
             return message_dict(WAITING)
-        if triggered() == cid(side, "view") and not is_raster(entry.plot):
-            raise dash.exceptions.PreventUpdate
-        uirevision = f"compare-{side}-{entry.uid}"
         return linked.linked_map(
-            entry.plot, runs or [], title=map_title(entry), uirevision=uirevision, view=view
+            entry.plot,
+            runs or [],
+            title=map_title(entry),
+            uirevision=f"compare-{side}-{entry.uid}",
+            view=view,
+            token=token,
+            clicks=cid(side, "click"),
         )
 
 
@@ -303,27 +280,34 @@ for _side in SIDES:
     Input(CLEAR, "n_clicks"),
     *[State(cid(s, "token"), "data") for s in SIDES],
     State(RUNS, "data"),
-    *[State(cid(s, "view"), "data") for s in SIDES],
+    *[Input(cid(s, "click"), "data") for s in SIDES],
     prevent_initial_call=True,
 )
 def select(
-    sel_a, click_a, sel_b, click_b, _clear, token_a, token_b, runs, view_a=None, view_b=None
+    sel_a, click_a, sel_b, click_b, _clear, token_a, token_b, runs, picked_a=None, picked_b=None
 ):
     """The runs chosen on either map: a lasso or box replaces the selection, a click adds
-    or removes one run, Clear empties it."""
+    or removes one run (on a raster map, the one the page's script picked), Clear
+    empties it."""
     source = triggered()
     if source == CLEAR:
         return []
+    picked = {cid("a", "click"): picked_a, cid("b", "click"): picked_b}
+    if source in picked:
+        chosen = linked.picked_runs(picked[source])
+        if not chosen:
+            raise dash.exceptions.PreventUpdate
+        return linked.toggle(runs or [], chosen, add=True)
     events = {
-        cid("a", "graph"): (sel_a, click_a, token_a, view_a),
-        cid("b", "graph"): (sel_b, click_b, token_b, view_b),
+        cid("a", "graph"): (sel_a, click_a, token_a),
+        cid("b", "graph"): (sel_b, click_b, token_b),
     }
     from dash import ctx
 
     prop = (ctx.triggered[0]["prop_id"] if ctx.triggered else "").rpartition(".")[2]
     if source not in events:
         raise dash.exceptions.PreventUpdate
-    selected, click, token, view = events[source]
+    selected, click, token = events[source]
     entry = current().maps.find(token)
     plot = entry.plot if entry is not None else None
     if prop == "selectedData":
@@ -333,7 +317,7 @@ def select(
         if not chosen:  # a cleared selection box or a double click: keep the runs
             raise dash.exceptions.PreventUpdate
         return linked.toggle(runs or [], chosen, add=False)
-    chosen = linked.runs_of_click(plot, click, view) if plot is not None else []
+    chosen = linked.runs_of_click(plot, click) if plot is not None else []
     if not chosen:
         raise dash.exceptions.PreventUpdate
     return linked.toggle(runs or [], chosen, add=True)
