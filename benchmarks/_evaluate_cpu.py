@@ -5,8 +5,9 @@ do. Each variant here is measured with its wall time, this process's CPU seconds
 threads, user and system) and the whole machine's busy core-seconds (every process, from
 ``/proc/stat``), so that what other processes took during it is printed beside it:
 
-- ``evaluate()`` as shipped, and with the schedule before (the next batch read while
-  the current one computes);
+- ``evaluate()`` as shipped (on the CPU the next batch is read between the products),
+  and with the schedule before (read while the current batch computes, on 2 threads),
+  and the same on 1 thread;
 - ``evaluate()`` with every batch's weights already in memory: no reading, checksum or
   gathering of live input columns, the rest unchanged (writes included), and the same
   without writing the vectors;
@@ -134,11 +135,12 @@ def variants(path: Path, shape: dict, clear: Callable[[Path], None]) -> dict[str
     b = Batches(path, shape)
     out: dict[str, Usage] = {}
     out["evaluate() as shipped"] = _evaluate(path, clear)
-    with (
-        mock.patch.object(batched_mod, "reads_overlap", lambda device: True),
-        mock.patch.object(batched_mod, "read_threads", lambda device: 2),
-    ):
-        out["evaluate(), reads during the products (before)"] = _evaluate(path, clear)
+    for threads, label in ((2, "(before)"), (1, "on 1 thread")):
+        with (
+            mock.patch.object(batched_mod, "reads_overlap", lambda device: True),
+            mock.patch.object(batched_mod, "read_threads", lambda device, t=threads: t),
+        ):
+            out[f"evaluate(), reads during the products {label}"] = _evaluate(path, clear)
     preloaded = b.preload()
     with mock.patch.object(batched_mod._Stack, "read", _from_memory(preloaded)):
         with mock.patch.object(Experiment, "save_vector", lambda *a, **k: None):
@@ -210,9 +212,25 @@ def report(out: dict[str, Usage], n: int, flops: float, matmul: float, cores: in
     )
     for label, u in (("shipped", shipped), ("before", before)):
         added = u.wall - memory.wall
+        extra = u.cpu - memory.cpu
         print(
             f"cpu: {label}: reading added {added:.2f} s of wall to evaluate() for "
             f"{reading.cpu:.2f} s of reading CPU: {added / reading.cpu:.2f} s per CPU-second "
             f"(1.0 = not hidden at all, {1 / cores:.2f} = shared perfectly among {cores} "
-            f"cores, 0 = hidden)"
+            f"cores, 0 = hidden); {extra:.2f} CPU s more than in memory "
+            f"({extra / reading.cpu:.2f} per CPU-second of reading)"
+        )
+    budget = n * flops / (0.8 * matmul * 1e9)
+    need = memory.cpu + reading.cpu
+    print(
+        f"cpu: at 0.8 of matmul evaluate() may take {budget:.2f} s, {cores * budget:.2f} "
+        f"core-seconds; its parts measured alone need {need:.2f} CPU s ({memory.cpu:.2f} "
+        f"in memory with writes + {reading.cpu:.2f} reading), {need / (cores * budget):.2f} "
+        f"of that even with no core ever idle"
+    )
+    busy = shipped.others / (cores * shipped.wall)
+    if busy > 0.1:
+        print(
+            f"cpu: the machine was busy: other processes took {busy:.0%} of the cores during "
+            f"the shipped evaluate(); compare CPU seconds here, not wall times"
         )

@@ -11,8 +11,8 @@ suite of 1,000 MNIST digits. Then, each round, side by side on the same machine:
   and 1000x500 @ 500x500, the machine's matrix-product speed for this work;
 - plain: per checkpoint, ``load_weights`` (checksum verified), ``load_state_dict``,
   ``function_vector``, ``save_vector``: the loop ``evaluate()`` ran before;
-- batched: ``fspace.evaluate()`` (stacked weights and ``vmap``, memory-mapped reads
-  verified on background threads, writes on background threads).
+- batched: ``fspace.evaluate()`` (stacked weights, reads verified on background
+  threads, writes on background threads).
 
 The vector cache is deleted before each measurement. Timings on a shared machine are
 noisy: compare the ratios within one round, not absolute times across runs.
@@ -25,9 +25,11 @@ shapes measured there; the plain loop, sweep and profile stay on the CPU path.
 ``evaluate()``'s wall time by phase (reads and checksums, gathering the first layer's
 live input columns, each layer's product with its bias, activations, softmax and
 format, writes and fsyncs; functions wrapped with a clock, the library unchanged),
-gives the rate of the products alone, times ``evaluate()`` keeping every input feature
-and mapping the model's own forward with ``vmap`` (the path before the stacked plan),
-and lists the operators torch.profiler finds taking the CPU time.
+gives the rate of the products alone and of each layer's, times ``evaluate()`` keeping
+every input feature, lists the operators torch.profiler finds taking the CPU time, and
+measures evaluate()'s parts alone in CPU seconds (``_evaluate_cpu.py``): evaluate() as
+shipped, with the schedule before, with the weights already in memory; reading,
+checksum, gather and writes alone.
 """
 
 from __future__ import annotations
@@ -317,10 +319,7 @@ def profile_round(path: Path, n: int) -> None:
             f"profile: first layer's products {n * 2000 * alive * 500 / first / 1e9:.1f} "
             f"GFLOP/s, second layer's {n * 2000 * 500 * 500 / second / 1e9:.1f} GFLOP/s"
         )
-    for label, took in (
-        ("keeping every input feature", keeping_every_input(path)),
-        ("through vmap (no stacked plan)", through_vmap(path)),
-    ):
+    for label, took in (("keeping every input feature", keeping_every_input(path)),):
         print(
             f"profile: evaluate() {label}: {n / took:.1f} ckpt/s, "
             f"{n * FLOPS / took / 1e9:.1f} GFLOP/s, {n * FLOPS / took / 1e9 / mm:.2f} "
@@ -341,17 +340,6 @@ def keeping_every_input(path: Path) -> float:
 
     clear_vectors(path)
     with mock.patch.object(live_inputs_mod, "DEAD_INPUT_SHARE", 1.0):
-        took, _ = batched(path)
-    return took
-
-
-def through_vmap(path: Path) -> float:
-    """Seconds of evaluate() mapping the model's own forward with vmap, as before the
-    stacked plan (dead inputs still gathered once, on the read threads)."""
-    import fspace.batched as batched_mod
-
-    clear_vectors(path)
-    with mock.patch.object(batched_mod, "plan_for", lambda model: None):
         took, _ = batched(path)
     return took
 

@@ -93,7 +93,7 @@ def test_cpu_variants_measure_every_part_and_report(tmp_path, capsys):
     path = tmp_path / "exp"
     _experiment(path)
     used = cpu.variants(path, SHAPE, bench.clear_vectors)
-    assert len(used) == 10
+    assert len(used) == 11
     for name, use in used.items():
         assert use.wall > 0 and use.cpu >= 0, name
     cpu.report(used, 5, bench.FLOPS, 100.0, 2)
