@@ -17,10 +17,12 @@ and Origin checks and security headers (:mod:`fspace.app.security`).
 Request (POST, JSON)::
 
     {"token": "3.1", "view": {"x": [x0, x1], "y": [y0, y1], "w": 1000, "h": 580},
-     "filters": {"group": ["pretrained"]}, "epochs": [0, 19]}
+     "filters": {"group": ["pretrained"]}, "epochs": [0, 19], "area": true}
 
-``w`` and ``h`` are the plot area's pixels. Answer: ``{"source": "data:image/png;...",
-"x": [x0, x1], "y": [y0, y1], "w": ..., "h": ...}``, the picture and the view it shows.
+``w`` and ``h`` are the plot area's pixels; ``area`` (optional) says it is the
+trajectories page's, on which a new page's first picture is rendered. Answer:
+``{"source": "data:image/png;...", "x": [x0, x1], "y": [y0, y1], "w": ..., "h": ...}``,
+the picture and the view it shows.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ def meta(
     epochs: Any = None,
     *,
     clicks: str | None = None,
+    area: bool = False,
 ) -> dict[str, Any]:
     """What a figure's picture shows, for ``layout.meta``: the map (``token``), the
     ``filters`` and ``epochs`` window its checkpoints were chosen by, and the ``view``
     it was rendered for (in the words of a request, see the module). ``clicks`` names
     the store a page's script writes the run of a clicked checkpoint into
-    (``assets/raster_click.js``, for pages that choose runs by clicks)."""
+    (``assets/raster_click.js``, for pages that choose runs by clicks). With ``area``,
+    the plot area a request names is the one a new trajectories page's first picture is
+    rendered for (:func:`fspace.app.raster_view.remember_area`)."""
     window = [float(v) for v in epochs] if epochs is not None else None
     words = {
         "token": token,
@@ -66,6 +71,8 @@ def meta(
     }
     if clicks is not None:
         words["clicks"] = clicks
+    if area:
+        words["area"] = True
     return {KEY: words}
 
 
@@ -133,14 +140,16 @@ def add_route(app: Any) -> None:
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return jsonify(error="request too large"), 413
         try:
-            token, view, filters, epochs = parse_request(request.get_json(silent=True))
+            body = request.get_json(silent=True)
+            token, view, filters, epochs = parse_request(body)
         except ConfigError as err:
             return jsonify(error=str(err)), 400
         entry = current().maps.find(token)
         plot = entry.plot if entry is not None else None
         if plot is None or not is_raster(plot):
             return jsonify(error="no large map has this token; reload the page"), 404
-        raster_view.remember_area(view)
+        if body.get("area") is True:  # the trajectories page's plot area
+            raster_view.remember_area(view)
         mask = shown_mask(plot, filters, epochs)
         return jsonify(picture(plot, None if mask.all() else mask, view))
 

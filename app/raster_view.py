@@ -132,7 +132,7 @@ def figure(
         _last_area.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
     out = raster_dict(plot, mask, view, highlight=highlight, selected=selected, uirevision=revision)
     out["layout"]["hovermode"] = False
-    out["layout"]["meta"] = raster_picture.meta(token, view, filters, epochs)
+    out["layout"]["meta"] = raster_picture.meta(token, view, filters, epochs, area=True)
     return out
 
 

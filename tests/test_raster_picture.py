@@ -88,7 +88,7 @@ def served(recorded, monkeypatch):
 
 
 @pytest.mark.slow  # datashader compiles its kernels on first use
-def test_endpoint_renders_the_view_behind_the_security_checks(served):
+def test_endpoint_renders_the_view_behind_the_security_checks(served, monkeypatch):
     client, token, plot = served
     x0, x1, y0, y1 = plot.extent
     view = {"x": [x0, (x0 + x1) / 2], "y": [y0, (y0 + y1) / 2], "w": 120, "h": 80}
@@ -104,6 +104,13 @@ def test_endpoint_renders_the_view_behind_the_security_checks(served):
     some = client.post(ENDPOINT, json={**body, **chosen}).get_json()
     mask = plot.mask({"group": ["pretrained"]}, (2, 5))
     assert some["source"] == render(plot, mask, wanted) != answer["source"]
+
+    # the trajectories page's plot area is remembered for the next page, another's not
+    monkeypatch.setattr(raster_view, "_last_area", {"w": 1000, "h": 580, "l": 20, "t": 50})
+    client.post(ENDPOINT, json={**body, "view": {**view, "w": 300, "h": 200}})
+    assert raster_view._last_area["w"] == 1000
+    client.post(ENDPOINT, json={**body, "view": {**view, "w": 300, "h": 200}, "area": True})
+    assert (raster_view._last_area["w"], raster_view._last_area["h"]) == (300, 200)
 
     assert client.post(ENDPOINT, json={**body, "view": {}}).status_code == 400
     assert client.post(ENDPOINT, data="not json").status_code == 400
@@ -130,7 +137,7 @@ def test_raster_figure_says_what_its_picture_shows():
         plot, mask, reported, "map-1", token="7.1", filters={"group": ["random"]}, epochs=[1, 8]
     )
     assert fig["layout"]["meta"] == meta(
-        "7.1", Viewport(0.0, 1.0, -1.0, 0.0, 90, 60), {"group": ["random"]}, [1, 8]
+        "7.1", Viewport(0.0, 1.0, -1.0, 0.0, 90, 60), {"group": ["random"]}, [1, 8], area=True
     )
     assert fig["layout"]["images"][0]["source"] == render(
         plot, mask, Viewport(0.0, 1.0, -1.0, 0.0, 90, 60)

@@ -87,7 +87,10 @@
         const r = record(gd);
         r.busy = true;
         count(gd, "pictureAsked");
-        const body = {token: m.token, filters: m.filters || {}, epochs: m.epochs || null, view: view};
+        const body = {
+            token: m.token, filters: m.filters || {}, epochs: m.epochs || null, view: view,
+            area: m.area === true,
+        };
         fetch(endpoint(), {
             method: "POST",
             headers: {"Content-Type": "application/json"},
