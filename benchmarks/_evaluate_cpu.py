@@ -166,7 +166,7 @@ def variants(path: Path, shape: dict, clear: Callable[[Path], None]) -> dict[str
         alive, weight = b.narrow.alive.numpy(), b.narrow.weight
         with measured() as out["gather alone (1 thread)"]:
             for s, i in slots:
-                batched_mod.take_columns(s.full[weight][i], alive, s.live[i])
+                batched_mod.take_columns(s.full[weight][i], alive, s.live[i], s.runs)
     del preloaded, stacks, slots
     out["writes alone (2 threads)"] = _writes(b, path, clear)
     return out

@@ -44,6 +44,7 @@ from fspace.live_inputs import (
 )
 from fspace.live_inputs import (
     Narrowed,
+    column_runs,
     narrowed,
     skip_dead_inputs,
     take_columns,
@@ -313,6 +314,7 @@ class _Stack:
             weight = self.full[narrow.weight]
             self.live = torch.empty((*weight.shape[:-1], len(narrow.alive)), dtype=weight.dtype)
             self.alive = narrow.alive.numpy()
+            self.runs = column_runs(self.alive)
 
     def read(self, pool, batch) -> list[Future]:
         """Read each checkpoint of ``batch`` into its slot; each future says whether the
@@ -327,7 +329,7 @@ class _Stack:
 
     def _gather(self, i: int) -> None:
         if self.narrow is not None:
-            take_columns(self.full[self.narrow.weight][i], self.alive, self.live[i])
+            take_columns(self.full[self.narrow.weight][i], self.alive, self.live[i], self.runs)
 
     def put(self, i: int, weights: Mapping[str, torch.Tensor]) -> None:
         """Copy ``weights`` into slot ``i`` (cast as ``load_state_dict`` does)."""
