@@ -104,7 +104,7 @@
             };
             if (!got || !got.source || !now || what(now) !== what(m)) { done(); return; }
             r.drawn = {source: got.source, view: view};
-            window.Plotly.relayout(gd, {
+            swap(gd, {
                 "images[0].source": got.source,
                 "images[0].x": got.x[0],
                 "images[0].y": got.y[1],
@@ -112,6 +112,29 @@
                 "images[0].sizey": got.y[1] - got.y[0],
             }).then(() => { count(gd, "pictureDrawn"); done(); }, done);
         });
+    }
+
+    // Replace the layout image. Plotly announces the relayout (plotly_relayout), and
+    // dcc.Graph answers by copying the image into its figure and plotting the whole
+    // figure again, 40-110 ms before the new picture could be painted: the announcement
+    // is held back until the frame after, so that the picture is painted first.
+    function swap(gd, update) {
+        const emit = gd.emit;
+        let held = null;
+        gd.emit = function (name, data) {
+            if (name === "plotly_relayout") { held = data; return undefined; }
+            return emit.apply(this, arguments);
+        };
+        const release = () => {
+            gd.emit = emit;
+            requestAnimationFrame(() => setTimeout(() => {
+                if (held) { gd.emit("plotly_relayout", held); }
+            }, 0));
+        };
+        return Promise.resolve(window.Plotly.relayout(gd, update)).then(
+            () => { release(); },
+            err => { release(); throw err; },
+        );
     }
 
     function bind(gd) {
