@@ -52,6 +52,7 @@ import torch
 import fspace.record as record_mod
 from fspace import ProbeSuite, Recorder
 from fspace.models.mlp import make_mlp
+from fspace.online_vectors import OnlineVectors
 
 SHAPE = {"n_in": 784, "hidden": [500, 500], "n_classes": 10}
 VARIANTS = ("online", "one-thread", "outputs", "weights", "inline")
@@ -140,10 +141,10 @@ class WorkerClock:
 
     @contextlib.contextmanager
     def installed(self):
-        rec = record_mod.Recorder
+        rec, vec = record_mod.Recorder, OnlineVectors
         with (
             mock.patch.object(rec, "_write", self.wrap("whole job", rec._write)),
-            mock.patch.object(rec, "_shadow_vectors", self.wrap("forward", rec._shadow_vectors)),
+            mock.patch.object(vec, "shadow_vectors", self.wrap("forward", vec.shadow_vectors)),
         ):
             yield
 
