@@ -154,7 +154,7 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
     actions (``wd_*``: action sent to the answer seen by polling, round trips included)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    out: dict[str, list] = {"drawn": [], "zoom": [], "pan": [], "parts": []}
+    out: dict[str, list] = {"drawn": [], "zoom": [], "pan": [], "parts": [], "polled": []}
     out.update({"wd_hover": [], "wd_click": [], "wd_details": []})
     for _ in range(loads):
         driver.get(url)
@@ -162,8 +162,10 @@ def browser_times(driver, url: str, placed, loads: int = 4) -> dict[str, list[fl
     time.sleep(1.0)
     for scale, shift, name in ((0.5, 0.0, "zoom"), (0.5, 0.0, "zoom"), (1.0, 0.2, "pan")) * 2:
         driver.execute_script(MOVE_JS, scale, shift)
-        out[name].append(_until(driver, MOVED_JS))
-        out["parts"].append(_until(driver, PARTS_JS))
+        out["polled"].append((name, _until(driver, MOVED_JS)))
+        parts = _until(driver, PARTS_JS)
+        out[name].append(parts[0])  # in the page: the frame after the picture changed
+        out["parts"].append(parts)
         time.sleep(0.3)
     driver.get(url)
     _until(driver, IMAGE_JS)
@@ -306,11 +308,13 @@ def _print_answers(got: dict[str, list[float]]) -> None:
     print(f"    {'click -> details':<22} {_summary(got['wd_details'])}")
 
 
-def _print_moves(parts: list[list]) -> None:
-    """Print where the zoom and pan re-renders' time went, median over the moves."""
+def _print_moves(parts: list[list], polled: list[tuple[str, float]]) -> None:
+    """Print where the zoom and pan re-renders' time went, median over the moves, and
+    the moves as webdriver's polling saw the picture change (round trips included)."""
     painted = [p[0] for p in parts]
     sent = [p for p in parts if p[1] is not None]
-    print(f"    picture painted (next frame): {_summary(painted)}")
+    seen = ", ".join(f"{name} {ms:,.0f}" for name, ms in polled)
+    print(f"    picture changed, as polled through webdriver: {seen} ms")
     if not sent:
         print("    no picture request was sent")
         return
@@ -385,10 +389,10 @@ def _measure(root: Path, size: int, repeat: int, driver) -> None:
         print(f"median {_verdict(drawn, target)}")
         for name in ("zoom", "pan"):
             print(
-                f"  {name} re-render: {_summary(got[name])}; "
+                f"  {name} re-render, painted: {_summary(got[name])}; "
                 f"worst {_verdict(max(got[name]), TARGETS['zoom'])}"
             )
-        _print_moves(got["parts"])
+        _print_moves(got["parts"], got["polled"])
         _print_answers(got)
     print(f"  server callbacks, {repeat} requests each (median / max):")
     for name, median, worst in server_times(app, placed, repeat):
