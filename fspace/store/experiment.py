@@ -32,6 +32,8 @@ from fspace.probes import ProbeSuite
 from fspace.store import checkpoints as checkpoint_files
 from fspace.store import files, layout, lease, reading
 from fspace.store import runs as run_files
+from fspace.store import suites as suite_files
+from fspace.store import trials as trial_files
 from fspace.store import vectors as vector_files
 from fspace.store.cache import Cache
 from fspace.store.checkpoints import CheckpointInfo
@@ -101,22 +103,15 @@ class Experiment:
     def save_trial(self, name: str, record: dict[str, Any]) -> Path:
         """Keep the record of one hyper-parameter trial (plain JSON values), so a choice
         made from trials can be audited and an interrupted search resumed."""
-        layout.check_name(name, "trial name")
-        try:
-            text = json.dumps(record, indent=2, allow_nan=True)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"trial {name!r}: its record is not plain JSON ({e})") from None
-        path = layout.writable(self.path, layout.trial_path(self.path, name))
-        return _atomic.write_text(path, text)
+        return trial_files.save(self.path, name, record)
 
     def trials(self) -> dict[str, dict[str, Any]]:
         """Every kept trial record by name (see :meth:`save_trial`); unreadable ones are
         left out and listed in :attr:`problems`."""
         out = {}
-        folder = self.path / "trials"
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        for path in trial_files.paths(self.path):
             try:
-                out[path.stem] = json.loads(files.read_small(path, 1 << 20))
+                out[path.stem] = trial_files.read(path)
             except (CheckpointError, ValueError) as e:
                 self._problem(path, f"not a trial record ({e})")
         return out
@@ -322,18 +317,8 @@ class Experiment:
     def add_probes(self, suite: ProbeSuite) -> ProbeSuite:
         """Store a probe suite under its name. Re-adding identical inputs is a no-op;
         different inputs under an existing name are refused."""
-        layout.check_name(suite.name, "probe suite name")
-        path = layout.writable(self.path, self.path / "probes" / f"{suite.name}.safetensors")
-        tensors, structure = suite.to_file()
-        meta = {"kind": "probes", "name": suite.name, "fingerprint": suite.fingerprint}
-        meta.update(structure)
-        try:
-            files.write(path, tensors, meta, exclusive=True)
+        if suite_files.write(self.path, suite):
             return suite
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise StoreWriteError(f"cannot write {path} ({e.strerror})") from None
         existing = self.probes(suite.name)
         if existing.fingerprint != suite.fingerprint:
             raise ProbeMismatchError(
@@ -354,52 +339,22 @@ class Experiment:
             if p.name.startswith("."):
                 continue
             try:
-                _, meta = files.read_header(p, limit=files.MAX_PROBE_BYTES)
-                fingerprint = meta.get("fingerprint")
-                if meta.get("kind", "probes") != "probes" or not isinstance(fingerprint, str):
-                    raise CheckpointError(f"{p}: not a probe suite (no fingerprint)")
+                out[p.stem] = suite_files.fingerprint(p)
             except CheckpointError as e:
                 self._problem(p, str(e))
                 warnings.warn(f"skipping unreadable file: {e}", stacklevel=2)
-                continue
-            out[p.stem] = fingerprint
         return out
 
     def probe_shapes(self, name: str | None = None) -> dict[str, tuple[int, ...]]:
         """Shapes of the tensors of probe suite ``name`` (the only one if None), read
         from its file's header without loading them."""
-        stem = self._probe_stem(name)
-        header, _ = files.read_header(self.path / "probes" / f"{stem}.safetensors")
-        return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()}
+        stem = suite_files.choose(self.path, self.probe_suites(), name)
+        return suite_files.shapes(suite_files.path(self.path, stem))
 
     def probes(self, name: str | None = None) -> ProbeSuite:
         """The probe suite named (or fingerprinted) ``name``; the only one if None."""
-        stem = self._probe_stem(name)
-        path = self.path / "probes" / f"{stem}.safetensors"
-        tensors, meta = reading.read(path, limit=files.MAX_PROBE_BYTES)
-        if not isinstance(meta.get("fingerprint"), str):
-            raise CheckpointError(f"{path}: not a probe suite (no fingerprint)")
-        suite = ProbeSuite.from_file(tensors, meta, name=stem)
-        suite.require(meta["fingerprint"], f"stored probe suite {stem!r}")
-        return suite
-
-    def _probe_stem(self, name: str | None) -> str:
-        suites = self.probe_suites()
-        if name is None:
-            if len(suites) != 1:
-                what = "no probe suite" if not suites else f"{len(suites)} probe suites"
-                raise ProbeMismatchError(
-                    f"experiment {self.path} has {what}; "
-                    + ("name one of: " + ", ".join(suites) if suites else "add one first")
-                )
-            return next(iter(suites))
-        by_fp = {fp: n for n, fp in suites.items()}
-        stem = name if name in suites else by_fp.get(name)
-        if stem is None:
-            raise ProbeMismatchError(
-                f"no probe suite {name!r} in {self.path} (have: {', '.join(suites) or 'none'})"
-            )
-        return stem
+        stem = suite_files.choose(self.path, self.probe_suites(), name)
+        return suite_files.load(suite_files.path(self.path, stem), stem)
 
     # function vectors ----------------------------------------------------------------
 
