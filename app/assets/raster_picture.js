@@ -104,14 +104,14 @@
             };
             if (!got || !got.source || !now || what(now) !== what(m)) { done(); return; }
             r.drawn = {source: got.source, view: view};
-            swap(gd, {
+            return swap(gd, {
                 "images[0].source": got.source,
                 "images[0].x": got.x[0],
                 "images[0].y": got.y[1],
                 "images[0].sizex": got.x[1] - got.x[0],
                 "images[0].sizey": got.y[1] - got.y[0],
             }).then(() => { count(gd, "pictureDrawn"); done(); }, done);
-        });
+        }).catch(() => { r.busy = false; });  // a graph gone meanwhile: nothing to draw
     }
 
     // Replace the layout image. Plotly announces the relayout (plotly_relayout), and
@@ -131,10 +131,13 @@
                 if (held) { gd.emit("plotly_relayout", held); }
             }, 0));
         };
-        return Promise.resolve(window.Plotly.relayout(gd, update)).then(
-            () => { release(); },
-            err => { release(); throw err; },
-        );
+        let drawing;
+        try {
+            drawing = Promise.resolve(window.Plotly.relayout(gd, update));
+        } catch (err) {
+            drawing = Promise.reject(err);
+        }
+        return drawing.then(() => { release(); }, err => { release(); throw err; });
     }
 
     function bind(gd) {
