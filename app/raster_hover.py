@@ -108,10 +108,19 @@ def parse_request(body: Any) -> tuple[str, float, float, tuple[float, float], di
     x, y, dx, dy = numbers
     if not (dx > 0 and dy > 0):
         raise ConfigError(f"dx and dy must be positive, got {dx}, {dy}")
-    return token, x, y, (dx, dy), _filters(body.get("filters")), _epochs(body.get("epochs"))
+    return (
+        token,
+        x,
+        y,
+        (dx, dy),
+        parse_filters(body.get("filters")),
+        parse_epochs(body.get("epochs")),
+    )
 
 
-def _filters(value: Any) -> dict[str, list[str]]:
+def parse_filters(value: Any) -> dict[str, list[str]]:
+    """The ``filters`` of a request (``{column: [values]}``, values as text; a column
+    given None is left out); ConfigError for anything else."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -126,7 +135,9 @@ def _filters(value: Any) -> dict[str, list[str]]:
     return out
 
 
-def _epochs(value: Any) -> tuple[float, float] | None:
+def parse_epochs(value: Any) -> tuple[float, float] | None:
+    """The ``epochs`` window of a request (``[first, last]``, or None for every epoch);
+    ConfigError for anything else."""
     if value is None:
         return None
     ok = isinstance(value, list) and len(value) == 2

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fspace.app.raster import MAX_PX, MIN_PX, Viewport, is_raster, render, shown_mask
-from fspace.app.raster_hover import MAX_BODY_BYTES, _epochs, _filters
+from fspace.app.raster_hover import MAX_BODY_BYTES, parse_epochs, parse_filters
 from fspace.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from fspace.app.frames import PlotFrame
 
 ENDPOINT = "/_fspace/picture"
+AREA: dict[str, float] = {"w": 1000, "h": 580, "l": 20, "t": 50}
+"""The trajectories page's plot area (pixels and margins) as a browser last reported it: a
+new page's first picture is rendered for it (:func:`fspace.app.raster_view.first_figure`),
+so that it is shown with the page, before any report."""
 KEY = "fspace_picture"
 """The key of ``layout.meta`` that says what a figure's picture shows (:func:`meta`)."""
 
@@ -60,7 +64,7 @@ def meta(
     the store a page's script writes the run of a clicked checkpoint into
     (``assets/raster_click.js``, for pages that choose runs by clicks). With ``area``,
     the plot area a request names is the one a new trajectories page's first picture is
-    rendered for (:func:`fspace.app.raster_view.remember_area`)."""
+    rendered for (:data:`AREA`)."""
     window = [float(v) for v in epochs] if epochs is not None else None
     words = {
         "token": token,
@@ -98,8 +102,8 @@ def parse_request(body: Any) -> tuple[str, Viewport, dict, Any]:
     return (
         token,
         parse_view(body.get("view")),
-        _filters(body.get("filters")),
-        _epochs(body.get("epochs")),
+        parse_filters(body.get("filters")),
+        parse_epochs(body.get("epochs")),
     )
 
 
@@ -133,7 +137,6 @@ def add_route(app: Any) -> None:
     """Serve :data:`ENDPOINT` from the Dash ``app``'s Flask server (POST only)."""
     from flask import jsonify, request
 
-    from fspace.app import raster_view
     from fspace.app.state import current
 
     def answer():
@@ -149,7 +152,7 @@ def add_route(app: Any) -> None:
         if plot is None or not is_raster(plot):
             return jsonify(error="no large map has this token; reload the page"), 404
         if body.get("area") is True:  # the trajectories page's plot area
-            raster_view.remember_area(view)
+            AREA.update(w=view.width, h=view.height)
         mask = shown_mask(plot, filters, epochs)
         return jsonify(picture(plot, None if mask.all() else mask, view))
 

@@ -50,11 +50,6 @@ function(relayout, ready, reported) {
 """
 
 
-# The plot area the last browser reported (size and margins in pixels): a page's first
-# picture is rendered for it, so that it is shown with the page, before any report.
-_last_area: dict[str, float] = {"w": 1000, "h": 580, "l": 20, "t": 50}
-
-
 def components(reported: dict[str, Any] | None = None) -> list[Any]:
     """The page's parts of the raster view: the reported view (``reported``, that of a
     first picture sent with the page), and the hover answer's tooltip and layer, which
@@ -87,23 +82,17 @@ def first_figure(
     reported, and the view it shows as the browser will report it (so that, when the
     area is the same, the report changes nothing and nothing is drawn twice); ``token``
     names the map for the page's script (see the module)."""
-    area = dict(_last_area)
+    area = dict(raster_picture.AREA)
     view = Viewport.parse(area, Viewport.of_extent(plot))
     reported = {**area, "x": [view.x0, view.x1], "y": [view.y0, view.y1], "rev": revision}
     mask = np.ones(len(plot), dtype=bool)
     return figure(plot, mask, reported, revision, token=token), reported
 
 
-def remember_area(view: Viewport) -> None:
-    """Note the plot area of a view a browser asked for: a new page's first picture is
-    rendered for it (:func:`first_figure`)."""
-    _last_area.update(w=view.width, h=view.height)
-
-
 def viewport(plot: PlotFrame, reported: Any, revision: str) -> Viewport:
     """The view to render: what the browser reported for the figure of ``revision``, or
     the whole map on the reported plot area (the last one reported, if none is)."""
-    area = Viewport.of_extent(plot, int(_last_area["w"]), int(_last_area["h"]))
+    area = Viewport.of_extent(plot, int(raster_picture.AREA["w"]), int(raster_picture.AREA["h"]))
     whole = Viewport.parse(reported, area)
     same_map = isinstance(reported, dict) and reported.get("rev") == revision
     if same_map:
@@ -129,7 +118,7 @@ def figure(
     window that ``mask`` was made from (see the module)."""
     view = viewport(plot, reported, revision)
     if isinstance(reported, dict) and view.width == reported.get("w"):
-        _last_area.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
+        raster_picture.AREA.update({k: reported[k] for k in ("w", "h", "l", "t") if k in reported})
     out = raster_dict(plot, mask, view, highlight=highlight, selected=selected, uirevision=revision)
     out["layout"]["hovermode"] = False
     out["layout"]["meta"] = raster_picture.meta(token, view, filters, epochs, area=True)

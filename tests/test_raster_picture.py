@@ -106,11 +106,11 @@ def test_endpoint_renders_the_view_behind_the_security_checks(served, monkeypatc
     assert some["source"] == render(plot, mask, wanted) != answer["source"]
 
     # the trajectories page's plot area is remembered for the next page, another's not
-    monkeypatch.setattr(raster_view, "_last_area", {"w": 1000, "h": 580, "l": 20, "t": 50})
+    monkeypatch.setattr(raster_picture, "AREA", {"w": 1000, "h": 580, "l": 20, "t": 50})
     client.post(ENDPOINT, json={**body, "view": {**view, "w": 300, "h": 200}})
-    assert raster_view._last_area["w"] == 1000
+    assert raster_picture.AREA["w"] == 1000
     client.post(ENDPOINT, json={**body, "view": {**view, "w": 300, "h": 200}, "area": True})
-    assert (raster_view._last_area["w"], raster_view._last_area["h"]) == (300, 200)
+    assert (raster_picture.AREA["w"], raster_picture.AREA["h"]) == (300, 200)
 
     assert client.post(ENDPOINT, json={**body, "view": {}}).status_code == 400
     assert client.post(ENDPOINT, data="not json").status_code == 400
