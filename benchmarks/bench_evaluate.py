@@ -329,9 +329,9 @@ def profile_round(path: Path, n: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
     import _evaluate_cpu
 
-    used = _evaluate_cpu.variants(path, SHAPE, clear_vectors)
+    used, per_cpu = _evaluate_cpu.variants(path, SHAPE, clear_vectors)
     mm = (mm + matmul_gflops()) / 2
-    _evaluate_cpu.report(used, n, FLOPS, mm, torch.get_num_threads())
+    _evaluate_cpu.report(used, n, FLOPS, mm, torch.get_num_threads(), per_cpu)
 
 
 def keeping_every_input(path: Path) -> float:

@@ -92,11 +92,11 @@ def test_cpu_variants_measure_every_part_and_report(tmp_path, capsys):
     bench, cpu = _bench(), _cpu_module()
     path = tmp_path / "exp"
     _experiment(path)
-    used = cpu.variants(path, SHAPE, bench.clear_vectors)
-    assert len(used) == 11
+    used, per_cpu = cpu.variants(path, SHAPE, bench.clear_vectors)
+    assert len(used) == 11 and per_cpu > 0
     for name, use in used.items():
         assert use.wall > 0 and use.cpu >= 0, name
-    cpu.report(used, 5, bench.FLOPS, 100.0, 2)
+    cpu.report(used, 5, bench.FLOPS, 100.0, 2, per_cpu)
     out = capsys.readouterr().out
-    assert "reading costs" in out and "SHA-256 is" in out
+    assert "reading costs" in out and "SHA-256 is" in out and "of the budget" in out
     assert out.count("s per CPU-second") == 2
