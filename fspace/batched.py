@@ -237,9 +237,11 @@ def reads_overlap(device: torch.device) -> bool:
     """Whether the next batch is read while the current one computes: on a GPU, where
     the CPU is free meanwhile, but not on the CPU. There the products run on a team of
     torch threads that waits for its slowest member, so a read thread taking a core
-    from one member stalls the whole product: the reads would not be hidden but paid
-    for twice (``benchmarks/bench_evaluate.py --profile``). Between the products they
-    have every core to themselves."""
+    from one member stalls the whole product; on a quiet machine the first layer's
+    product, which the reads overlapped, ran at half the next layer's rate. Between the
+    products the reads have every core to themselves. (On a machine busy with other
+    work, reading during the products can finish sooner: more of our threads compete
+    for the cores. ``benchmarks/bench_evaluate.py --profile`` times both.)"""
     return device.type != "cpu"
 
 
