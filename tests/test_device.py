@@ -242,6 +242,26 @@ def test_exact_and_queried_neighbours_on_the_device_path(cpu_as_gpu):
     np.testing.assert_array_equal(qi, idx)
 
 
+def test_ivf_blocks_with_their_temporaries_fit_the_device_budget(monkeypatch):
+    # A block of squared distances is made from a product of its size (and is masked by
+    # a boolean array of its size): both at once must stay within the device's budget.
+    budget, sizes, squared = 40_000, [], ivf._squared
+    reference = ivf.ivf_neighbors(_clusters(400, 5, seed=3), 8, device="cpu")
+
+    def spy(*args):
+        out = squared(*args)
+        sizes.append(out.nbytes)
+        return out
+
+    monkeypatch.setattr(ivf, "on_gpu", lambda device: True)
+    monkeypatch.setattr(ivf, "memory_budget", lambda device, share=0.5: budget)
+    monkeypatch.setattr(ivf, "_squared", spy)
+    found = ivf.ivf_neighbors(_clusters(400, 5, seed=3), 8, device="cpu")
+    assert 2.25 * max(sizes) <= budget
+    np.testing.assert_array_equal(found.indices, reference.indices)
+    np.testing.assert_allclose(found.distances, reference.distances, rtol=1e-6)
+
+
 @pytest.mark.parametrize("budget", [60_000, 10**9], ids=["streamed", "kept-on-device"])
 def test_principal_coordinates_ivf_and_rerank_equal_on_both_paths(monkeypatch, budget):
     x = _clusters(300, 80, seed=1)

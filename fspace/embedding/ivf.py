@@ -61,7 +61,9 @@ def ivf_neighbors(
     if not 0 < k < n:
         raise ValueError(f"k={k} neighbours need between 1 and {n - 1}")
     where = resolve_device(device)
-    block = memory_budget(where) if on_gpu(where) else BLOCK_BYTES
+    # a block of distances is made from a product of its size: a quarter of a GPU's
+    # budget leaves room for both, the boolean mask and the points themselves
+    block = memory_budget(where) // 4 if on_gpu(where) else BLOCK_BYTES
     x = torch.from_numpy(np.array(points, dtype=np.float32)).to(where)
     mean = x.mean(0)
     x -= mean
