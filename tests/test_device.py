@@ -125,10 +125,17 @@ def test_embedding_methods_refuse_a_missing_gpu_before_fitting(no_gpu, method):
     _one_line(err)
 
 
-def test_cli_device_error_is_one_line(no_gpu, tmp_path, capsys):
-    assert main(["stats", str(tmp_path / "none"), "--device", "cuda"]) == 2
+@pytest.mark.parametrize("command", ["stats", "evaluate"])
+def test_cli_device_error_is_one_line(no_gpu, tmp_path, capsys, command):
+    assert main([command, str(tmp_path / "none"), "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--device='cuda'" in err[0] and "no CUDA GPU" in err[0]
+
+
+def test_cli_evaluate_refuses_a_device_with_ray(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "none"), "--device", "cpu", "--ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device='cpu' does not apply with --ray" in err[0]
 
 
 def test_cli_embed_and_stats_on_the_cpu(recorded, capsys):

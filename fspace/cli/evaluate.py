@@ -37,8 +37,16 @@ def add_ray_option(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fspace.device import check_device
+    from fspace.errors import ConfigError
     from fspace.evaluation import evaluate
 
+    check_device(args.device, option="--device")
+    if args.ray is not None and args.device.strip().lower() != "auto":
+        raise ConfigError(
+            f"--device={args.device!r} does not apply with --ray: each Ray worker evaluates "
+            f"on its own GPU if it has one, else its CPU; leave out --device"
+        )
     exp = open_experiment(args.experiment)
     if args.ray is not None:
         from fspace.distributed import evaluate_on_ray
