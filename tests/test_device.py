@@ -342,10 +342,10 @@ def test_pca_method_on_the_device_path(cpu_as_gpu):
 def test_gpu_distances_equal_cpu(name):
     v = as_vectors(distributions(300, 20, 6, seed=7))
     other = as_vectors(distributions(50, 20, 6, seed=8))
-    for kwargs in ({}, {"other": other}):
+    for rows, kwargs in ((v, {}), (other, {"other": v})):  # (300, 300) and (50, 300)
         np.testing.assert_allclose(
-            pairwise(v if not kwargs else other, name, device="cuda", **kwargs),
-            pairwise(v if not kwargs else other, name, device="cpu", **kwargs),
+            pairwise(rows, name, device="cuda", **kwargs),
+            pairwise(rows, name, device="cpu", **kwargs),
             rtol=1e-9,
             atol=1e-9,
         )
