@@ -11,10 +11,9 @@ it arrives), and the vectors are written on background threads too. Input
 features that are zero on every probe input (a third of MNIST's pixels) are left out of
 the first layer's products when the model is an :class:`~fspace.models.mlp.MLP` or a
 plain ``nn.Sequential`` (:mod:`fspace.live_inputs`): found once per architecture, the
-live columns copied by the read threads. On the CPU the next batch is read between the
-products, on every core (:func:`reads_overlap` says why); on the GPU while the current
-batch computes. Everything runs on the GPU when there is one, where batching also turns
-many small products into a few large ones.
+live columns copied by the read threads. The next batch is read while the current one
+computes (:func:`reads_overlap`). Everything runs on the GPU when there is one, where
+batching also turns many small products into a few large ones.
 
 Models whose state is not only parameters (batch-norm statistics and other buffers),
 and forwards ``vmap`` cannot map, are evaluated one at a time (:func:`batch_problem`
@@ -71,6 +70,11 @@ BATCH_BYTES = 128 * 2**20
 MAX_BATCH = 16
 """Checkpoints per batch at most: on a CPU wider batches only add cache misses
 (``benchmarks/bench_evaluate.py --sweep``); a GPU would take more."""
+READ_BETWEEN_PRODUCTS = False
+"""On the CPU, read the next batch between the products rather than during them. Off:
+on two cores it used as much CPU and finished no sooner (``benchmarks/bench_evaluate.py
+--profile``); the reads' CPU seconds count however they are scheduled, and during the
+products they also fill the moments the products leave a core idle."""
 INIT_ONLY_KWARGS = ("seed", "random_state")
 """Model factory arguments assumed to change only the initial weights, not the forward."""
 
@@ -234,21 +238,17 @@ def compute_vectors(
 
 
 def reads_overlap(device: torch.device) -> bool:
-    """Whether the next batch is read while the current one computes: on a GPU, where
-    the CPU is free meanwhile, but not on the CPU. There the products run on a team of
-    torch threads that waits for its slowest member, so a read thread taking a core
-    from one member stalls the whole product; on a quiet machine the first layer's
-    product, which the reads overlapped, ran at half the next layer's rate. Between the
-    products the reads have every core to themselves. (On a machine busy with other
-    work, reading during the products can finish sooner: more of our threads compete
-    for the cores. ``benchmarks/bench_evaluate.py --profile`` times both.)"""
-    return device.type != "cpu"
+    """Whether the next batch is read while the current one computes: always on a GPU,
+    where the CPU is free meanwhile; on the CPU unless :data:`READ_BETWEEN_PRODUCTS`."""
+    return device.type != "cpu" or not READ_BETWEEN_PRODUCTS
 
 
 def read_threads(device: torch.device) -> int:
-    """Threads that read checkpoints: on the CPU as many as torch computes with, since
-    the reads run between the products and should use every core then."""
-    return max(2, torch.get_num_threads()) if device.type == "cpu" else 2
+    """Threads that read checkpoints: 2, or on the CPU with the reads between the
+    products as many as torch computes with, so that they use every core then."""
+    if device.type == "cpu" and READ_BETWEEN_PRODUCTS:
+        return max(2, torch.get_num_threads())
+    return 2
 
 
 def _batch_length(model: nn.Module) -> int:

@@ -1,6 +1,6 @@
-"""When the batched evaluator reads the next batch: between the products on the CPU,
-during them on a GPU; the vectors are the same either way, and a corrupted checkpoint is
-still named."""
+"""When the batched evaluator reads the next batch: during the products, or on the CPU
+between them (READ_BETWEEN_PRODUCTS); the vectors are the same either way, and a
+corrupted checkpoint is still named."""
 
 from __future__ import annotations
 
@@ -53,15 +53,15 @@ def _events(monkeypatch) -> list[str]:
     return events
 
 
-def test_on_the_cpu_the_next_batch_is_read_after_the_products(exp_path, monkeypatch):
+def test_between_the_products_the_next_batch_is_read_after_them(exp_path, monkeypatch):
     events = _events(monkeypatch)
+    monkeypatch.setattr(batched, "READ_BETWEEN_PRODUCTS", True)
     evaluate(exp_path, progress=False, device="cpu")
     assert events == ["read 3", "compute 3", "read 3", "compute 3", "read 1", "compute 1"]
 
 
-def test_where_reads_overlap_the_next_batch_is_read_during_the_products(exp_path, monkeypatch):
+def test_by_default_the_next_batch_is_read_during_the_products(exp_path, monkeypatch):
     events = _events(monkeypatch)
-    monkeypatch.setattr(batched, "reads_overlap", lambda device: True)
     evaluate(exp_path, progress=False, device="cpu")
     assert events == ["read 3", "read 3", "compute 3", "read 1", "compute 3", "compute 1"]
 
@@ -74,19 +74,19 @@ def test_both_schedules_give_the_same_vectors_as_one_at_a_time(exp_path, monkeyp
     for ckpt in exp.checkpoints():
         model.load_state_dict(exp.load_weights(ckpt))
         reference.append(torch.softmax(model(suite.inputs), -1).detach().reshape(-1).numpy())
-    between = evaluate(exp_path, progress=False, device="cpu", dtype="stored").matrix
+    during = evaluate(exp_path, progress=False, device="cpu", dtype="stored").matrix
     for d in exp_path.glob("runs/*/vectors"):
         for f in d.rglob("*.safetensors"):
             f.unlink()
-    monkeypatch.setattr(batched, "reads_overlap", lambda device: True)
-    during = evaluate(exp_path, progress=False, device="cpu", dtype="stored").matrix
+    monkeypatch.setattr(batched, "READ_BETWEEN_PRODUCTS", True)
+    between = evaluate(exp_path, progress=False, device="cpu", dtype="stored").matrix
     np.testing.assert_array_equal(between, during)
     np.testing.assert_allclose(between.astype(np.float32), np.stack(reference), atol=1e-3)
 
 
-@pytest.mark.parametrize("overlap", [False, True], ids=["between", "during"])
-def test_a_corrupted_checkpoint_in_a_later_batch_is_named(exp_path, monkeypatch, overlap):
-    monkeypatch.setattr(batched, "reads_overlap", lambda device: overlap)
+@pytest.mark.parametrize("between", [False, True], ids=["during", "between"])
+def test_a_corrupted_checkpoint_in_a_later_batch_is_named(exp_path, monkeypatch, between):
+    monkeypatch.setattr(batched, "READ_BETWEEN_PRODUCTS", between)
     bad = Experiment(exp_path).checkpoints()[4].path  # in the second batch
     data = bytearray(bad.read_bytes())
     data[-100] ^= 0x01  # a byte of the first layer's weights
@@ -95,9 +95,10 @@ def test_a_corrupted_checkpoint_in_a_later_batch_is_named(exp_path, monkeypatch,
         evaluate(exp_path, progress=False, device="cpu")
 
 
-def test_read_threads_follow_torch_on_the_cpu(monkeypatch):
+def test_read_threads_follow_torch_when_reading_between_the_products(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
-    assert batched.read_threads(torch.device("cpu")) == 6
-    assert batched.read_threads(torch.device("cuda")) == 2
-    assert not batched.reads_overlap(torch.device("cpu"))
-    assert batched.reads_overlap(torch.device("cuda"))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert batched.read_threads(cpu) == 2 and batched.reads_overlap(cpu)
+    monkeypatch.setattr(batched, "READ_BETWEEN_PRODUCTS", True)
+    assert batched.read_threads(cpu) == 6 and not batched.reads_overlap(cpu)
+    assert batched.read_threads(cuda) == 2 and batched.reads_overlap(cuda)
