@@ -9,7 +9,9 @@ so that each list is one matrix product). The work is about ``n^1.5 * n_probe``
 distances, in torch, in blocks of bounded size; the result is reproducible per
 ``random_state``. ``benchmarks/bench_scale.py`` measures its recall against exact
 neighbours. On a GPU (``device``, :mod:`fspace.device`) the same steps run there, with
-blocks of a share of its free memory; k-means starts from the same rows on any device.
+blocks of a share of its free memory; k-means starts from the same rows on any device,
+but its sums there are atomic additions in no fixed order, so a point close to two
+centres may change lists between runs (not measured: no GPU has run this yet).
 
 Example::
 
