@@ -255,6 +255,11 @@ def report(
         f"{need:.2f} ({memory.cpu:.2f} in memory with writes + {reading.cpu:.2f} reading): "
         f"{need / budget:.2f} of the budget (above 1: 0.8 is out of reach on a quiet machine)"
     )
+    print(
+        f"cpu: as shipped, evaluate() used {shipped.cpu:.2f} CPU s, {shipped.cpu / budget:.2f} "
+        f"of that budget, keeping the {cores} cores {shipped.cpu / (cores * shipped.wall):.0%} "
+        f"busy"
+    )
     busy = shipped.others / (cores * shipped.wall)
     if busy > 0.1:
         print(

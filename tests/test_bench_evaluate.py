@@ -99,4 +99,5 @@ def test_cpu_variants_measure_every_part_and_report(tmp_path, capsys):
     cpu.report(used, 5, bench.FLOPS, 100.0, 2, per_cpu)
     out = capsys.readouterr().out
     assert "reading costs" in out and "SHA-256 is" in out and "of the budget" in out
+    assert "of that budget, keeping the 2 cores" in out
     assert out.count("s per CPU-second") == 2
