@@ -41,18 +41,6 @@
         return {tip: tip, gd: gd, layer: layer};
     }
 
-    // The pointer event's place on the plot area, in map coordinates; null outside.
-    function place(p, event) {
-        const L = p.gd._fullLayout, size = L._size, box = p.gd.getBoundingClientRect();
-        const px = event.clientX - box.left - size.l, py = event.clientY - box.top - size.t;
-        if (px < 0 || py < 0 || px > size.w || py > size.h) { return null; }
-        const xr = L.xaxis.range, yr = L.yaxis.range;
-        return {
-            x: L.xaxis.p2l(px), y: L.yaxis.p2l(py),
-            dx: Math.abs(xr[1] - xr[0]) / size.w, dy: Math.abs(yr[1] - yr[0]) / size.h,
-        };
-    }
-
     function ask(p, where) {
         const q = state.query;
         if (!q || !q.token) { return Promise.resolve(null); }
@@ -198,7 +186,7 @@
             return;
         }
         if (event.buttons) { return; }  // dragging: panning or zooming
-        const where = place(p, event);
+        const where = window.fspaceRaster.place(p.gd, event);
         if (where) { hover(p, where); } else { leave(); }
     }
 
@@ -213,7 +201,7 @@
         const moved = Math.hypot(event.clientX - press[0], event.clientY - press[1]);
         const p = parts();
         if (!p || moved > CLICK_SLOP_PX || !p.gd.contains(event.target)) { return; }
-        const where = place(p, event);
+        const where = window.fspaceRaster.place(p.gd, event);
         if (where) { select(p, where); }
     }
 

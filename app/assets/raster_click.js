@@ -17,15 +17,6 @@
     const CLICK_SLOP_PX = 4;  // a press and release this close together is a click
     let press = null;
 
-    function endpoint() {
-        let prefix = "/";
-        const config = document.getElementById("_dash-config");
-        try {
-            prefix = JSON.parse(config.textContent).requests_pathname_prefix || "/";
-        } catch (err) { /* Dash's default prefix */ }
-        return prefix.replace(/\/?$/, "/") + ROUTE;
-    }
-
     // The graph under the event and what its picture shows, if its clicks are ours.
     function target(event) {
         const gd = event.target && event.target.closest && event.target.closest(".js-plotly-plot");
@@ -34,22 +25,10 @@
         return meta && meta.token && meta.clicks && ready ? {gd: gd, meta: meta} : null;
     }
 
-    // The event's place on the plot area, in map coordinates; null outside.
-    function place(gd, event) {
-        const L = gd._fullLayout, size = L._size, box = gd.getBoundingClientRect();
-        const px = event.clientX - box.left - size.l, py = event.clientY - box.top - size.t;
-        if (px < 0 || py < 0 || px > size.w || py > size.h) { return null; }
-        const xr = L.xaxis.range, yr = L.yaxis.range;
-        return {
-            x: L.xaxis.p2l(px), y: L.yaxis.p2l(py),
-            dx: Math.abs(xr[1] - xr[0]) / size.w, dy: Math.abs(yr[1] - yr[0]) / size.h,
-        };
-    }
-
     function pick(found, where) {
         const m = found.meta;
         const body = Object.assign({token: m.token, filters: m.filters || {}, epochs: m.epochs || null}, where);
-        fetch(endpoint(), {
+        fetch(window.fspaceRaster.endpoint(ROUTE), {
             method: "POST",
             headers: {"Content-Type": "application/json"},
             body: JSON.stringify(body),
@@ -80,7 +59,7 @@
         if (!from || event.button !== 0) { return; }
         if (Math.hypot(event.clientX - from[0], event.clientY - from[1]) > CLICK_SLOP_PX) { return; }
         const found = target(event);
-        const where = found && place(found.gd, event);
+        const where = found && window.fspaceRaster.place(found.gd, event);
         if (where) { pick(found, where); }
     }, {passive: true, capture: true});
 }());

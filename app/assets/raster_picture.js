@@ -21,15 +21,6 @@
     const ROUTE = "_fspace/picture";
     const records = new WeakMap();  // per graph: {busy, waiting, drawn: {source, view}}
 
-    function endpoint() {
-        let prefix = "/";
-        const config = document.getElementById("_dash-config");
-        try {
-            prefix = JSON.parse(config.textContent).requests_pathname_prefix || "/";
-        } catch (err) { /* Dash's default prefix */ }
-        return prefix.replace(/\/?$/, "/") + ROUTE;
-    }
-
     // What the figure's picture shows, if it is one this script may render again.
     function meta(gd) {
         const layout = gd.layout || {};
@@ -91,7 +82,7 @@
             token: m.token, filters: m.filters || {}, epochs: m.epochs || null, view: view,
             area: m.area === true,
         };
-        fetch(endpoint(), {
+        fetch(window.fspaceRaster.endpoint(ROUTE), {
             method: "POST",
             headers: {"Content-Type": "application/json"},
             body: JSON.stringify(body),
