@@ -26,7 +26,7 @@ false}``, or the checkpoint (``key``, ``run``, ``group``, ``epoch``, ``error``, 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,25 +149,46 @@ def parse_epochs(value: Any) -> tuple[float, float] | None:
 
 def add_route(app: Any) -> None:
     """Serve :data:`ENDPOINT` from the Dash ``app``'s Flask server (POST only)."""
+
+    def respond(plot: PlotFrame, body: Mapping, parsed: tuple) -> dict[str, Any]:
+        _, x, y, step, filters, epochs = parsed
+        return answer(plot, x, y, step, shown_mask(plot, filters, epochs))
+
+    add_json_route(app, ENDPOINT, "fspace-nearest", parse_request, respond)
+
+
+def add_json_route(
+    app: Any,
+    endpoint: str,
+    name: str,
+    parse: Callable[[Any], tuple],
+    respond: Callable[[PlotFrame, Mapping, tuple], dict[str, Any]],
+) -> None:
+    """Serve ``endpoint`` (POST, JSON) for a large map from the Dash ``app``'s Flask server.
+
+    A body over :data:`MAX_BODY_BYTES` gets 413; a body ``parse`` refuses gets 400 with its
+    one-line error; a token (the first thing ``parse`` returns) that names no large map
+    gets 404; otherwise the answer is ``respond(plot, body, parsed)`` as JSON.
+    """
     from flask import jsonify, request
 
     from fspace.app.state import current
 
-    def nearest():
+    def view():
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return jsonify(error="request too large"), 413
+        body = request.get_json(silent=True)
         try:
-            token, x, y, step, filters, epochs = parse_request(request.get_json(silent=True))
+            parsed = parse(body)
         except ConfigError as err:
             return jsonify(error=str(err)), 400
-        entry = current().maps.find(token)
+        entry = current().maps.find(parsed[0])
         plot = entry.plot if entry is not None else None
         if plot is None or not is_raster(plot):
             return jsonify(error="no large map has this token; reload the page"), 404
-        mask = shown_mask(plot, filters, epochs)
-        return jsonify(answer(plot, x, y, step, mask))
+        return jsonify(respond(plot, body, parsed))
 
-    # Served under Dash's routes prefix; the page asks for it under the requests prefix
-    # (dash.get_relative_path, in fspace.app.raster_view.components), as Dash's own routes.
-    path = app.config.routes_pathname_prefix.rstrip("/") + ENDPOINT
-    app.server.add_url_rule(path, "fspace-nearest", nearest, methods=["POST"])
+    # Served under Dash's routes prefix; the page's scripts ask for it under the requests
+    # prefix (from Dash's config in the page), as Dash's own routes.
+    path = app.config.routes_pathname_prefix.rstrip("/") + endpoint
+    app.server.add_url_rule(path, name, view, methods=["POST"])

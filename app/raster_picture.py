@@ -31,8 +31,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fspace.app.raster import MAX_PX, MIN_PX, Viewport, is_raster, render, shown_mask
-from fspace.app.raster_hover import MAX_BODY_BYTES, parse_epochs, parse_filters
+from fspace.app.raster import MAX_PX, MIN_PX, Viewport, render, shown_mask
+from fspace.app.raster_hover import add_json_route, parse_epochs, parse_filters
 from fspace.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -135,28 +135,12 @@ def _number(value: Any) -> bool:
 
 def add_route(app: Any) -> None:
     """Serve :data:`ENDPOINT` from the Dash ``app``'s Flask server (POST only)."""
-    from flask import jsonify, request
 
-    from fspace.app.state import current
-
-    def answer():
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return jsonify(error="request too large"), 413
-        try:
-            body = request.get_json(silent=True)
-            token, view, filters, epochs = parse_request(body)
-        except ConfigError as err:
-            return jsonify(error=str(err)), 400
-        entry = current().maps.find(token)
-        plot = entry.plot if entry is not None else None
-        if plot is None or not is_raster(plot):
-            return jsonify(error="no large map has this token; reload the page"), 404
+    def respond(plot: PlotFrame, body: Mapping, parsed: tuple) -> dict[str, Any]:
+        _, view, filters, epochs = parsed
         if body.get("area") is True:  # the trajectories page's plot area
             AREA.update(w=view.width, h=view.height)
         mask = shown_mask(plot, filters, epochs)
-        return jsonify(picture(plot, None if mask.all() else mask, view))
+        return picture(plot, None if mask.all() else mask, view)
 
-    # Served under Dash's routes prefix; the page's script asks for it under the
-    # requests prefix (from Dash's config in the page), as Dash's own routes.
-    path = app.config.routes_pathname_prefix.rstrip("/") + ENDPOINT
-    app.server.add_url_rule(path, "fspace-picture", answer, methods=["POST"])
+    add_json_route(app, ENDPOINT, "fspace-picture", respond=respond, parse=parse_request)
