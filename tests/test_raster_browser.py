@@ -168,6 +168,7 @@ def test_hover_answers_among_the_checkpoints_shown(driver, big_map):  # noqa: F8
 # Record the outputs of Dash's callback requests (window.fsDashOutputs).
 DASH_REQUESTS_JS = """
 window.fsDashOutputs = [];
+window.fsPictureViews = [];
 if (!window.fsFetchHooked) {
     window.fsFetchHooked = true;
     const fetch0 = window.fetch;
@@ -175,6 +176,9 @@ if (!window.fsFetchHooked) {
         const body = options && typeof options.body === 'string' ? options.body : '';
         if (String(url).includes('_dash-update-component')) {
             window.fsDashOutputs.push((body.match(/"output":"([^"]*)"/) || [])[1]);
+        }
+        if (String(url).includes('_fspace/picture')) {
+            window.fsPictureViews.push(JSON.parse(body).view);
         }
         return fetch0.apply(this, arguments);
     };
@@ -204,12 +208,20 @@ def test_zoom_renders_the_view_through_the_picture_endpoint(driver, big_map):  #
     half = [(box[1] - box[0]) / 20, (box[3] - box[2]) / 20]  # a tenth of the map
     view = [x - half[0], x + half[0], y - half[1], y + half[1]]
     driver.execute_script(ZOOM_JS, *view)
+    # the picture of the new view, placed on it (a first picture sized to the page's plot
+    # area may be drawn before it, on a slow machine)
     got = wait_for(
-        driver, lambda d: (p := d.execute_script(PICTURE_JS)) and p[3] > drawn and p, what="zoom"
+        driver,
+        lambda d: (p := d.execute_script(PICTURE_JS))[3] > drawn and np.allclose(p[0], view) and p,
+        what="zoom",
     )
-    np.testing.assert_allclose(got[0], view)  # the picture of the new view, placed on it
     assert got[1] != source and got[1].startswith("data:image/png;base64,")
-    assert got[2] == asked + 1  # one request to the picture endpoint
+    assert got[2] > asked
+    # the new view asked for once per plot-area size (a page still settling, its scroll bar
+    # appearing, may resize the plot area once more, which asks for that size)
+    views = driver.execute_script("return window.fsPictureViews")
+    asked_for = [(v["w"], v["h"]) for v in views if np.allclose(v["x"] + v["y"], view)]
+    assert asked_for and len(set(asked_for)) == len(asked_for), views
     assert "trajectory-graph.figure" not in driver.execute_script("return window.fsDashOutputs")
     # the recorded run's checkpoints, 6 pixels apart on the whole map, are 60 apart now
     px = driver.execute_script(PLACE_JS, x, y)[0]
