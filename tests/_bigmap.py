@@ -148,3 +148,25 @@ def serving(app) -> Iterator[str]:
     finally:
         server.close()
         app.server.extensions[EXTENSION].close()
+
+
+@contextlib.contextmanager
+def raster_client(root, monkeypatch) -> Iterator[tuple]:
+    """A dashboard over ``root`` whose map of "exp" (PCA, 20 synthetic runs of 9 epochs) is
+    drawn as a picture, the threshold lowered; yields (Flask test client, map token, the
+    plot)."""
+    from fspace.app import raster
+    from fspace.app.maps import MapSpec
+    from fspace.app.server import create_app
+    from fspace.app.state import EXTENSION
+
+    monkeypatch.setattr(raster, "VECTOR_LIMIT", 100)
+    app = create_app(root)
+    state = app.server.extensions[EXTENSION]
+    entry = state.maps.adopt(
+        state.registry.get("exp"), MapSpec.make("pca"), synthetic_embedding(20, 9, seed=4)
+    )
+    try:
+        yield app.server.test_client(), entry.token, entry.plot
+    finally:
+        state.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _bigmap import synthetic_embedding
+from _bigmap import raster_client, synthetic_embedding
 from test_raster import brute_nearest
 
 from fspace.app import raster, raster_hover, raster_view
@@ -126,20 +126,10 @@ def test_request_parsed():
 
 @pytest.fixture
 def served(recorded, monkeypatch):
-    """A dashboard whose map of "exp" is drawn as a picture (the threshold lowered);
-    yields (Flask test client, map token, the plot)."""
-    from fspace.app.maps import MapSpec
-    from fspace.app.server import create_app
-    from fspace.app.state import EXTENSION
-
-    monkeypatch.setattr(raster, "VECTOR_LIMIT", 100)
-    app = create_app(recorded.parent)
-    state = app.server.extensions[EXTENSION]
-    entry = state.maps.adopt(
-        state.registry.get("exp"), MapSpec.make("pca"), synthetic_embedding(20, 9, seed=4)
-    )
-    yield app.server.test_client(), entry.token, entry.plot
-    state.close()
+    """(Flask test client, map token, the plot) of a dashboard whose map of "exp" is drawn
+    as a picture."""
+    with raster_client(recorded.parent, monkeypatch) as answer:
+        yield answer
 
 
 def test_endpoint_answers_behind_the_security_checks(served):
