@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from _models import make_mlp
 from conftest import record_experiment
+from dash.exceptions import PreventUpdate
 from test_app_data import click_on, decode
 
 from fspace import Recorder
@@ -191,6 +192,16 @@ def test_filters_and_epoch_window(pages, token, filters, epochs, expected):
 def test_nothing_matching_says_so(pages, token):
     figure = pages.trajectories.draw(token, [["nope"], [], [], []], None, None)
     assert "no checkpoint matches" in figure["layout"]["annotations"][0]["text"]
+
+
+def test_map_waits_for_the_controls_the_url_asked_for(pages, token):
+    """A map that became ready after the page was built is drawn only once the controls
+    show the URL's window and filters, never with the placeholder window first."""
+    wanted = {"epochs": None, "filters": {}}
+    with pytest.raises(PreventUpdate):
+        pages.trajectories.draw(token, NO_FILTERS, [0, 1], None, True, None, None, wanted)
+    figure = pages.trajectories.draw(token, NO_FILTERS, [0, 4], None, True, None, None, None)
+    assert points(figure) == 30
 
 
 def test_refresh_controls_fit_the_map(pages, token):

@@ -282,18 +282,23 @@ callback.clientside(
     FILTER_KEYS,
     # Zoom and pan re-render a large map's picture outside Dash (fspace.app.raster_view).
     State(ids.RASTER_VIEW, "data"),
+    State(ids.PENDING, "data"),
     # Nothing to draw before the graph is ready (or a large map's picture came with the page).
     prevent_initial_call=True,
 )
 @guarded(message_dict)
-def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=None):
+def draw(token, filters, epochs, selected, ready=True, filter_keys=None, view=None, wanted=None):
     """The trajectory figure of the current map, filters and epoch window (a picture
-    of the part ``view`` the browser shows, for a large map)."""
+    of the part ``view`` the browser shows, for a large map). While the URL's filters and
+    window still wait for the map (``wanted``), the controls do not yet show them: the
+    map is drawn once :func:`refresh_controls` has set them."""
     if not ready:
         raise dash.exceptions.PreventUpdate
     entry = entry_of(token)
     if entry is None:
         return message_dict(WAITING)
+    if wanted is not None:
+        raise dash.exceptions.PreventUpdate
     plot = entry.plot
     raster, trigger = is_raster(plot), triggered()
     if raster and trigger in (None, ids.GRAPH_READY) and view and "rev" in view:
