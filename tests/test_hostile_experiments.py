@@ -351,11 +351,13 @@ def test_a_duplicate_checkpoint_file_is_reported_not_dropped(exp_path, capsys):
 
 def test_the_heartbeat_keeps_a_lease_fresh_and_release_removes_it(tmp_path):
     exp = Experiment.create(tmp_path / "exp")
-    held = exp.writer("r", ttl=0.3)
+    held = exp.writer("r", ttl=1.2)
     first = lease.read(held.path)["heartbeat"]
-    time.sleep(0.25)  # a few heartbeats of ttl / 6
+    end = time.monotonic() + 10  # a heartbeat comes every ttl / 6 (later on a busy machine)
+    while lease.read(held.path)["heartbeat"] <= first and time.monotonic() < end:
+        time.sleep(0.05)
     assert lease.read(held.path)["heartbeat"] > first
-    assert not lease.stale(lease.read(held.path), 0.3)
+    assert not lease.stale(lease.read(held.path), 1.2)
     held.check()
     held.release()
     assert not held.path.exists()
