@@ -17,8 +17,9 @@ from dash import ALL, Input, Output, State, dcc, no_update
 from fspace.app import ids
 from fspace.app.components import message
 from fspace.app.exports import FIGURE_FORMATS, MAX_CELL_CHARS
-from fspace.app.pages.trajectories import entry_of, filters_of
+from fspace.app.pages.trajectories import entry_of
 from fspace.app.state import current
+from fspace.app.trajectory_query import filters_of
 from fspace.app.wiring import Callbacks, guarded
 from fspace.errors import EmbeddingError, ExportError
 

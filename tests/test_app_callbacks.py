@@ -15,7 +15,7 @@ from dash.exceptions import PreventUpdate
 from test_app_data import click_on, decode
 
 from fspace import Recorder
-from fspace.app import ids
+from fspace.app import animation, ids, trajectory_query
 from fspace.app.maps import MapSpec
 from fspace.app.server import create_app
 from fspace.app.state import EXTENSION, ServerState
@@ -285,16 +285,16 @@ def test_receptive_fields_for_image_probes(tmp_path):
 
 
 def test_play_and_step(pages):
-    assert pages.trajectories.play(1, True, [0, 4], 4) == (False, "❚❚ pause", [0, 0])
-    assert pages.trajectories.play(1, True, [1, 2], 4)[2] is pages.trajectories.no_update
-    assert pages.trajectories.play(2, False, [1, 2], 4)[:2] == (True, "▶ play")
-    assert pages.trajectories.step(1, [1, 2], 4)[:2] == ([1, 3], False)
-    assert pages.trajectories.step(2, [1, 3], 4) == ([1, 4], True, "▶ play")
+    assert animation.play(1, True, [0, 4], 4) == (False, "❚❚ pause", [0, 0])
+    assert animation.play(1, True, [1, 2], 4)[2] is animation.no_update
+    assert animation.play(2, False, [1, 2], 4)[:2] == (True, "▶ play")
+    assert animation.step(1, [1, 2], 4)[:2] == ([1, 3], False)
+    assert animation.step(2, [1, 3], 4) == ([1, 4], True, "▶ play")
 
 
 def test_query_describes_the_view(pages):
     keys = [ids.param_id("tsne", "perplexity"), ids.param_id("umap", "n_neighbors")]
-    query = pages.trajectories.query(
+    query = trajectory_query.query(
         "tsne",
         [50, 15],
         None,
@@ -313,7 +313,7 @@ def test_query_describes_the_view(pages):
         "&checkpoint=random-s0/e1"
     )
     assert (
-        pages.trajectories.query(
+        trajectory_query.query(
             "pca", [30, 15], "euclidean", 0, NO_FILTERS, [0, 4], None, keys, "exp", 0, 4, None
         )
         == "?exp=exp&method=pca"

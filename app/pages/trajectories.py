@@ -8,13 +8,12 @@ the map in the background; the figure is redrawn only when the map's token chang
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from fspace.app import ids, raster_view
+from fspace.app import animation, ids, raster_view, trajectory_query
 from fspace.app.components import graph, header, message, scan_messages, status_line
 from fspace.app.controls import (
     chosen_filters,
@@ -30,11 +29,12 @@ from fspace.app.controls import (
 )
 from fspace.app.details import details_panel
 from fspace.app.figures import clicked_key, message_dict, trajectory_dict
-from fspace.app.maps import MapEntry, MapSpec, MapStatus
+from fspace.app.maps import MapEntry, MapStatus
 from fspace.app.raster import is_raster
-from fspace.app.specs import DEFAULT_METHOD, chosen_output, method_entry, recorded_outputs
+from fspace.app.specs import chosen_output, recorded_outputs
 from fspace.app.state import current
-from fspace.app.views import View, parse_view, view_query
+from fspace.app.trajectory_query import FILTER_KEYS, PARAM_KEYS, PARAM_VALUES, filters_of, spec_of
+from fspace.app.views import View, parse_view
 from fspace.app.wiring import Callbacks, guarded, triggered
 from fspace.errors import FspaceError
 
@@ -104,33 +104,6 @@ def layout(**query: Any) -> html.Div:
         className="fs-body",
     )
     return html.Div([top, notes_box, body, *stores], className="fs-page")
-
-
-# The inputs of every method's parameters (made from the method registry).
-PARAM_VALUES = Input({"type": ids.MAP_PARAM, "method": ALL, "name": ALL}, "value")
-PARAM_KEYS = State({"type": ids.MAP_PARAM, "method": ALL, "name": ALL}, "id")
-
-
-def spec_of(
-    method: str,
-    values: Sequence[Any] | None,
-    keys: Sequence[dict] | None,
-    seed: Any,
-    distance: Any = None,
-    output: str | None = None,
-) -> MapSpec:
-    """The map the controls ask for (ConfigError for a value the method cannot use).
-
-    ``values`` are the parameter inputs' values and ``keys`` their ids
-    (:func:`ids.param_id`); only the chosen method's count. ``output`` is the recorded
-    output chosen, None for the default (:func:`~fspace.app.specs.chosen_output`).
-    """
-    params = {
-        key["name"]: value
-        for key, value in zip(keys or (), values or (), strict=False)
-        if key.get("method") == method
-    }
-    return MapSpec.make(method, None, seed, params=params, distance=distance, output=output)
 
 
 def _status_error(text: str):
@@ -212,10 +185,6 @@ def pending(view: View) -> dict[str, Any]:
     return {"epochs": view.epochs, "filters": {c: list(v) for c, v in view.filters}}
 
 
-# The ids of the filter dropdowns: which column each is.
-FILTER_KEYS = State({"type": "filter", "column": ALL}, "id")
-
-
 @callback(
     Output(ids.FILTER_BOXES, "children"),
     Output(ids.EPOCHS, "min"),
@@ -248,11 +217,6 @@ def refresh_controls(token, value, old_max, wanted, filters=(), keys=(), options
         boxes = filter_boxes(entry.plot, chosen_filters(filters, keys))
     lo, hi, value = window(entry.plot, value, old_max)
     return boxes, lo, hi, marks(lo, hi), value, None
-
-
-def filters_of(values: Sequence[Any], keys: Sequence[dict] | None = None) -> dict[str, list[str]]:
-    """The filter dropdowns' values by column, as text (see :func:`chosen_filters`)."""
-    return chosen_filters(values, keys)
 
 
 # The graph's first plot is followed by a resize that draws it again; the map is sent
@@ -376,106 +340,6 @@ def details(selected, exp):
     return details_panel(current().registry.get(exp), str(selected))
 
 
-@callback(
-    Output(ids.PLAY_TIMER, "disabled"),
-    Output(ids.PLAY, "children"),
-    Output(ids.EPOCHS, "value", allow_duplicate=True),
-    Input(ids.PLAY, "n_clicks"),
-    State(ids.PLAY_TIMER, "disabled"),
-    State(ids.EPOCHS, "value"),
-    State(ids.EPOCHS, "max"),
-    prevent_initial_call=True,
-)
-def play(_n, stopped, value, top):
-    """Start or stop the animation; starting at the end replays from the window start."""
-    if not stopped:
-        return True, "▶ play", no_update
-    lo, hi = value or (0, top)
-    return False, "❚❚ pause", [lo, lo] if hi >= top else no_update
-
-
-@callback(
-    Output(ids.EPOCHS, "value", allow_duplicate=True),
-    Output(ids.PLAY_TIMER, "disabled", allow_duplicate=True),
-    Output(ids.PLAY, "children", allow_duplicate=True),
-    Input(ids.PLAY_TIMER, "n_intervals"),
-    State(ids.EPOCHS, "value"),
-    State(ids.EPOCHS, "max"),
-    prevent_initial_call=True,
-)
-def step(_n, value, top):
-    """Move the window's upper end one epoch on; stop at the last epoch."""
-    lo, hi = value or (0, top)
-    hi = min(hi + 1, top)
-    done = hi >= top
-    return [lo, hi], done, "▶ play" if done else no_update
-
-
-@callback(
-    Output(ids.VIEW_QUERY, "data"),
-    Input(ids.MAP_METHOD, "value"),
-    PARAM_VALUES,
-    Input(ids.MAP_DISTANCE, "value"),
-    Input(ids.MAP_SEED, "value"),
-    Input({"type": "filter", "column": ALL}, "value"),
-    Input(ids.EPOCHS, "value"),
-    Input(ids.SELECTED, "data"),
-    PARAM_KEYS,
-    State(ids.EXP, "data"),
-    State(ids.EPOCHS, "min"),
-    State(ids.EPOCHS, "max"),
-    State(ids.PENDING, "data"),
-    FILTER_KEYS,
-    Input(ids.MAP_OUTPUT, "value"),
-)
-def query(
-    method,
-    values,
-    distance,
-    seed,
-    filters,
-    epochs,
-    selected,
-    keys,
-    exp,
-    lo,
-    hi,
-    wanted,
-    fkeys=None,
-    output=None,
-):
-    """The URL query of what the page shows, for sharing (written by the script below)."""
-    try:
-        output = chosen_output(current().registry.get(exp).experiment, output) if output else None
-        spec = spec_of(method, values, keys, seed, distance, output)
-    except FspaceError:
-        spec = MapSpec(method if _known(method) else DEFAULT_METHOD)
-    chosen_ = filters_of(filters, fkeys)
-    if wanted:  # the map is not there yet: keep what the URL asked for
-        chosen_, epochs, lo = wanted["filters"], wanted["epochs"], None
-    chosen = tuple((c, tuple(v)) for c, v in chosen_.items() if v)
-    window_ = tuple(epochs) if epochs and list(epochs) != [lo, hi] else None
-    view = View(exp=exp, spec=spec, filters=chosen, epochs=window_, checkpoint=selected)
-    return view_query(view)
-
-
-def _known(method: Any) -> bool:
-    try:
-        method_entry(str(method))
-    except FspaceError:
-        return False
-    return True
-
-
-callback.clientside(
-    """
-    function(query) {
-        if (typeof query === "string" && window.location.pathname.endsWith("/trajectories")) {
-            window.history.replaceState(window.history.state, "", window.location.pathname + query);
-        }
-        return "";
-    }
-    """,
-    Output(ids.URL_SINK, "children"),
-    Input(ids.VIEW_QUERY, "data"),
-)
+# The epoch window's animation, and the page's address kept in step with its view.
+animation.register(callback)
+trajectory_query.register(callback)
