@@ -220,6 +220,7 @@ def timed_phases(timer: PhaseTimer):
     import fspace.batched as batched_mod
     import fspace.evaluation as evaluation_mod
     import fspace.stacked as stacked_mod
+    import fspace.vector_rows as vector_rows
     from fspace.models.mlp import MLP
     from fspace.outputs.apply import Accumulator
 
@@ -237,7 +238,7 @@ def timed_phases(timer: PhaseTimer):
         (Accumulator, "finish", "softmax + format"),
         (batched_mod, "_split", "split rows + finite check"),
         (evaluation_mod, "as_stored", "cast to stored dtype"),
-        (evaluation_mod._Rows, "put", "copy into the matrix"),
+        (vector_rows.Rows, "put", "copy into the matrix"),
     ]
     with contextlib.ExitStack() as stack:
         for owner, name, phase in patches:
