@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fspace._atomic import write_bytes
+from fspace._atomic import write_bytes, write_text
 from fspace.errors import ExportError
 
 if TYPE_CHECKING:
@@ -35,23 +35,41 @@ def check_destination(path: str | Path, *, base: str | Path | None = None) -> Pa
             f"cannot export {path}: unknown suffix {path.suffix!r}; use one of "
             f"{', '.join('.' + f for f in FORMATS)}"
         )
+    return check_folder(path, base=base, verb="export")
+
+
+def check_folder(path: str | Path, *, base: str | Path | None = None, verb: str = "write") -> Path:
+    """``path`` if its directory exists or lies inside ``base`` (default: the current
+    directory; the missing directories are then created); ExportError otherwise, saying
+    what cannot be ``verb``-ed. Any file a command writes goes through this check."""
+    path = Path(path)
     parent = path.parent
     if parent.is_dir():
         return path
     if parent.exists():
-        raise ExportError(f"cannot export {path}: {parent} is not a directory")
+        raise ExportError(f"cannot {verb} {path}: {parent} is not a directory")
     inside = Path(base if base is not None else Path.cwd()).resolve()
     target = parent.resolve()  # resolves the links of the part that exists
     if target != inside and inside not in target.parents:
         raise ExportError(
-            f"cannot export {path}: directory {parent} does not exist; create it first "
+            f"cannot {verb} {path}: directory {parent} does not exist; create it first "
             f"(fspace creates missing directories only inside {inside})"
         )
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ExportError(f"cannot export {path}: cannot create {parent} ({e.strerror})") from None
+        raise ExportError(f"cannot {verb} {path}: cannot create {parent} ({e.strerror})") from None
     return path
+
+
+def write_table(path: str | Path, text: str) -> Path:
+    """Write a table's ``text`` (CSV) to ``path`` atomically, in a directory
+    :func:`check_folder` allows; ExportError naming the file otherwise."""
+    path = check_folder(path)
+    try:
+        return write_text(path, text)
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def write_figure(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,9 +160,60 @@ def test_figures_of_trajectory_statistics():
     d = np.abs(x - x.T)
     fig = trajectory_stat_figure(trajectory_frame(d, points))
     lines = [t for t in fig.data if t.mode == "lines+markers"]
-    assert [t.name for t in lines] == ["g (2 runs)", "h (1 runs)"]
+    assert [t.name for t in lines] == ["g (2 runs)", "h (1 run)"]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert bands and all(t.mode == "lines" for t in bands)  # no markers on a band's corners
     np.testing.assert_allclose(lines[0].y, [0, 1.5, 2.5])  # mean of (0,1,3) and (0,2,2)
     fig = group_distance_figure(epoch_distances(d, index_runs(points)))
     names = [t.name for t in fig.data if t.mode == "lines+markers"]
     assert names[0].startswith("between g | h") and any(n.startswith("within g") for n in names)
     assert "fewer than two runs" in str(group_distance_figure(pd.DataFrame()).layout.annotations)
+
+
+@pytest.fixture
+def uneven(tmp_path, suite):
+    """Group "a" of two runs, group "b" of one."""
+    path = record_experiment(tmp_path / "exp", suite, groups=("a",), seeds=(0, 1), epochs=2)
+    return record_experiment(path, suite, groups=("b",), seeds=(0,), epochs=2)
+
+
+def test_stats_with_one_run_in_a_group_writes_everything(capsys, uneven, tmp_path):
+    csv, fig = tmp_path / "runs.csv", tmp_path / "stats.png"
+    code, out, err = stats(capsys, uneven, "--csv", csv, "--figure", fig)
+    assert code == 0, err
+    assert "a (2)" in out and "b (1)" in out
+    assert len(pd.read_csv(csv)) == 3 and fig.stat().st_size > 1000
+
+
+def test_stats_writes_the_table_to_standard_output(capsys, recorded, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = stats(capsys, recorded, "--csv", "-")
+    assert code == 0, err
+    assert not (tmp_path / "-").exists()
+    runs = pd.read_csv(io.StringIO(out))
+    assert len(runs) == 6 and "path_length" in runs
+    assert "1-NN accuracy" in err
+
+
+def test_files_go_only_where_a_folder_exists_and_before_any_work(
+    capsys, recorded, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(recorded)  # missing folders are created only under here
+    away = tmp_path / "not-here" / "deeper"
+    for command in (["stats"], ["embed", "--method", "pca"]):
+        code = main([command[0], str(recorded), *command[1:], "-q", "--csv", str(away / "x.csv")])
+        err = capsys.readouterr().err
+        assert code == 2 and "does not exist; create it first" in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert not (tmp_path / "not-here").exists()
+    code = main(["stats", str(recorded), "-q", "--figure", str(tmp_path / "s.jpg")])
+    assert code == 2 and "unknown suffix '.jpg'" in capsys.readouterr().err
+    code = main(["embed", str(recorded), "-q", "--method", "pca", "--csv", "maps/x.csv"])
+    assert code == 0 and (recorded / "maps" / "x.csv").is_file()
+
+
+@pytest.mark.parametrize("level", ["2", "0", "x"])
+def test_a_level_outside_0_1_is_refused_by_name(capsys, recorded, level):
+    with pytest.raises(SystemExit) as exit_:
+        main(["stats", str(recorded), "--level", level])
+    assert exit_.value.code == 2 and "--level" in capsys.readouterr().err

@@ -37,12 +37,16 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    to_stdout = args.csv == "-"
+    if args.csv and not to_stdout:
+        from fspace.export import check_folder
+
+        check_folder(args.csv)  # refuse before the slow part, not after
     emb = embed_from_args(args)
     frame = emb.frame
-    to_stdout = args.csv == "-"
     say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
     say(
-        f"{len(frame)} checkpoints of {frame['run'].nunique()} runs embedded with "
+        f"{len(frame)} checkpoints of {plural(frame['run'].nunique(), 'run')} embedded with "
         f"{emb.method} {emb.params} on the {emb.distance} distance"
     )
     from fspace.embedding.quality import summary
@@ -51,12 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if to_stdout:
         frame.to_csv(sys.stdout, index=False)
     elif args.csv:
-        from fspace._atomic import write_text
-        from fspace.errors import ExportError
+        from fspace.export import write_table
 
-        try:
-            write_text(args.csv, frame.to_csv(index=False))
-        except OSError as e:
-            raise ExportError(f"cannot write {args.csv}: {e.strerror or e}") from None
+        write_table(args.csv, frame.to_csv(index=False))
         print(f"wrote {args.csv}")
     return 0
+
+
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an s unless ``n`` is 1."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 from fspace.cli._args import (
@@ -61,17 +63,36 @@ def register(sub) -> None:
         "--n-perm", type=positive_int, default=999, metavar="N", help="label permutations (999)"
     )
     group.add_argument(
-        "--level", type=float, default=0.95, metavar="X", help="interval level (0.95)"
+        "--level",
+        type=interval_level,
+        default=0.95,
+        metavar="X",
+        help="interval level, between 0 and 1 (0.95)",
     )
     group.add_argument("--random-state", type=int, default=0, metavar="SEED", help="default: 0")
     add_device(group)
-    group.add_argument("--csv", metavar="FILE", help="write the per-run table")
+    group.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write the per-run table ('-': to standard output, with the report on standard error)",
+    )
     group.add_argument(
         "--figure", metavar="FILE", help="distance from start and between runs against epoch"
     )
     params = p.add_argument_group("distance parameters", "each applies to the distances it names")
     add_entry_params(p, params, DISTANCES, prefix=PARAM_PREFIX)
     p.set_defaults(func=run)
+
+
+def interval_level(text: str) -> float:
+    """``--level``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (0.95: 95%), got {text}")
+    return value
 
 
 def parse_epoch(text: str | None) -> int | str | None:
@@ -110,11 +131,17 @@ def load(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from fspace.device import check_device
     from fspace.distances import DISTANCES, cached_pairwise
+    from fspace.export import check_destination, check_folder
     from fspace.stats import summarize
 
     epoch = parse_epoch(args.epoch)
     check_device(args.device, option="--device")
     params = chosen_params(args, DISTANCES, args.distance, prefix=PARAM_PREFIX, option="--distance")
+    to_stdout = args.csv == "-"
+    if args.csv and not to_stdout:  # refuse before the slow part, not after
+        check_folder(args.csv)
+    if args.figure:
+        check_destination(args.figure)
     vectors, targets, cache = load(args)
     distances = cached_pairwise(cache, vectors, args.distance, device=args.device, **params)
     result = summarize(
@@ -130,27 +157,23 @@ def run(args: argparse.Namespace) -> int:
         random_state=args.random_state,
         params=params,
     )
-    print(report(result, args.level, args.n_boot, args.n_perm))
-    if args.csv:
-        _write(args.csv, result.runs.to_csv(index=False))
+    # the files first: a report that cannot be printed must not lose them
+    say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
+    if to_stdout:
+        result.runs.to_csv(sys.stdout, index=False)
+    elif args.csv:
+        from fspace.export import write_table
+
+        write_table(args.csv, result.runs.to_csv(index=False))
+        say(f"wrote {args.csv}")
     if args.figure:
         from fspace.export import write_figure
         from fspace.plot.stats import stats_figure
 
         write_figure(stats_figure(result), args.figure)
-        print(f"wrote {args.figure}")
+        say(f"wrote {args.figure}")
+    say(report(result, args.level, args.n_boot, args.n_perm))
     return 0
-
-
-def _write(path: str, text: str) -> None:
-    from fspace._atomic import write_text
-    from fspace.errors import ExportError
-
-    try:
-        write_text(path, text)
-    except OSError as e:
-        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
-    print(f"wrote {path}")
 
 
 def _num(x: float) -> str:
@@ -219,7 +242,8 @@ def _comparison_table(comparisons: pd.DataFrame) -> list[str]:
         part = part.set_index("label")
         row = [quantity] + [_ci(*part.loc[lab, ["value", "low", "high"]]) for lab in labels]
         if has_p:
-            row.append(_num(part["p_value"].dropna().iloc[0]))
+            given = part["p_value"].dropna()  # a comparison may have none (one run a side)
+            row.append(_num(given.iloc[0]) if len(given) else "-")
         rows.append(row)
     return _table(header, rows)
 

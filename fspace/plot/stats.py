@@ -50,6 +50,7 @@ def _band(fig: go.Figure, x, mean, spread, color: str, name: str, dash: str, wha
         go.Scatter(
             x=np.r_[x, x[::-1]],
             y=np.r_[upper, lower[::-1]],
+            mode="lines",  # the band's outline only: no markers on its corners
             fill="toself",
             fillcolor=_rgba(color, 0.18),
             line={"width": 0},
@@ -116,7 +117,8 @@ def trajectory_stat_figure(
         stats = part.groupby("epoch")[column].agg(["mean", "std", "count"]).reset_index()
         spread = stats["std"].fillna(0.0).to_numpy()
         style = styles[label]
-        name = f"{label} ({part['run'].nunique()} runs)"
+        runs = part["run"].nunique()
+        name = f"{label} ({runs} run{'' if runs == 1 else 's'})"
         _band(fig, stats["epoch"], stats["mean"], spread, style.color, name, style.dash, what)
     return _layout(fig, title, f"{what} (mean ± sd over runs)")
 
@@ -152,7 +154,7 @@ def group_distance_figure(epochs: pd.DataFrame, *, title: str | None = None) -> 
             part["mean"],
             part["std"].to_numpy(),
             color,
-            f"{name} ({n} pairs)",
+            f"{name} ({n} pair{'' if n == 1 else 's'})",
             dash,
             what,
         )

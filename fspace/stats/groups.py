@@ -54,7 +54,8 @@ def select(index: RunIndex, epoch: int | str | None) -> tuple[np.ndarray, str]:
     if np.any(rows < 0):
         lacking = index.runs[rows < 0]
         raise ConfigError(
-            f"{len(lacking)} runs have no checkpoint at epoch {epoch} (e.g. {lacking[0]!r}); "
+            f"{len(lacking)} run(s) have no checkpoint at epoch {epoch} "
+            f"(e.g. {str(lacking[0])!r}); "
             f"recorded epochs: {index.epochs.min()}-{index.epochs.max()}"
         )
     return rows, f"epoch {epoch}"
