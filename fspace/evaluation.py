@@ -25,7 +25,7 @@ from torch import nn
 from fspace import factories
 from fspace.batched import compute_vectors, signature
 from fspace.device import resolve_device
-from fspace.errors import ConfigError, EmptyExperimentError, ProbeMismatchError
+from fspace.errors import ConfigError, EmptyExperimentError, ProbeMismatchError, RunError
 from fspace.outputs import OutputSpec, as_spec, as_stored
 from fspace.outputs.apply import function_vector
 from fspace.probes import ProbeSuite
@@ -271,7 +271,7 @@ def _evaluate_one(
     from tqdm.auto import tqdm
 
     exp = experiment if isinstance(experiment, Experiment) else Experiment(experiment)
-    ckpts = exp.require_checkpoints()
+    ckpts = of_readable_runs(exp, exp.require_checkpoints())
     suite = probes if isinstance(probes, ProbeSuite) else exp.probes(probes)
     spec, meta = resolve_output(
         exp,
@@ -316,6 +316,23 @@ def _evaluate_one(
     if not got.kept:
         raise EmptyExperimentError(f"no checkpoint in {exp.path} has a finite function vector")
     return vectors_of(exp, suite, got)
+
+
+def of_readable_runs(exp: Experiment, ckpts: Sequence[CheckpointInfo]) -> list[CheckpointInfo]:
+    """The checkpoints of ``ckpts`` whose run's run.json can be read; each other run is
+    left out with a warning naming its file (one damaged run does not stop the rest)."""
+    broken = {}
+    for run in dict.fromkeys(c.run for c in ckpts):
+        try:
+            exp.run(run)
+        except RunError as e:
+            broken[run] = e
+    for run, error in broken.items():
+        warnings.warn(f"left out run {run!r}: {error}", stacklevel=4)
+    kept = [c for c in ckpts if c.run not in broken]
+    if ckpts and not kept:
+        raise EmptyExperimentError(f"no run of {exp.path} has a readable run.json")
+    return kept
 
 
 def vectors_of(exp: Experiment, suite: ProbeSuite, got: Collected) -> FunctionVectors:

@@ -202,6 +202,31 @@ def test_info_reports_every_unreadable_file(exp_path, capsys):
         assert any(str(path) in line for line in unreadable), (path, out)
 
 
+def test_a_damaged_run_json_leaves_out_its_run_only(exp_path, tmp_path, capsys):
+    """Evaluation, maps and the command line go on without the run whose run.json is
+    damaged, with a warning naming the file; asking for that run names it as the error."""
+    from fspace.cli import main
+    from fspace.errors import RunError
+
+    shutil.copytree(exp_path, tmp_path / "whole")
+    whole = fspace.evaluate(tmp_path / "whole", progress=False)
+    bad = exp_path / "runs/random-s1/run.json"
+    bad.write_text("{not json")
+    with pytest.warns(UserWarning, match=r"left out run 'random-s1': .*run.json"):
+        fv = fspace.evaluate(exp_path, progress=False)
+    assert set(fv.points["run"]) == {"pretrained-s0", "pretrained-s1", "random-s0"}
+    rows = whole.points.reset_index(drop=True).set_index("checkpoint").index
+    np.testing.assert_array_equal(
+        fv.matrix, whole.matrix[rows.get_indexer(fv.points["checkpoint"])]
+    )
+    with pytest.raises(RunError, match="run.json"):
+        fspace.evaluate(exp_path, progress=False, runs=["random-s1"])
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=str(bad)):
+        assert main(["embed", str(exp_path), "-q", "--method", "pca"]) == 0
+    assert "12 checkpoints of 3 runs" in capsys.readouterr().out
+
+
 def _special(kind: str, path: Path) -> None:
     if kind == "fifo":
         os.mkfifo(path)  # opening it for reading would wait for a writer forever

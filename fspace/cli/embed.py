@@ -6,7 +6,7 @@ import argparse
 import functools
 import sys
 
-from fspace.cli._args import add_embedding, add_vectors, embed_from_args
+from fspace.cli._args import add_embedding, add_vectors, embed_from_args, plural
 
 
 def register(sub) -> None:
@@ -60,8 +60,3 @@ def run(args: argparse.Namespace) -> int:
         write_table(args.csv, frame.to_csv(index=False))
         print(f"wrote {args.csv}")
     return 0
-
-
-def plural(n: int, word: str) -> str:
-    """``n`` and ``word``, with an s unless ``n`` is 1."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"

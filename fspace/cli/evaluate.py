@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fspace.cli._args import add_device, add_experiment, add_vectors, open_experiment
+from fspace.cli._args import add_device, add_experiment, add_vectors, open_experiment, plural
 
 
 def register(sub) -> None:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     n, d = vectors.matrix.shape
     runs = vectors.points["run"].nunique()
     print(
-        f"{n} function vectors of length {d} ({runs} runs) on probe suite "
+        f"{plural(n, 'function vector')} of length {d} ({plural(runs, 'run')}) on probe suite "
         f"{vectors.fingerprint}, {vectors.kind} output as {vectors.output}"
     )
     return 0

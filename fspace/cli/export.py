@@ -9,6 +9,7 @@ from fspace.cli._args import (
     add_experiment,
     add_vectors,
     embed_from_args,
+    plural,
     positive_int,
 )
 
@@ -44,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
     title = args.title or f"{Path(args.experiment).name}: function space ({emb.method})"
     fig = map_figure(emb.frame, title=title)  # a picture above RASTER_LIMIT checkpoints
     path = write_figure(fig, args.out, width=args.width, height=args.height)
-    print(f"wrote {path} ({len(emb.frame)} checkpoints, {emb.frame['run'].nunique()} runs)")
+    runs = emb.frame["run"].nunique()
+    print(f"wrote {path} ({plural(len(emb.frame), 'checkpoint')}, {plural(runs, 'run')})")
     return 0

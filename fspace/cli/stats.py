@@ -14,6 +14,7 @@ from fspace.cli._args import (
     add_entry_params,
     add_vectors,
     chosen_params,
+    plural,
     positive_int,
 )
 
@@ -192,7 +193,8 @@ def report(result: StatsResult, level: float, n_boot: int, n_perm: int) -> str:
 
     runs = result.runs
     lines = [
-        f"{len(runs)} runs, {len(result.trajectories)} checkpoints; distance {result.distance}; "
+        f"{plural(len(runs), 'run')}, {plural(len(result.trajectories), 'checkpoint')}; "
+        f"distance {result.distance}; "
         f"runs grouped by {result.by}"
     ]
     pct = f"{level:.0%}"
