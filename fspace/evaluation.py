@@ -26,7 +26,7 @@ from fspace import factories
 from fspace.batched import compute_vectors, signature
 from fspace.device import resolve_device
 from fspace.errors import ConfigError, EmptyExperimentError, ProbeMismatchError, RunError
-from fspace.outputs import OutputSpec, as_spec, as_stored
+from fspace.outputs import KINDS, OutputSpec, as_spec, as_stored
 from fspace.outputs.apply import function_vector
 from fspace.probes import ProbeSuite
 from fspace.store import CheckpointInfo, Experiment, RunInfo, layout
@@ -59,7 +59,28 @@ def resolve_output(
     known = remembered.get(spec.name)
     if spec.kind is None and known is not None:
         spec = _spec_of(spec.name, known)
+    elif spec.kind is None:
+        spec = _with_recorded_kind(exp, suite, spec)
     return spec, remembered.get(spec.name, {})
+
+
+def _with_recorded_kind(exp: Experiment, suite: ProbeSuite, spec: OutputSpec) -> OutputSpec:
+    """``spec`` (of no kind yet) given the kind the experiment was recorded with, if one
+    was; ConfigError at once when its form does not apply to that kind (probabilities of
+    a regression), rather than after the models are built."""
+    try:
+        kind = recorded_output(exp, suite.fingerprint)[0].kind
+    except ConfigError:  # several outputs recorded: the form alone decides
+        return spec
+    if kind is None:
+        return spec
+    forms = KINDS.get(kind).tags["forms"]
+    if spec.form not in forms:
+        raise ConfigError(
+            f"output {spec.form!r} does not apply to {exp.path}: it was recorded with "
+            f"{kind} outputs, whose forms are {', '.join(forms)}"
+        )
+    return spec.with_kind(kind)
 
 
 def recorded_output(exp: Experiment, fingerprint: str) -> tuple[OutputSpec, dict[str, Any]]:

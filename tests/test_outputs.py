@@ -167,6 +167,10 @@ def test_regression_outputs_are_raw_values(tmp_path, features, declare):
     np.testing.assert_allclose(fv.matrix[0], model(features.inputs).detach().reshape(-1), atol=1e-6)
     with pytest.raises(ConfigError, match="not distributions"):
         fv.distributions()
+    # a form of another kind is refused at once, naming the recorded kind's forms (the
+    # models are not built: their factory is never asked for)
+    with pytest.raises(ConfigError, match="recorded with regression outputs, whose forms are raw"):
+        evaluate(tmp_path / "exp", output="prob", model_factory="nowhere:nothing", progress=False)
 
 
 def test_an_experiment_recorded_with_logits_is_evaluated_without_flags(tmp_path, tokens):
