@@ -60,6 +60,10 @@ def test_stats_by_another_column_and_bad_options(capsys, recorded):
     assert code == 2 and "no column 'colour'" in err
     code, _, err = stats(capsys, recorded, "--epoch", "soon")
     assert code == 2 and "--epoch takes all, last" in err
+    code, _, err = stats(capsys, recorded, "--epoch", "99")
+    assert code == 2 and "at epoch 99 (e.g. 'pretrained-s0')" in err, err
+    code, _, err = stats(capsys, recorded, "--distance", "bhattacharyya", "--floor", "0")
+    assert code == 2 and "argument --floor: floor must be at least" in err, err
 
 
 def test_stats_help_lists_the_distances(capsys):

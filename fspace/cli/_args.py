@@ -234,15 +234,17 @@ def chosen_params(
     }
     out = {}
     for name, value in sorted(given.items()):
+        flag = "--" + name.replace("_", "-")
         if name not in {p.name for p in entry.params}:
             owners = [e.name for e in registry if name in {p.name for p in e.params}]
-            flag = "--" + name.replace("_", "-")
             raise ConfigError(
                 f"{flag} applies to {option} {' or '.join(owners)} only; "
                 f"{option} {chosen} takes {_flags(entry.params)}"
             )
-        param = entry.param(name)
-        out[name] = param.parse(value) if isinstance(value, str) else value
+        try:
+            out[name] = entry.param(name).parse(value)
+        except ConfigError as err:  # name the option, as argparse does
+            raise ConfigError(f"argument {flag}: {err}") from None
     return out
 
 
