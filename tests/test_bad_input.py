@@ -64,6 +64,7 @@ CLI_CASES = {
     # id: (argv, text the error line must contain); EXP / EMPTY / TMP are filled in
     "missing-path": (["info", "TMP/nowhere"], "nowhere"),
     "plain-directory": (["info", "TMP"], "not an fspace experiment"),
+    "folder-of-experiments": (["info", "EXP/.."], "a folder of experiments, not one"),
     "a-file": (["evaluate", "TMP/file.txt"], "file.txt"),
     "empty-evaluate": (["evaluate", "EMPTY"], "no checkpoints"),
     "empty-embed": (["embed", "EMPTY", "--method", "pca"], "no checkpoints"),

@@ -64,11 +64,7 @@ class Experiment:
             raise ConfigError(f"an experiment path must be a str or Path, got {path!r}")
         self.path = Path(path)
         if not (self.path / layout.MARKER).is_file():
-            hint = "it does not exist" if not self.path.exists() else "it holds no experiment"
-            raise NotAnExperimentError(
-                f"{self.path} is not an fspace experiment ({hint}); record into it with "
-                f"fspace.Recorder or create it with Experiment.create()"
-            )
+            raise NotAnExperimentError(layout.not_an_experiment(self.path))
         self._header_cache: dict[Path, tuple[tuple[int, int], Any]] = {}
         self.problems: list[Problem] = []
 

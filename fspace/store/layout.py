@@ -113,3 +113,24 @@ def writable(root: Path, path: Path) -> Path:
     if os.path.islink(path):
         raise StoreWriteError(f"refusing to replace {path}: it is a symbolic link")
     return path
+
+
+def not_an_experiment(path: Path) -> str:
+    """Why ``path`` is no experiment, naming the experiments just inside it, if any."""
+    if not path.exists():
+        hint = "it does not exist"
+    else:
+        try:
+            inner = sorted(p.name for p in path.iterdir() if (p / MARKER).is_file())
+        except OSError:
+            inner = []
+        if inner:
+            shown = ", ".join(str(path / n) for n in inner[:5]) + (
+                ", ..." if len(inner) > 5 else ""
+            )
+            return f"{path} is a folder of experiments, not one: name one of them ({shown})"
+        hint = "it holds no experiment"
+    return (
+        f"{path} is not an fspace experiment ({hint}); record into it with "
+        f"fspace.Recorder or create it with Experiment.create()"
+    )
