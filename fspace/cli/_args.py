@@ -8,14 +8,18 @@ Options that name a registered thing (``--method``) or set one of its parameters
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 from fspace.outputs import FORMS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+
+    import pandas as pd
 
     from fspace.registry import Entry, Param, Registry
 
@@ -34,6 +38,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
+    return value
+
+
+def interval_level(text: str) -> float:
+    """``--level``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (0.95: 95%), got {text}")
     return value
 
 
@@ -345,3 +360,31 @@ def embed_from_args(args: argparse.Namespace):
         runs=getattr(args, "runs", None),
         groups=getattr(args, "groups", None),
     )
+
+
+# --csv FILE: a table written to FILE, or to standard output for "-" (the command's
+# other lines then go to standard error).
+
+
+def check_csv(path: str | None) -> None:
+    """Refuse a ``--csv`` file before the slow part, not after (``-`` is always fine)."""
+    if path and path != "-":
+        from fspace.export import check_folder
+
+        check_folder(path)
+
+
+def say_for(path: str | None) -> Callable[..., None]:
+    """``print`` to where a command's own lines go beside ``--csv path``."""
+    return functools.partial(print, file=sys.stderr if path == "-" else sys.stdout)
+
+
+def write_csv(path: str | None, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as ``--csv path`` asks, saying where (nothing without a path)."""
+    if path == "-":
+        frame.to_csv(sys.stdout, index=False)
+    elif path:
+        from fspace.export import write_table
+
+        write_table(path, frame.to_csv(index=False))
+        say_for(path)(f"wrote {path}")

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 
-from fspace.cli._args import add_embedding, add_vectors, embed_from_args, plural
+from fspace.cli._args import (
+    add_embedding,
+    add_vectors,
+    check_csv,
+    embed_from_args,
+    plural,
+    say_for,
+    write_csv,
+)
 
 
 def register(sub) -> None:
@@ -37,14 +43,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    to_stdout = args.csv == "-"
-    if args.csv and not to_stdout:
-        from fspace.export import check_folder
-
-        check_folder(args.csv)  # refuse before the slow part, not after
+    check_csv(args.csv)
     emb = embed_from_args(args)
     frame = emb.frame
-    say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
+    say = say_for(args.csv)
     say(
         f"{len(frame)} checkpoints of {plural(frame['run'].nunique(), 'run')} embedded with "
         f"{emb.method} {emb.params} on the {emb.distance} distance"
@@ -52,11 +54,5 @@ def run(args: argparse.Namespace) -> int:
     from fspace.embedding.quality import summary
 
     say(f"faithfulness: {summary(emb.quality)}")
-    if to_stdout:
-        frame.to_csv(sys.stdout, index=False)
-    elif args.csv:
-        from fspace.export import write_table
-
-        write_table(args.csv, frame.to_csv(index=False))
-        print(f"wrote {args.csv}")
+    write_csv(args.csv, frame)
     return 0

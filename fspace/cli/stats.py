@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import math
-import sys
 from typing import TYPE_CHECKING, Any
 
 from fspace.cli._args import (
@@ -13,9 +11,13 @@ from fspace.cli._args import (
     add_device,
     add_entry_params,
     add_vectors,
+    check_csv,
     chosen_params,
+    interval_level,
     plural,
     positive_int,
+    say_for,
+    write_csv,
 )
 
 if TYPE_CHECKING:
@@ -85,17 +87,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def interval_level(text: str) -> float:
-    """``--level``: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (0.95: 95%), got {text}")
-    return value
-
-
 def parse_epoch(text: str | None) -> int | str | None:
     """``--epoch``: None for all, ``"last"``, or an int."""
     from fspace.errors import ConfigError
@@ -132,15 +123,13 @@ def load(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from fspace.device import check_device
     from fspace.distances import DISTANCES, cached_pairwise
-    from fspace.export import check_destination, check_folder
+    from fspace.export import check_destination
     from fspace.stats import summarize
 
     epoch = parse_epoch(args.epoch)
     check_device(args.device, option="--device")
     params = chosen_params(args, DISTANCES, args.distance, prefix=PARAM_PREFIX, option="--distance")
-    to_stdout = args.csv == "-"
-    if args.csv and not to_stdout:  # refuse before the slow part, not after
-        check_folder(args.csv)
+    check_csv(args.csv)  # the files are refused before the slow part, not after
     if args.figure:
         check_destination(args.figure)
     vectors, targets, cache = load(args)
@@ -159,14 +148,8 @@ def run(args: argparse.Namespace) -> int:
         params=params,
     )
     # the files first: a report that cannot be printed must not lose them
-    say = functools.partial(print, file=sys.stderr if to_stdout else sys.stdout)
-    if to_stdout:
-        result.runs.to_csv(sys.stdout, index=False)
-    elif args.csv:
-        from fspace.export import write_table
-
-        write_table(args.csv, result.runs.to_csv(index=False))
-        say(f"wrote {args.csv}")
+    say = say_for(args.csv)
+    write_csv(args.csv, result.runs)
     if args.figure:
         from fspace.export import write_figure
         from fspace.plot.stats import stats_figure
